@@ -1,0 +1,3 @@
+from fitdoc.cli import main
+
+main()

@@ -1,0 +1,322 @@
+"""The YAML config: schema, defaults, `--set` overrides, loading and saving.
+
+Strict where users err (unknown keys, out-of-range values, `epochs: many`),
+lenient where YAML 1.1 is unhelpful: PyYAML reads `l2: 1e-4` as a string, and
+fitdoc reads it as the number a person meant.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+
+from fitdoc.errors import ConfigError
+
+_FLOAT_TEXT = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+
+
+def _number_from_text(value: Any) -> Any:
+    """`"1e-4"` -> 1e-4 and `"1e3"` -> 1000 (for int fields); anything else unchanged."""
+    if isinstance(value, str) and _FLOAT_TEXT.match(value.strip()):
+        return float(value)
+    return value
+
+
+def _int_from_text(value: Any) -> Any:
+    value = _number_from_text(value)
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+Float = Annotated[float, BeforeValidator(_number_from_text)]
+Int = Annotated[int, BeforeValidator(_int_from_text)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+SYNTHETIC_DATASETS = ("founding", "friedman1", "wave")
+
+
+class DataConfig(_Section):
+    synthetic: Literal["founding", "friedman1", "wave"] | None = Field(
+        None, description="A built-in seeded generator (no downloads)."
+    )
+    path: str | None = Field(None, description="A CSV or Parquet file (relative to the config file).")
+    target: str | list[str] | None = Field(
+        None, description="With `path`: the target column, or a list of columns (several outputs)."
+    )
+    features: list[str] | None = Field(
+        None, description="With `path`: feature columns; default every other numeric column."
+    )
+    n_samples: Int = Field(5000, ge=10, description="With `synthetic`: number of rows.")
+    noise: Float = Field(0.002, ge=0, description="With `synthetic`: std of the noise added to the target.")
+    test_split: Float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="Fraction held out before training as a test set; adds a `test_mae` column "
+        "(never read by the rules).",
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> DataConfig:
+        if (self.synthetic is None) == (self.path is None):
+            raise ValueError("give exactly one of `synthetic` or `path`")
+        if self.path is not None and self.target is None:
+            raise ValueError("`target` is required with `path`")
+        return self
+
+
+class ModelConfig(_Section):
+    hidden_layers: Int = Field(5, ge=1, le=64, description="Number of hidden Dense layers.")
+    units: Int = Field(64, ge=1, le=65536, description="Units in each hidden layer.")
+    activation: Literal["relu", "tanh", "elu", "selu", "gelu", "sigmoid", "linear"] = Field(
+        "relu", description="Activation of the hidden layers."
+    )
+    l2: Float = Field(0.0, ge=0, description="Kernel L2 factor on every hidden Dense layer.")
+    l1: Float = Field(0.0, ge=0, description="Kernel L1 factor on every hidden Dense layer.")
+    dropout: Float = Field(0.0, ge=0, lt=1, description="Dropout rate between hidden layers.")
+
+
+class EarlyStoppingConfig(_Section):
+    patience: Int = Field(50, ge=1, description="Epochs without val MAE improvement before stopping.")
+    min_delta: Float = Field(0.0, ge=0, description="Smallest change of val MAE that counts.")
+    start_from_epoch: Int = Field(0, ge=0, description="Epochs to wait before monitoring.")
+
+
+class TrainingConfig(_Section):
+    optimizer: Literal["adam"] = Field("adam", description="Optimizer (Adam, as in the founding case).")
+    learning_rate: Float = Field(0.001, gt=0, le=10, description="Adam learning rate.")
+    loss: Literal["mse"] = Field("mse", description="Training loss.")
+    epochs: Int = Field(1000, ge=1, le=1_000_000, description="Epochs to train.")
+    batch_size: Int = Field(500, ge=1, description="Batch size.")
+    validation_split: Float = Field(
+        0.2, gt=0, lt=1, description="Last fraction of the data used for validation, as in Keras."
+    )
+    shuffle: bool = Field(True, description="Shuffle the training part every epoch.")
+    early_stopping: EarlyStoppingConfig | None = Field(
+        None, description="Stop when val MAE stops improving; restores the best weights."
+    )
+    engine: Literal["fast", "keras"] = Field(
+        "fast", description="`fast`: compiled whole-epoch loop; `keras`: plain model.fit (reference)."
+    )
+
+
+class OutputConfig(_Section):
+    dir: str = Field("runs", description="Where run directories are created (relative to the working dir).")
+
+
+class Config(_Section):
+    name: str = Field("run", min_length=1, max_length=100, description="Names the run directory.")
+    seed: Int = Field(42, ge=0, le=2**31 - 1, description="Seed for data, weights and shuffling.")
+    data: DataConfig = Field(description="Where the data comes from (required).")
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    output: OutputConfig = Field(default_factory=OutputConfig)
+
+    def get(self, dotted_key: str) -> Any:
+        node: Any = self
+        for part in dotted_key.split("."):
+            node = getattr(node, part)
+        return node
+
+    def with_changes(self, changes: dict[str, Any]) -> Config:
+        """A new config with `{"model.l2": 0.0001, ...}` applied and validated."""
+        raw = self.model_dump(mode="python")
+        for key, value in changes.items():
+            _set_dotted(raw, key, value)
+        return Config.model_validate(raw)
+
+
+class ModelOnlyConfig(_Section):
+    """What `diagnose --config` needs: the data section may be absent or point nowhere."""
+
+    name: str = "run"
+    seed: Int = 42
+    data: dict[str, Any] | None = None
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    output: OutputConfig = Field(default_factory=OutputConfig)
+
+    get = Config.get
+
+
+AnyConfig = Config | ModelOnlyConfig
+
+
+# ---------------------------------------------------------------- loading
+
+
+def parse_overrides(overrides: list[str] | None) -> dict[str, Any]:
+    """`["training.epochs=50"]` -> `{"training.epochs": 50}` (values read as YAML)."""
+    parsed: dict[str, Any] = {}
+    for item in overrides or []:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"expected KEY=VALUE, got {item!r}", field="--set")
+        try:
+            parsed[key.strip()] = yaml.safe_load(text) if text.strip() else ""
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"value {text!r} is not valid YAML ({_yaml_problem(exc)})", field=key) from None
+    return parsed
+
+
+def load_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = Path(path).read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise ConfigError("file not found", path=path) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read: {exc}", path=path) from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"invalid YAML: {_yaml_problem(exc)}", path=path) from None
+    if raw is None:
+        raise ConfigError("empty config; at least a `data` section is required", path=path)
+    if not isinstance(raw, dict):
+        raise ConfigError(f"expected a mapping of sections, got {type(raw).__name__}", path=path)
+    return raw
+
+
+def load_config(
+    path: Path, overrides: list[str] | None = None, *, model_only: bool = False
+) -> AnyConfig:
+    """Read, override and validate a config file. Raises ConfigError (one line)."""
+    raw = load_yaml(path)
+    for key, value in parse_overrides(overrides).items():
+        _check_override_key(key, path)
+        _set_dotted(raw, key, value)
+    return validate_config(raw, path=path, model_only=model_only)
+
+
+def validate_config(raw: dict[str, Any], *, path: object = "<config>", model_only: bool = False) -> AnyConfig:
+    schema = ModelOnlyConfig if model_only else Config
+    try:
+        config = schema.model_validate(raw)
+    except ValidationError as exc:
+        raise _config_error(exc, path, schema) from None
+    if isinstance(config, Config) and config.data.path is not None and path not in (None, "<config>"):
+        data_path = Path(config.data.path).expanduser()
+        if not data_path.is_absolute():
+            data_path = Path(path).resolve().parent / data_path
+        config.data.path = str(data_path)
+    return config
+
+
+def config_to_yaml(config: BaseModel) -> str:
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
+
+
+def write_config(config: BaseModel, path: Path) -> None:
+    atomic_write_text(path, config_to_yaml(config))
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write then rename, so a reader never sees half a file."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def json_schema() -> dict[str, Any]:
+    return Config.model_json_schema()
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _set_dotted(raw: dict[str, Any], key: str, value: Any) -> None:
+    node = raw
+    parts = key.split(".")
+    for part in parts[:-1]:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            child = {}
+            node[part] = child
+        node = child
+    node[parts[-1]] = copy.deepcopy(value)
+
+
+def _check_override_key(key: str, path: object) -> None:
+    model: type[BaseModel] | None = Config
+    for part in key.split("."):
+        fields = model.model_fields if model is not None else {}
+        if part not in fields:
+            hint = _did_you_mean(part, list(fields))
+            raise ConfigError(f"unknown key{hint}", path=path, field=f"--set {key}")
+        annotation = fields[part].annotation
+        model = _section_type(annotation)
+
+
+def _section_type(annotation: Any) -> type[BaseModel] | None:
+    candidates = getattr(annotation, "__args__", None) or (annotation,)
+    for candidate in candidates:
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+            return candidate
+    return None
+
+
+def _model_at(schema: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    model: type[BaseModel] | None = schema
+    for part in loc:
+        if model is None or not isinstance(part, str) or part not in model.model_fields:
+            return None
+        model = _section_type(model.model_fields[part].annotation)
+    return model
+
+
+def _did_you_mean(word: str, options: list[str]) -> str:
+    close = difflib.get_close_matches(word, options, n=1, cutoff=0.5)
+    if close:
+        return f"; did you mean '{close[0]}'?"
+    return f"; expected one of: {', '.join(options)}" if options else ""
+
+
+def _config_error(exc: ValidationError, path: object, schema: type[BaseModel]) -> ConfigError:
+    error = exc.errors()[0]
+    # pydantic puts the union branch name in loc (e.g. "EarlyStoppingConfig"); drop it.
+    loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and p[:1].isupper()))
+    dotted = ".".join(str(p) for p in loc) or "(top level)"
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        parent = _model_at(schema, loc[:-1])
+        options = list(parent.model_fields) if parent is not None else []
+        message = f"unknown key{_did_you_mean(str(loc[-1]), options)}"
+    elif kind == "missing":
+        message = "required field is missing"
+    else:
+        message = error["msg"].removeprefix("Value error, ")
+        if "input" in error and kind not in ("model_type", "dict_type"):
+            message += f" (got {error['input']!r})"
+    more = len(exc.errors()) - 1
+    if more:
+        message += f" (and {more} more problem{'s' if more > 1 else ''})"
+    return ConfigError(message, path=path, field=dotted)
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    if mark is not None:
+        return f"{problem} at line {mark.line + 1}, column {mark.column + 1}"
+    return str(problem)

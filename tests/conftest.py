@@ -1,0 +1,26 @@
+"""Shared test helpers."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+
+
+def shared_corpus() -> Path:
+    """`../shared/corpus`: skip when absent, but fail under CI=true (DESIGN.md)."""
+    corpus = SHARED / "corpus"
+    if not corpus.is_dir():
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"shared corpus missing at {corpus} (required under CI=true)")
+        pytest.skip(f"shared corpus not found at {corpus}")
+    return corpus
+
+
+@pytest.fixture
+def corpus() -> Path:
+    return shared_corpus()

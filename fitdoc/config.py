@@ -45,6 +45,23 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+class _DottedAccess:
+    """`get("model.l2")` and `with_changes({"model.l2": 1e-4})` for the top-level configs."""
+
+    def get(self, dotted_key: str) -> Any:
+        node: Any = self
+        for part in dotted_key.split("."):
+            node = getattr(node, part)
+        return node
+
+    def with_changes(self, changes: dict[str, Any]) -> Any:
+        """A new, validated config of the same kind with the changes applied."""
+        raw = self.model_dump(mode="python")  # type: ignore[attr-defined]
+        for key, value in changes.items():
+            _set_dotted(raw, key, value)
+        return type(self).model_validate(raw)  # type: ignore[attr-defined]
+
+
 SYNTHETIC_DATASETS = ("founding", "friedman1", "wave")
 
 
@@ -117,7 +134,7 @@ class OutputConfig(_Section):
     dir: str = Field("runs", description="Where run directories are created (relative to the working dir).")
 
 
-class Config(_Section):
+class Config(_DottedAccess, _Section):
     name: str = Field("run", min_length=1, max_length=100, description="Names the run directory.")
     seed: Int = Field(42, ge=0, le=2**31 - 1, description="Seed for data, weights and shuffling.")
     data: DataConfig = Field(description="Where the data comes from (required).")
@@ -125,21 +142,8 @@ class Config(_Section):
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
 
-    def get(self, dotted_key: str) -> Any:
-        node: Any = self
-        for part in dotted_key.split("."):
-            node = getattr(node, part)
-        return node
 
-    def with_changes(self, changes: dict[str, Any]) -> Config:
-        """A new config with `{"model.l2": 0.0001, ...}` applied and validated."""
-        raw = self.model_dump(mode="python")
-        for key, value in changes.items():
-            _set_dotted(raw, key, value)
-        return Config.model_validate(raw)
-
-
-class ModelOnlyConfig(_Section):
+class ModelOnlyConfig(_DottedAccess, _Section):
     """What `diagnose --config` needs: the data section may be absent or point nowhere."""
 
     name: str = "run"
@@ -148,8 +152,6 @@ class ModelOnlyConfig(_Section):
     model: ModelConfig = Field(default_factory=ModelConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
-
-    get = Config.get
 
 
 AnyConfig = Config | ModelOnlyConfig

@@ -192,9 +192,7 @@ def load_yaml(path: Path) -> dict[str, Any]:
     return raw
 
 
-def load_config(
-    path: Path, overrides: list[str] | None = None, *, model_only: bool = False
-) -> AnyConfig:
+def load_config(path: Path, overrides: list[str] | None = None, *, model_only: bool = False) -> AnyConfig:
     """Read, override and validate a config file. Raises ConfigError (one line)."""
     raw = load_yaml(path)
     for key, value in parse_overrides(overrides).items():

@@ -30,7 +30,7 @@ class Curves:
     notes: tuple[str, ...] = field(default_factory=tuple)
 
     def __len__(self) -> int:
-        return int(len(self.epochs))
+        return len(self.epochs)
 
     @property
     def has_validation(self) -> bool:

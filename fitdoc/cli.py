@@ -1,0 +1,529 @@
+"""The `fitdoc` command line: parse, call, render, choose the exit code.
+
+Everything heavy (pandas, TensorFlow, matplotlib) is imported inside the
+command that needs it, so `fitdoc --help` and `fitdoc diagnose` start fast and
+work without TensorFlow installed.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from enum import Enum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from fitdoc import __version__
+from fitdoc.errors import ExitCode, FitdocError
+
+if TYPE_CHECKING:
+    from fitdoc.config import AnyConfig
+    from fitdoc.loading import LoadedRun, ReadOptions
+    from fitdoc.verdict import Diagnosis
+
+app = typer.Typer(
+    name="fitdoc",
+    help="Train dense regression nets and diagnose their learning curves: "
+    "overfit, underfit or balanced, and the next regularization change to try.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+_state = {"debug": False}
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class OutputFormat(str, Enum):
+    text = "text"
+    json = "json"
+    markdown = "markdown"
+    github = "github"
+
+
+class TableFormat(str, Enum):
+    text = "text"
+    json = "json"
+    markdown = "markdown"
+
+
+class Scale(str, Enum):
+    auto = "auto"
+    log = "log"
+    linear = "linear"
+
+
+VERDICT_NAMES = ("overfit", "underfit", "balanced", "inconclusive")
+
+
+def _stdout() -> Console:
+    return Console(soft_wrap=True)
+
+
+def _stderr() -> Console:
+    return Console(stderr=True, soft_wrap=True)
+
+
+def _error_line(message: str) -> None:
+    # Plain write: one line, never wrapped or styled into several.
+    sys.stderr.write(f"error: {' '.join(message.split())}\n")
+    sys.stderr.flush()
+
+
+def exit_boundary(command: F) -> F:
+    """The one place where domain errors become one stderr line and an exit code."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except (typer.Exit, typer.Abort):
+            raise
+        except FitdocError as exc:
+            _error_line(exc.one_line())
+            raise typer.Exit(int(exc.exit_code)) from None
+        except KeyboardInterrupt:
+            _error_line("interrupted")
+            raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
+        except Exception as exc:
+            if _state["debug"]:
+                raise
+            _error_line(
+                f"internal error: {type(exc).__name__}: {exc} (a bug in fitdoc; rerun with --debug "
+                "for the traceback)"
+            )
+            raise typer.Exit(int(ExitCode.INTERNAL)) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"fitdoc {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version_callback, is_eager=True, help="Show the version and exit."
+        ),
+    ] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of internal errors.")] = False,
+) -> None:
+    _state["debug"] = debug
+
+
+# ------------------------------------------------------------------ options
+
+PathsArg = Annotated[
+    list[Path],
+    typer.Argument(
+        help="History files, run directories, or directories holding them (searched recursively)."
+    ),
+]
+FormatInOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--format-in", help="Force the history format (fitdoc, keras_csv, pandas, json, lightning, hf)."
+    ),
+]
+TrainColOpt = Annotated[str | None, typer.Option("--train-col", help="Column of the train series.")]
+ValColOpt = Annotated[str | None, typer.Option("--val-col", help="Column of the validation series.")]
+FailOnOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--fail-on",
+        help="Comma-separated verdicts that make the exit code 1 (overfit,underfit,balanced,inconclusive).",
+    ),
+]
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option("--set", help="Override a config field, e.g. --set training.epochs=50 (repeatable)."),
+]
+
+
+def parse_fail_on(text: str | None) -> frozenset[str]:
+    if not text:
+        return frozenset()
+    names = {part.strip().lower() for part in text.split(",") if part.strip()}
+    unknown = sorted(names - set(VERDICT_NAMES))
+    if unknown:
+        raise FitdocError(
+            f"unknown verdict {', '.join(unknown)}; expected some of: {', '.join(VERDICT_NAMES)}",
+            field="--fail-on",
+        )
+    return frozenset(names)
+
+
+def _read_options(format_in: str | None, train_col: str | None, val_col: str | None) -> ReadOptions:
+    from fitdoc.loading import ReadOptions
+
+    return ReadOptions(format_in=format_in, train_col=train_col, val_col=val_col)
+
+
+def _load_runs(
+    paths: Sequence[Path], options: ReadOptions, config: AnyConfig | None
+) -> tuple[list[LoadedRun], list[FitdocError]]:
+    """Every readable run under `paths`, and the errors of the others (each path stands alone)."""
+    from fitdoc.history import discover
+    from fitdoc.loading import load_run
+
+    runs: list[LoadedRun] = []
+    errors: list[FitdocError] = []
+    for path in paths:
+        try:
+            sources = discover([path])
+        except FitdocError as exc:
+            errors.append(exc)
+            continue
+        for source in sources:
+            try:
+                runs.append(load_run(source, options, config))
+            except FitdocError as exc:
+                errors.append(exc)
+    return runs, errors
+
+
+def _report_errors(errors: Iterable[FitdocError]) -> int:
+    code = 0
+    for exc in errors:
+        _error_line(exc.one_line())
+        code = max(code, int(exc.exit_code))
+    return code
+
+
+def _verdict_code(diagnoses: Iterable[Diagnosis], fail_on: frozenset[str]) -> int:
+    hit = any(d.verdict.value in fail_on for d in diagnoses)
+    return int(ExitCode.VERDICT_FAILED) if hit else int(ExitCode.OK)
+
+
+def _diagnose_runs(runs: Sequence[LoadedRun], thresholds: dict[str, Any] | None) -> list[Diagnosis]:
+    from fitdoc.diagnosis import diagnose_curves
+
+    return [diagnose_curves(run.curves, run.config, thresholds) for run in runs]
+
+
+def _load_thresholds(path: Path | None) -> dict[str, Any] | None:
+    if path is None:
+        return None
+    from fitdoc.rules.registry import load_threshold_overrides
+
+    return load_threshold_overrides(path)
+
+
+def _render_diagnoses(diagnoses: Sequence[Diagnosis], fmt: OutputFormat, plot_path: Path | None) -> None:
+    if fmt is OutputFormat.text:
+        from fitdoc.report.text import render_diagnosis
+
+        console = _stdout()
+        for diagnosis in diagnoses:
+            render_diagnosis(diagnosis, console)
+        return
+    if fmt is OutputFormat.json:
+        from fitdoc.report.jsonout import diagnoses_to_json
+
+        text = diagnoses_to_json(diagnoses)
+    elif fmt is OutputFormat.markdown:
+        from fitdoc.report.markdown import diagnoses_to_markdown
+
+        text = diagnoses_to_markdown(diagnoses, plot_path=None if plot_path is None else plot_path.name)
+    else:
+        from fitdoc.report.github import diagnoses_to_annotations
+
+        text = diagnoses_to_annotations(diagnoses)
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+
+
+def _plot(runs: Sequence[LoadedRun], diagnoses: Sequence[Diagnosis | None], out: Path, scale: str) -> Path:
+    from fitdoc.compare import RunView
+    from fitdoc.report.plot import plot_runs
+
+    views = [
+        RunView(name=run.name, curves=run.curves, diagnosis=diag, config=run.config)
+        for run, diag in zip(runs, diagnoses, strict=True)
+    ]
+    return plot_runs(views, out, scale=scale)
+
+
+# ------------------------------------------------------------------ commands
+
+
+@app.command()
+@exit_boundary
+def train(
+    config_path: Annotated[Path, typer.Argument(metavar="CONFIG", help="The run's YAML config.")],
+    overrides: SetOpt = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output (for CI logs).")] = False,
+    plot: Annotated[bool, typer.Option("--plot", help="Write curves.png into the run directory.")] = False,
+    fail_on: FailOnOpt = None,
+    output_format: Annotated[
+        OutputFormat, typer.Option("--format", help="How to print the diagnosis at the end.")
+    ] = OutputFormat.text,
+) -> None:
+    """Train the network a config describes; write a run directory; print its diagnosis.
+
+    The last line on stdout is the run directory's path.
+    """
+    from fitdoc.config import Config, load_config
+
+    fail = parse_fail_on(fail_on)
+    config = load_config(config_path, overrides)
+    assert isinstance(config, Config)
+    from fitdoc.train import run_training
+
+    result = run_training(config, console=_stderr(), progress=not quiet, plot=plot)
+    code = int(ExitCode.OK)
+    if result.status == "interrupted":
+        _error_line(f"{result.run_dir}: training interrupted; history kept up to the last finished epoch")
+        code = int(ExitCode.INTERRUPTED)
+    elif result.status == "diverged":
+        _error_line(f"{result.run_dir}: {result.message}")
+        code = int(ExitCode.DIVERGED)
+
+    from fitdoc.history import discover
+    from fitdoc.loading import ReadOptions, load_run
+
+    try:
+        run = load_run(discover([result.run_dir])[0], ReadOptions(), config)
+    except FitdocError as exc:
+        # An interrupted first epoch leaves an empty history: nothing to diagnose.
+        _error_line(exc.one_line())
+    else:
+        diagnoses = _diagnose_runs([run], None)
+        if plot:
+            _plot([run], diagnoses, result.run_dir / "curves.png", "auto")
+        _render_diagnoses(diagnoses, output_format, None)
+        code = max(code, _verdict_code(diagnoses, fail))
+    typer.echo(str(result.run_dir))
+    raise typer.Exit(code)
+
+
+@app.command()
+@exit_boundary
+def diagnose(
+    paths: PathsArg,
+    output_format: Annotated[
+        OutputFormat, typer.Option("--format", help="Output format.")
+    ] = OutputFormat.text,
+    fail_on: FailOnOpt = None,
+    config_path: Annotated[
+        Path | None,
+        typer.Option(
+            "--config", help="The run's config (model and training sections); overrides a run directory's."
+        ),
+    ] = None,
+    emit_config: Annotated[
+        Path | None, typer.Option("--emit-config", help="Write the config to train next (one path only).")
+    ] = None,
+    plot_path: Annotated[
+        Path | None, typer.Option("--plot", help="Also write the learning curves to this PNG/SVG.")
+    ] = None,
+    thresholds: Annotated[
+        Path | None, typer.Option("--thresholds", help="YAML file overriding rule thresholds.")
+    ] = None,
+    format_in: FormatInOpt = None,
+    train_col: TrainColOpt = None,
+    val_col: ValColOpt = None,
+) -> None:
+    """Label each history overfit / underfit / balanced / inconclusive, explain why, suggest the next change.
+
+    Exit codes: 0 ok, 1 a verdict named in --fail-on was found, 2 bad input or usage.
+    """
+    fail = parse_fail_on(fail_on)
+    config = None
+    if config_path is not None:
+        from fitdoc.config import load_config
+
+        config = load_config(config_path, model_only=True)
+    overrides = _load_thresholds(thresholds)
+    runs, errors = _load_runs(paths, _read_options(format_in, train_col, val_col), config)
+    diagnoses = _diagnose_runs(runs, overrides)
+    if plot_path is not None and runs:
+        _plot(runs, diagnoses, plot_path, "auto")
+    if diagnoses or output_format is OutputFormat.json:
+        _render_diagnoses(diagnoses, output_format, plot_path)
+    if emit_config is not None:
+        _emit_config(runs, diagnoses, emit_config)
+    code = max(_report_errors(errors), _verdict_code(diagnoses, fail))
+    raise typer.Exit(code)
+
+
+def _emit_config(runs: Sequence[LoadedRun], diagnoses: Sequence[Diagnosis], out: Path) -> None:
+    from fitdoc.config import write_config
+    from fitdoc.suggest import next_config
+
+    if len(runs) != 1:
+        raise FitdocError(f"needs exactly one history, got {len(runs)}", field="--emit-config")
+    run, diagnosis = runs[0], diagnoses[0]
+    if run.config is None:
+        raise FitdocError(
+            "the run's config is unknown; pass --config or diagnose a run directory", field="--emit-config"
+        )
+    if diagnosis.suggestion is None or diagnosis.suggestion.primary.to is None:
+        raise FitdocError(f"no concrete change to apply (verdict {diagnosis.verdict})", field="--emit-config")
+    write_config(next_config(run.config, diagnosis.suggestion), out)
+    _stderr().print(f"wrote {out} ({diagnosis.suggestion.primary.text})", highlight=False)
+
+
+@app.command()
+@exit_boundary
+def plot(
+    paths: PathsArg,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Image to write (.png or .svg).")] = Path(
+        "curves.png"
+    ),
+    log: Annotated[
+        bool | None, typer.Option("--log/--linear", help="Force a log or linear y axis (default: auto).")
+    ] = None,
+    no_diagnosis: Annotated[
+        bool, typer.Option("--no-diagnosis", help="Do not annotate the verdict and suggestion.")
+    ] = False,
+    format_in: FormatInOpt = None,
+    train_col: TrainColOpt = None,
+    val_col: ValColOpt = None,
+) -> None:
+    """Plot learning curves, annotated with the diagnosis; several runs side by side."""
+    runs, errors = _load_runs(paths, _read_options(format_in, train_col, val_col), None)
+    code = _report_errors(errors)
+    if runs:
+        diagnoses: list[Diagnosis | None] = (
+            [None] * len(runs) if no_diagnosis else list(_diagnose_runs(runs, None))
+        )
+        scale = "auto" if log is None else ("log" if log else "linear")
+        written = _plot(runs, diagnoses, output, scale)
+        typer.echo(str(written))
+    raise typer.Exit(code)
+
+
+@app.command()
+@exit_boundary
+def compare(
+    paths: PathsArg,
+    output_format: Annotated[TableFormat, typer.Option("--format", help="Output format.")] = TableFormat.text,
+    format_in: FormatInOpt = None,
+    train_col: TrainColOpt = None,
+    val_col: ValColOpt = None,
+) -> None:
+    """A table of runs: config differences, best/final train and val MAE, verdicts."""
+    from fitdoc.compare import RunView, compare_runs
+    from fitdoc.report import compare as compare_report
+
+    runs, errors = _load_runs(paths, _read_options(format_in, train_col, val_col), None)
+    code = _report_errors(errors)
+    if runs:
+        diagnoses = _diagnose_runs(runs, None)
+        views = [
+            RunView(name=run.name, curves=run.curves, diagnosis=diag, config=run.config)
+            for run, diag in zip(runs, diagnoses, strict=True)
+        ]
+        comparison = compare_runs(views)
+        if output_format is TableFormat.text:
+            compare_report.render_comparison(comparison, _stdout())
+        elif output_format is TableFormat.json:
+            sys.stdout.write(compare_report.comparison_to_json(comparison) + "\n")
+        else:
+            sys.stdout.write(compare_report.comparison_to_markdown(comparison) + "\n")
+    raise typer.Exit(code)
+
+
+@app.command()
+@exit_boundary
+def tune(
+    config_path: Annotated[Path, typer.Argument(metavar="CONFIG", help="The starting config.")],
+    max_runs: Annotated[int, typer.Option("--max-runs", min=1, help="Budget of trainings.")] = 6,
+    parallel: Annotated[int, typer.Option("--parallel", min=1, help="Trials run at once.")] = 1,
+    tune_dir: Annotated[
+        Path | None, typer.Option("--dir", help="Tune directory (default: a new one under output.dir).")
+    ] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the tune in --dir.")] = False,
+    overrides: SetOpt = None,
+    plot: Annotated[bool, typer.Option("--plot", help="Plot all trials into the tune directory.")] = False,
+) -> None:
+    """Train, diagnose, apply the suggestion, repeat until balanced or out of budget."""
+    from fitdoc.config import Config, load_config
+    from fitdoc.tune import run_tune
+
+    config = load_config(config_path, overrides)
+    assert isinstance(config, Config)
+    if resume and tune_dir is None:
+        raise FitdocError("--resume needs --dir pointing at the tune directory", field="--resume")
+    result = run_tune(
+        config,
+        tune_dir=tune_dir,
+        max_runs=max_runs,
+        parallel=parallel,
+        resume=resume,
+        console=_stderr(),
+        plot=plot,
+    )
+    typer.echo(str(result.tune_dir))
+    raise typer.Exit(int(result.exit_code))
+
+
+@app.command()
+@exit_boundary
+def rules(
+    thresholds: Annotated[
+        Path | None, typer.Option("--thresholds", help="Show thresholds with this override file applied.")
+    ] = None,
+    output_format: Annotated[TableFormat, typer.Option("--format", help="Output format.")] = TableFormat.text,
+) -> None:
+    """Every rule: its id, what it measures, and its thresholds."""
+    from fitdoc.report.text import render_rules, rules_to_json, rules_to_markdown
+    from fitdoc.rules.registry import all_rules
+
+    overrides = _load_thresholds(thresholds)
+    rule_list = all_rules(overrides) if overrides else all_rules()
+    if output_format is TableFormat.text:
+        render_rules(rule_list, _stdout())
+    elif output_format is TableFormat.json:
+        sys.stdout.write(rules_to_json(rule_list) + "\n")
+    else:
+        sys.stdout.write(rules_to_markdown(rule_list) + "\n")
+
+
+@app.command()
+@exit_boundary
+def schema() -> None:
+    """Print the config's JSON Schema."""
+    import json
+
+    from fitdoc.config import json_schema
+
+    sys.stdout.write(json.dumps(json_schema(), indent=2) + "\n")
+
+
+# ------------------------------------------------------------------ entry point
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Console-script entry: usage errors become one line and exit 2 too."""
+    try:
+        from typer import _click as click  # typer >= 0.17 vendors click
+    except ImportError:  # pragma: no cover
+        import click  # type: ignore[no-redef]
+
+    command = typer.main.get_command(app)
+    try:
+        code = command.main(args=argv, prog_name="fitdoc", standalone_mode=False)
+    except click.exceptions.UsageError as exc:
+        hint = f" (see 'fitdoc {exc.ctx.info_name} --help')" if exc.ctx is not None else ""
+        if exc.ctx is not None and exc.ctx.info_name == "fitdoc":
+            hint = " (see 'fitdoc --help')"
+        _error_line(f"{exc.format_message()}{hint}")
+        code = int(ExitCode.BAD_INPUT)
+    except click.exceptions.ClickException as exc:
+        _error_line(exc.format_message())
+        code = exc.exit_code
+    except (typer.Abort, KeyboardInterrupt):
+        _error_line("interrupted")
+        code = int(ExitCode.INTERRUPTED)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -160,17 +160,19 @@ AnyConfig = Config | ModelOnlyConfig
 # ---------------------------------------------------------------- loading
 
 
-def parse_overrides(overrides: list[str] | None) -> dict[str, Any]:
+def parse_overrides(overrides: list[str] | None, path: object | None = None) -> dict[str, Any]:
     """`["training.epochs=50"]` -> `{"training.epochs": 50}` (values read as YAML)."""
     parsed: dict[str, Any] = {}
     for item in overrides or []:
         key, sep, text = item.partition("=")
         if not sep or not key.strip():
-            raise ConfigError(f"expected KEY=VALUE, got {item!r}", field="--set")
+            raise ConfigError(f"expected KEY=VALUE, got {item!r}", path=path, field="--set")
         try:
             parsed[key.strip()] = yaml.safe_load(text) if text.strip() else ""
         except yaml.YAMLError as exc:
-            raise ConfigError(f"value {text!r} is not valid YAML ({_yaml_problem(exc)})", field=key) from None
+            raise ConfigError(
+                f"value {text!r} is not valid YAML ({_yaml_problem(exc)})", path=path, field=f"--set {key}"
+            ) from None
     return parsed
 
 
@@ -195,7 +197,7 @@ def load_yaml(path: Path) -> dict[str, Any]:
 def load_config(path: Path, overrides: list[str] | None = None, *, model_only: bool = False) -> AnyConfig:
     """Read, override and validate a config file. Raises ConfigError (one line)."""
     raw = load_yaml(path)
-    for key, value in parse_overrides(overrides).items():
+    for key, value in parse_overrides(overrides, path).items():
         _check_override_key(key, path)
         _set_dotted(raw, key, value)
     return validate_config(raw, path=path, model_only=model_only)

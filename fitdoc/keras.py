@@ -1,0 +1,368 @@
+"""A Keras callback that diagnoses the learning curves while your own model trains.
+
+This is the one fitdoc module (besides training) that imports Keras, and it is
+only imported when used: `import fitdoc` stays light.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import sys
+import time
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, TextIO
+
+import keras
+
+from fitdoc.config import atomic_write_text
+from fitdoc.errors import FitdocError
+from fitdoc.verdict import Diagnosis, Verdict
+
+# Series preference when no `monitor` is given (DESIGN.md: MAE where present, else the loss).
+_AUTO_MONITORS = ("val_mae", "val_mean_absolute_error", "val_loss")
+# history.csv column order (DESIGN.md "History columns"); other logged metrics follow.
+_LEADING_COLUMNS = ("epoch", "loss", "mae", "val_loss", "val_mae")
+_EXTRA_COLUMNS = ("learning_rate", "epoch_seconds")
+
+
+class FitdocCallback(keras.callbacks.Callback):
+    """Diagnoses overfit / underfit every few epochs of `model.fit`.
+
+    It keeps the history, runs fitdoc's rule engine every `every` epochs once
+    `warmup` epochs have passed, and prints one line when the verdict changes
+    (never one line per epoch). With `stop_on="overfit"` it stops training on
+    a confident overfit verdict and restores the weights of the best
+    validation epoch: EarlyStopping that looks at the train/validation gap.
+    After `fit`, `callback.diagnosis` holds the verdict on the whole history.
+
+    Args:
+        every: epochs between two diagnoses.
+        warmup: no diagnosis before this many epochs (too short to judge).
+        monitor: the validation series to judge, e.g. `"val_loss"`; its train
+            counterpart is the same name without `val_`. Default: `val_mae`
+            when logged, else `val_loss`.
+        stop_on: a verdict (or several) that stops training, e.g. `"overfit"`.
+        min_confidence: the confidence a stopping verdict needs.
+        restore_best_weights: with `stop_on`, restore the weights of the epoch
+            with the best monitored value when training stops.
+        log_dir: when given, writes a fitdoc-compatible `history.csv` (flushed
+            every epoch) and, at the end, `run.json` there; `fitdoc diagnose`,
+            `plot` and `compare` read that directory as a run.
+        config: the config the model corresponds to, if any (a fitdoc
+            `Config`, a dict or a YAML path), so suggestions are concrete edits.
+        thresholds: rule threshold overrides (a dict or a file).
+        verbose: 0 silent; 1 (default) one line per verdict change and one
+            at the end of training.
+        stream: where those lines go (default: standard error).
+
+    Example:
+        ```python
+        from fitdoc.keras import FitdocCallback
+
+        doctor = FitdocCallback(stop_on="overfit", log_dir="runs/mine")
+        model.fit(x, y, validation_split=0.2, epochs=500, callbacks=[doctor])
+        print(doctor.diagnosis.verdict, doctor.diagnosis.summary)
+        ```
+    """
+
+    def __init__(
+        self,
+        every: int = 10,
+        warmup: int = 20,
+        monitor: str | None = None,
+        stop_on: str | Verdict | Iterable[str | Verdict] | None = None,
+        min_confidence: float = 0.6,
+        restore_best_weights: bool = True,
+        log_dir: str | Path | None = None,
+        config: Any = None,
+        thresholds: Mapping[str, Any] | str | Path | None = None,
+        verbose: int = 1,
+        stream: TextIO | None = None,
+    ) -> None:
+        super().__init__()
+        if every < 1:
+            raise FitdocError(f"must be at least 1, got {every}", field="every")
+        if warmup < 0:
+            raise FitdocError(f"must be at least 0, got {warmup}", field="warmup")
+        if monitor is not None and not monitor.startswith("val_"):
+            raise FitdocError(
+                f"expected a validation series such as 'val_loss', got {monitor!r}", field="monitor"
+            )
+        self.every = int(every)
+        self.warmup = int(warmup)
+        self.monitor = monitor
+        self.stop_on = _parse_stop_on(stop_on)
+        self.min_confidence = float(min_confidence)
+        self.restore_best_weights = restore_best_weights
+        self.log_dir = None if log_dir is None else Path(log_dir)
+        self.verbose = verbose
+        self.stream = stream
+        # Resolved once, so a bad config or thresholds file fails before training, not after.
+        from fitdoc.api import _resolve_config, _resolve_thresholds
+
+        self.config = None if config is None else _resolve_config(config)
+        self.thresholds = _resolve_thresholds(thresholds)
+        self._reset()
+
+    # ------------------------------------------------------------ results
+
+    def _reset(self) -> None:
+        self.history: dict[str, list[float]] = {}
+        self.diagnosis: Diagnosis | None = None
+        self.checks: list[tuple[int, Diagnosis]] = []
+        self.stopped_epoch: int | None = None
+        self.stop_reason: str | None = None
+        self.best_epoch: int | None = None
+        self.best_value = math.inf
+        self._best_weights: list[Any] | None = None
+        self._said_no_validation = False
+        self._last_said: tuple[str, str | None] | None = None
+        self._epoch_started = 0.0
+        self._train_started = 0.0
+        self._columns: list[str] | None = None
+
+    # ------------------------------------------------------------ keras hooks
+
+    def on_train_begin(self, logs: Mapping[str, Any] | None = None) -> None:
+        self._reset()
+        self._train_started = time.perf_counter()
+        if self.log_dir is not None:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            (self.log_dir / "history.csv").unlink(missing_ok=True)
+
+    def on_epoch_begin(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
+        self._epoch_started = time.perf_counter()
+
+    def on_epoch_end(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
+        row = self._record(epoch, logs or {})
+        if self.log_dir is not None:
+            self._append_csv(row)
+        self._track_best(row)
+        done = len(self.history["epoch"])
+        if done < self.warmup or done % self.every != 0:
+            return
+        diagnosis = self._diagnose()
+        self.checks.append((epoch, diagnosis))
+        self._say_if_changed(epoch, diagnosis)
+        if self._should_stop(diagnosis):
+            self.stopped_epoch = epoch
+            self.stop_reason = diagnosis.summary
+            self.model.stop_training = True
+
+    def on_train_end(self, logs: Mapping[str, Any] | None = None) -> None:
+        if not self.history.get("epoch"):
+            return
+        self.diagnosis = self._diagnose()
+        restored = False
+        if self.stopped_epoch is not None and self.restore_best_weights and self._best_weights is not None:
+            self.model.set_weights(self._best_weights)
+            restored = True
+        if self.log_dir is not None:
+            self._write_run_json(restored)
+        if self.verbose:
+            stop = ""
+            if self.stopped_epoch is not None:
+                stop = f" (stopped at epoch {self.stopped_epoch}"
+                stop += f", restored epoch {self.best_epoch})" if restored else ")"
+            self._say(
+                f"fitdoc: final verdict after {len(self.history['epoch'])} epochs: "
+                f"{_label(self.diagnosis)}{stop}: {self.diagnosis.summary}"
+            )
+
+    # ------------------------------------------------------------ helpers
+
+    def _record(self, epoch: int, logs: Mapping[str, Any]) -> dict[str, float]:
+        row: dict[str, float] = {"epoch": float(epoch)}
+        for key, value in logs.items():
+            number = _as_float(value)
+            if number is not None:
+                row[key] = number
+        learning_rate = self._learning_rate()
+        if learning_rate is not None and "learning_rate" not in row:
+            row["learning_rate"] = learning_rate
+        row["epoch_seconds"] = time.perf_counter() - self._epoch_started
+        count = len(self.history.get("epoch", []))
+        # Keep every series the same length: a key that appears late (validation_freq) is NaN-padded.
+        for key in row:
+            self.history.setdefault(key, [math.nan] * count)
+        for key, series in self.history.items():
+            series.append(row.get(key, math.nan))
+        return row
+
+    def _learning_rate(self) -> float | None:
+        optimizer = getattr(self.model, "optimizer", None)
+        value = getattr(optimizer, "learning_rate", None)
+        if value is None:
+            return None
+        return _as_float(value)
+
+    def _monitored(self) -> str | None:
+        if self.monitor is not None:
+            return self.monitor
+        return next((key for key in _AUTO_MONITORS if key in self.history), None)
+
+    def _track_best(self, row: Mapping[str, float]) -> None:
+        key = self._monitored()
+        value = row.get(key) if key is not None else None
+        if value is None or not math.isfinite(value) or value >= self.best_value:
+            return
+        self.best_value = value
+        self.best_epoch = int(row["epoch"])
+        # Weights are only copied when a stop may need them back.
+        if self.stop_on and self.restore_best_weights:
+            self._best_weights = self.model.get_weights()
+
+    def _diagnose(self) -> Diagnosis:
+        from fitdoc.diagnosis import diagnose_curves
+        from fitdoc.history import curves_from_mapping
+
+        key = self._monitored()
+        if key is None:
+            self._say_once_no_validation()
+        elif key not in self.history:
+            available = ", ".join(k for k in self.history if k != "epoch")
+            raise FitdocError(f"not logged by model.fit; available: {available}", field="monitor")
+        train_col = None if key is None else key.removeprefix("val_")
+        if train_col is not None and train_col not in self.history:
+            train_col = None
+        curves = curves_from_mapping(
+            {k: list(v) for k, v in self.history.items()},
+            source="<FitdocCallback>" if self.log_dir is None else str(self.log_dir / "history.csv"),
+            train_col=train_col,
+            val_col=key,
+        )
+        return diagnose_curves(curves, config=self.config, thresholds=self.thresholds)
+
+    def _should_stop(self, diagnosis: Diagnosis) -> bool:
+        return diagnosis.verdict in self.stop_on and diagnosis.confidence >= self.min_confidence
+
+    def _say_if_changed(self, epoch: int, diagnosis: Diagnosis) -> None:
+        said = (diagnosis.verdict.value, None if diagnosis.cause is None else diagnosis.cause.value)
+        if said == self._last_said:
+            return
+        self._last_said = said
+        self._say(f"fitdoc: epoch {epoch}: {_label(diagnosis)}: {diagnosis.summary}")
+
+    def _say_once_no_validation(self) -> None:
+        if not self._said_no_validation:
+            self._said_no_validation = True
+            self._say(
+                "fitdoc: no validation data (pass validation_data or validation_split to fit); "
+                "verdicts stay inconclusive"
+            )
+
+    def _say(self, line: str) -> None:
+        if self.verbose:
+            stream = self.stream if self.stream is not None else sys.stderr
+            stream.write(" ".join(line.split()) + "\n")
+            stream.flush()
+
+    # ------------------------------------------------------------ files
+
+    def _append_csv(self, row: Mapping[str, float]) -> None:
+        path = self.log_dir / "history.csv"
+        if self._columns is None or any(key not in self._columns for key in row):
+            # First epoch, or a series that appeared late: rewrite with the wider header.
+            self._columns = _column_order(self.history)
+            rows = [{k: self.history[k][i] for k in self._columns} for i in range(len(self.history["epoch"]))]
+            atomic_write_text(path, _csv_text(self._columns, rows))
+            return
+        with path.open("a", encoding="utf-8", newline="") as handle:
+            csv.writer(handle).writerow(_csv_cells(self._columns, row))
+            handle.flush()
+
+    def _write_run_json(self, restored: bool) -> None:
+        last = {k: v[-1] for k, v in self.history.items() if k != "epoch"}
+        epochs_done = len(self.history["epoch"])
+        loss = last.get("loss", math.nan)
+        info: dict[str, Any] = {
+            "writer": "fitdoc.keras.FitdocCallback",
+            "status": "diverged" if not math.isfinite(loss) else "completed",
+            "versions": _versions(),
+            "params": int(self.model.count_params()),
+            "epochs": epochs_done,
+            "epochs_planned": (self.params or {}).get("epochs"),
+            "seconds": round(time.perf_counter() - self._train_started, 3),
+            "monitor": self._monitored(),
+            "final": {k: _json_num(v) for k, v in last.items()},
+            "best": None
+            if self.best_epoch is None
+            else {"epoch": self.best_epoch, self._monitored(): _json_num(self.best_value)},
+            "stopped_early": self.stopped_epoch is not None,
+            "stopped_epoch": self.stopped_epoch,
+            "stop_reason": self.stop_reason,
+            "restored_best_weights": restored,
+            "diagnosis": None if self.diagnosis is None else self.diagnosis.to_dict(),
+        }
+        atomic_write_text(self.log_dir / "run.json", json.dumps(info, indent=2) + "\n")
+
+
+def _parse_stop_on(stop_on: str | Verdict | Iterable[str | Verdict] | None) -> frozenset[Verdict]:
+    if stop_on is None:
+        return frozenset()
+    items = [stop_on] if isinstance(stop_on, (str, Verdict)) else list(stop_on)
+    verdicts = set()
+    for item in items:
+        try:
+            verdicts.add(Verdict(str(item)))
+        except ValueError:
+            names = ", ".join(v.value for v in Verdict)
+            raise FitdocError(
+                f"unknown verdict {item!r}; expected one of: {names}", field="stop_on"
+            ) from None
+    return frozenset(verdicts)
+
+
+def _label(diagnosis: Diagnosis) -> str:
+    cause = f" ({diagnosis.cause.value})" if diagnosis.cause is not None else ""
+    return f"{diagnosis.verdict.value}{cause}, confidence {diagnosis.confidence:.2f}"
+
+
+def _as_float(value: Any) -> float | None:
+    try:
+        return float(keras.ops.convert_to_numpy(value))
+    except (TypeError, ValueError):
+        return None
+
+
+def _column_order(history: Mapping[str, list[float]]) -> list[str]:
+    leading = [c for c in _LEADING_COLUMNS if c in history]
+    extras = [c for c in _EXTRA_COLUMNS if c in history]
+    others = sorted(c for c in history if c not in leading and c not in extras)
+    return [*leading, *others, *extras]
+
+
+def _csv_cells(columns: list[str], row: Mapping[str, float]) -> list[str]:
+    cells = []
+    for column in columns:
+        value = row.get(column, math.nan)
+        if column == "epoch":
+            cells.append(str(int(value)))
+        else:
+            # Empty for an epoch without the value (as pandas writes NaN); inf stays visible.
+            cells.append("" if math.isnan(value) else repr(float(value)))
+    return cells
+
+
+def _csv_text(columns: list[str], rows: list[Mapping[str, float]]) -> str:
+    lines = [",".join(columns)]
+    lines += [",".join(_csv_cells(columns, row)) for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def _json_num(value: float) -> float | None:
+    return float(value) if math.isfinite(value) else None
+
+
+def _versions() -> dict[str, str]:
+    import fitdoc
+
+    versions = {"fitdoc": fitdoc.__version__, "keras": keras.__version__, "backend": keras.backend.backend()}
+    if versions["backend"] == "tensorflow":
+        import tensorflow as tf
+
+        versions["tensorflow"] = tf.__version__
+    return versions

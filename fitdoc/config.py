@@ -114,7 +114,7 @@ class EarlyStoppingConfig(_Section):
 
 class TrainingConfig(_Section):
     optimizer: Literal["adam"] = Field("adam", description="Optimizer (Adam, as in the founding case).")
-    learning_rate: Float = Field(0.001, gt=0, le=10, description="Adam learning rate.")
+    learning_rate: Float = Field(0.001, gt=0, description="Adam learning rate.")
     loss: Literal["mse"] = Field("mse", description="Training loss.")
     epochs: Int = Field(1000, ge=1, le=1_000_000, description="Epochs to train.")
     batch_size: Int = Field(500, ge=1, description="Batch size.")

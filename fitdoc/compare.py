@@ -1,0 +1,290 @@
+"""Comparing runs: which config keys differ, how each run ended, which is best.
+
+Pure values only; `fitdoc.report.compare` renders them and
+`fitdoc.report.plot` uses the same labels for its legends.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from fitdoc.config import AnyConfig
+from fitdoc.curves import Curves
+from fitdoc.verdict import Diagnosis
+
+# Keys that name or place a run rather than shape its training: never a "difference".
+_IGNORED_KEYS = ("name", "output.")
+# The knobs the suggestion ladder turns; a comparison over only these says which way helped.
+REGULARIZATION_KEYS = ("model.l2", "model.l1", "model.dropout")
+
+
+@dataclass(frozen=True)
+class RunView:
+    """One run as the reports see it: its curves, and when known its diagnosis and config."""
+
+    name: str
+    curves: Curves
+    diagnosis: Diagnosis | None = None
+    config: AnyConfig | None = None
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """One row of a comparison. Metric values are None when the series is absent."""
+
+    name: str
+    source: str
+    label: str
+    metric: str
+    settings: dict[str, Any]
+    epochs: int
+    final_train: float | None
+    final_val: float | None
+    best_train: float | None
+    best_val: float | None
+    best_epoch: float | None
+    gap_ratio: float | None
+    verdict: str | None
+    cause: str | None
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Runs side by side. `best` indexes `runs` (lowest final validation metric)."""
+
+    runs: tuple[RunSummary, ...]
+    differing_keys: tuple[str, ...]
+    best: int | None
+    direction: str | None
+    direction_text: str | None
+
+
+def flatten_config(config: AnyConfig | None) -> dict[str, Any]:
+    """`{"model.l2": 0.001, ...}` from a config; `{}` when it is unknown."""
+    if config is None:
+        return {}
+    flat: dict[str, Any] = {}
+    _flatten(config.model_dump(mode="json"), "", flat)
+    return flat
+
+
+def differing_keys(configs: Sequence[AnyConfig | None]) -> tuple[str, ...]:
+    """Dotted keys whose values are not the same in every known config, sorted."""
+    flats = [flatten_config(c) for c in configs if c is not None]
+    if len(flats) < 2:
+        return ()
+    keys = sorted(set().union(*flats))
+    return tuple(
+        key
+        for key in keys
+        if not key.startswith(_IGNORED_KEYS) and len({_hashable(f.get(key)) for f in flats}) > 1
+    )
+
+
+def run_labels(runs: Sequence[RunView]) -> list[str]:
+    """Short legend labels built from what differs (`l2=0.001`), else the run names."""
+    keys = differing_keys([r.config for r in runs])
+    short = _short_names(keys)
+    labels = []
+    for run in runs:
+        flat = flatten_config(run.config)
+        if keys and flat:
+            labels.append(", ".join(f"{short[k]}={format_value(flat.get(k))}" for k in keys))
+        else:
+            labels.append(run.name)
+    if len(set(labels)) < len(labels):  # e.g. two seeds of one config: keep them apart
+        labels = [
+            f"{label} ({run.name})" if label != run.name else label
+            for label, run in zip(labels, runs, strict=True)
+        ]
+    return labels
+
+
+def compare_runs(runs: Sequence[RunView]) -> Comparison:
+    """Summarize each run, pick the best by final validation metric, and say which
+    direction of regularization helped when the runs differ only in it."""
+    keys = differing_keys([r.config for r in runs])
+    labels = run_labels(runs)
+    summaries = tuple(_summarize(run, label, keys) for run, label in zip(runs, labels, strict=True))
+    candidates = [i for i, s in enumerate(summaries) if s.final_val is not None]
+    best = min(candidates, key=lambda i: (summaries[i].final_val, i)) if candidates else None
+    direction, text = _direction(summaries, keys, best)
+    return Comparison(
+        runs=summaries, differing_keys=keys, best=best, direction=direction, direction_text=text
+    )
+
+
+def final_value(series: np.ndarray | None) -> float | None:
+    finite = _finite(series)
+    return None if finite is None else float(finite[-1])
+
+
+def best_value(series: np.ndarray | None) -> float | None:
+    finite = _finite(series)
+    return None if finite is None else float(finite.min())
+
+
+def best_epoch(curves: Curves) -> float | None:
+    """Epoch of the validation minimum (of train when there is no validation series)."""
+    series = curves.val if curves.has_validation else curves.train
+    if series is None or not np.isfinite(series).any():
+        return None
+    index = int(np.nanargmin(np.where(np.isfinite(series), series, np.nan)))
+    return _plain_number(float(curves.epochs[index]))
+
+
+def format_value(value: Any) -> str:
+    """Config values as a person writes them: `0.001`, `1e-05`, `0`, `true`."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return repr(_plain_number(value))
+    if value is None:
+        return "-"
+    return str(value)
+
+
+def format_metric(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4g}"
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _summarize(run: RunView, label: str, keys: tuple[str, ...]) -> RunSummary:
+    curves = run.curves
+    flat = flatten_config(run.config)
+    final_train, final_val = final_value(curves.train), final_value(curves.val)
+    gap = None
+    if final_train is not None and final_val is not None and final_train > 0 and final_val >= 0:
+        gap = final_val / final_train
+    diagnosis = run.diagnosis
+    return RunSummary(
+        name=run.name,
+        source=curves.source,
+        label=label,
+        metric=curves.metric,
+        settings={k: flat.get(k) for k in keys} if flat else {},
+        epochs=len(curves),
+        final_train=final_train,
+        final_val=final_val,
+        best_train=best_value(curves.train),
+        best_val=best_value(curves.val),
+        best_epoch=best_epoch(curves),
+        gap_ratio=gap,
+        verdict=None if diagnosis is None else diagnosis.verdict.value,
+        cause=None if diagnosis is None or diagnosis.cause is None else diagnosis.cause.value,
+    )
+
+
+def _direction(
+    runs: tuple[RunSummary, ...], keys: tuple[str, ...], best: int | None
+) -> tuple[str | None, str | None]:
+    """("more" | "less" | "intermediate", a sentence) when runs differ only in regularization."""
+    if best is None or len(runs) < 2 or not keys or not set(keys) <= set(REGULARIZATION_KEYS):
+        return None, None
+    if any(not r.settings for r in runs):
+        return None, None
+    best_run = runs[best]
+    best_setting = ", ".join(f"{k}={format_value(best_run.settings[k])}" for k in keys)
+    metric = best_run.metric.upper() if best_run.metric.lower() == "mae" else best_run.metric
+    if len(keys) > 1:
+        text = (
+            f"The runs differ only in regularization ({', '.join(keys)}); the lowest final "
+            f"validation {metric} ({format_metric(best_run.final_val)}) is at {best_setting}."
+        )
+        return None, text
+    key = keys[0]
+    numeric = [r for r in runs if isinstance(r.settings.get(key), (int, float))]
+    if len(numeric) != len(runs):
+        return None, None
+    ordered = sorted(numeric, key=lambda r: r.settings[key])
+    low, high = ordered[0], ordered[-1]
+    if low.settings[key] == high.settings[key]:
+        return None, None
+    gap, train = _gap_effect(low, high), _train_effect(low, high, metric)
+    # "closed the gap but raised train MAE": a trade-off reads as one.
+    trade_off = (
+        gap is not None and train is not None and gap.startswith("closed") == train.startswith("raised")
+    )
+    said = f" {'but' if trade_off else 'and'} ".join(e for e in (gap, train) if e)
+    text = f"Raising {key} from {format_value(low.settings[key])} to {format_value(high.settings[key])}"
+    text += f" {said}." if said else " changed little."
+    position = best_run.settings[key]
+    if position == high.settings[key]:
+        direction, verdict = "more", "more regularization helped"
+    elif position == low.settings[key]:
+        direction, verdict = "less", "less regularization helped"
+    else:
+        direction, verdict = "intermediate", "an intermediate setting is the better point"
+    text += (
+        f" The lowest final validation {metric} ({format_metric(best_run.final_val)}) is at "
+        f"{key}={format_value(position)}: {verdict}."
+    )
+    return direction, text
+
+
+def _gap_effect(low: RunSummary, high: RunSummary) -> str | None:
+    if low.gap_ratio is None or high.gap_ratio is None:
+        return None
+    before, after = low.gap_ratio, high.gap_ratio
+    closer = abs(math.log(max(after, 1e-12))) < abs(math.log(max(before, 1e-12)))
+    word = "closed" if closer else "widened"
+    if abs(before - after) < 0.05 * max(before, after):
+        word = "kept"
+    return f"{word} the train/val gap (val/train {before:.2f} -> {after:.2f})"
+
+
+def _train_effect(low: RunSummary, high: RunSummary, metric: str) -> str | None:
+    before, after = low.final_train, high.final_train
+    if before is None or after is None or before <= 0 or after <= 0:
+        return None
+    factor = after / before
+    if factor >= 1.05:
+        return f"raised train {metric} {factor:.1f}x ({before:.4g} -> {after:.4g})"
+    if factor <= 1 / 1.05:
+        return f"lowered train {metric} {1 / factor:.1f}x ({before:.4g} -> {after:.4g})"
+    return f"left train {metric} about the same ({before:.4g} -> {after:.4g})"
+
+
+def _short_names(keys: tuple[str, ...]) -> dict[str, str]:
+    """`model.l2` -> `l2` unless two keys end the same (`model.x`, `data.x`)."""
+    last = [k.rsplit(".", 1)[-1] for k in keys]
+    return {k: (s if last.count(s) == 1 else k) for k, s in zip(keys, last, strict=True)}
+
+
+def _flatten(node: Any, prefix: str, out: dict[str, Any]) -> None:
+    if isinstance(node, Mapping):
+        if not node and prefix:
+            out[prefix[:-1]] = {}
+        for key, value in node.items():
+            _flatten(value, f"{prefix}{key}.", out)
+    else:
+        out[prefix[:-1]] = node
+
+
+def _hashable(value: Any) -> Any:
+    if isinstance(value, list):
+        return tuple(_hashable(v) for v in value)
+    if isinstance(value, dict):
+        return tuple(sorted((k, _hashable(v)) for k, v in value.items()))
+    if isinstance(value, float) and value.is_integer():
+        return int(value)  # 0 and 0.0 are the same setting
+    return value
+
+
+def _finite(series: np.ndarray | None) -> np.ndarray | None:
+    if series is None:
+        return None
+    values = np.asarray(series, dtype=float)
+    values = values[np.isfinite(values)]
+    return values if values.size else None
+
+
+def _plain_number(value: float) -> float | int:
+    return int(value) if float(value).is_integer() else float(value)

@@ -1,0 +1,350 @@
+"""Learning-curve pictures (PNG or SVG), annotated with the diagnosis.
+
+One run: train and validation metric against epoch, the validation minimum
+marked, the gap between them shaded, the verdict in the title and the
+suggested change in a caption; the loss in a second panel when the history
+has one. Several runs: one panel per series (train, validation), runs
+overlaid, the legend built from what differs in their configs.
+
+matplotlib is imported inside the functions only, and figures are drawn on a
+`Figure` with the Agg canvas, never through pyplot: no window, no global
+figure registry, and a notebook user's backend is left alone.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+
+from fitdoc.compare import RunView, run_labels
+from fitdoc.errors import FitdocError
+from fitdoc.report._format import change_line, number, verdict_label
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+Scale = Literal["auto", "log", "linear"]
+
+FORMATS = (".png", ".svg")
+DPI = 150
+# Okabe & Ito (2008): distinguishable with every common colour-vision deficiency.
+OKABE_ITO = {
+    "blue": "#0072B2",
+    "vermillion": "#D55E00",
+    "green": "#009E73",
+    "orange": "#E69F00",
+    "purple": "#CC79A7",
+    "sky": "#56B4E9",
+    "yellow": "#F0E442",
+    "black": "#000000",
+}
+RUN_COLORS = ("blue", "vermillion", "green", "orange", "purple", "sky", "black", "yellow")
+# Past eight runs colours repeat; the dash pattern keeps them apart.
+RUN_DASHES = ("-", "--", ":", "-.")
+TRAIN_COLOR = OKABE_ITO["blue"]
+VAL_COLOR = OKABE_ITO["vermillion"]
+REG_COLOR = OKABE_ITO["green"]
+# Auto log scale once the plotted values span more than this factor (one decade).
+LOG_SPAN = 10.0
+
+_STYLE = {
+    "font.size": 10,
+    "axes.titlesize": 11,
+    "axes.labelsize": 10,
+    "legend.fontsize": 9,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "grid.linewidth": 0.6,
+    "lines.linewidth": 1.6,
+    "svg.hashsalt": "fitdoc",  # stable element ids, so an SVG is byte-identical run to run
+    "svg.fonttype": "path",
+}
+
+
+@dataclass(frozen=True)
+class _Series:
+    x: np.ndarray
+    y: np.ndarray
+
+    @property
+    def empty(self) -> bool:
+        return self.x.size == 0
+
+
+def plot_runs(runs: Sequence[RunView], out: Path, scale: Scale = "auto") -> Path:
+    """Draw one run (annotated) or several (overlaid) to `out` (.png or .svg); returns `out`.
+
+    Raises FitdocError for an unsupported extension or when no run has a series to draw.
+    """
+    out = Path(out)
+    suffix = out.suffix.lower()
+    if suffix not in FORMATS:
+        raise FitdocError(
+            f"cannot write a plot as {suffix or 'a file without extension'!r}; use one of: "
+            + ", ".join(FORMATS),
+            path=out,
+        )
+    if scale not in ("auto", "log", "linear"):
+        raise FitdocError(f"unknown scale {scale!r}; use auto, log or linear", field="--scale")
+    if not runs:
+        raise FitdocError("no runs to plot", path=out)
+    if not any(_has_data(run) for run in runs):
+        raise FitdocError("no train or validation values to plot", path=runs[0].curves.source)
+
+    from matplotlib import rc_context
+
+    with rc_context(_STYLE):
+        figure = _single_run_figure(runs[0], scale) if len(runs) == 1 else _many_runs_figure(runs, scale)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        metadata = {"Date": None} if suffix == ".svg" else {"Software": None}
+        figure.savefig(out, dpi=DPI, metadata=metadata, facecolor="white")
+    return out
+
+
+# ---------------------------------------------------------------- one run
+
+
+def _single_run_figure(run: RunView, scale: Scale) -> Figure:
+    from matplotlib.figure import Figure
+
+    curves = run.curves
+    train, val = _series(curves.epochs, curves.train), _series(curves.epochs, curves.val)
+    losses = _loss_series(run)
+    panels = 2 if losses else 1
+    figure = Figure(figsize=(6.2 * panels if panels == 2 else 7.5, 4.8), layout="constrained")
+    axes = figure.subplots(1, panels, squeeze=False)[0]
+    metric_label = _metric_label(curves.metric)
+
+    ax = axes[0]
+    notes = []
+    if not train.empty:
+        ax.plot(train.x, train.y, color=TRAIN_COLOR, label=f"train {metric_label}")
+    if not val.empty:
+        ax.plot(val.x, val.y, color=VAL_COLOR, label=f"validation {metric_label}")
+    _shade_gap(ax, curves.epochs, curves.train, curves.val)
+    _mark_minimum(ax, val, VAL_COLOR, annotate=True)
+    notes += _apply_scale(ax, [train, val], scale)
+    ax.set_title(metric_label)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(metric_label)
+    ax.legend(loc="best", frameon=False)
+
+    if losses:
+        ax = axes[1]
+        loss_series = []
+        for label, color, style, series in losses:
+            ax.plot(series.x, series.y, color=color, linestyle=style, label=label)
+            loss_series.append(series)
+        notes += _apply_scale(ax, loss_series, scale)
+        ax.set_title("loss")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("loss")
+        ax.legend(loc="best", frameon=False)
+
+    figure.suptitle(_title(run), fontsize=12, fontweight="bold")
+    _caption(figure, _caption_lines(run) + sorted(set(notes)))
+    return figure
+
+
+def _loss_series(run: RunView) -> list[tuple[str, str, str, _Series]]:
+    """(label, colour, dash, series) for the loss panel; empty when the metric already is the loss."""
+    curves = run.curves
+    if curves.metric.lower().endswith("loss") and curves.reg_loss is None:
+        return []
+    found = []
+    for label, values, color, style in (
+        ("train loss", curves.train_loss, TRAIN_COLOR, "-"),
+        ("validation loss", curves.val_loss, VAL_COLOR, "-"),
+        ("regularization part", curves.reg_loss, REG_COLOR, "--"),
+    ):
+        series = _series(curves.epochs, values)
+        if not series.empty:
+            found.append((label, color, style, series))
+    return found
+
+
+def _shade_gap(ax: Axes, epochs: np.ndarray, train: np.ndarray | None, val: np.ndarray | None) -> None:
+    if train is None or val is None:
+        return
+    x = np.asarray(epochs, dtype=float)
+    t, v = np.asarray(train, dtype=float), np.asarray(val, dtype=float)
+    both = np.isfinite(t) & np.isfinite(v) & np.isfinite(x)
+    if both.sum() < 2:
+        return
+    ax.fill_between(
+        x[both], t[both], v[both], color=VAL_COLOR, alpha=0.12, linewidth=0, label="train/val gap"
+    )
+
+
+def _mark_minimum(ax: Axes, series: _Series, color: str, *, annotate: bool) -> None:
+    if series.empty:
+        return
+    i = int(np.argmin(series.y))
+    x, y = series.x[i], series.y[i]
+    ax.plot(
+        [x], [y], marker="o", markersize=6, color=color, markeredgecolor="black", zorder=5, linestyle="none"
+    )
+    if annotate:
+        ax.axvline(x, color="0.4", linewidth=0.8, linestyle=":", zorder=1)
+        # Put the label on the side of the minimum with more room.
+        right = x <= (series.x.min() + series.x.max()) / 2
+        ax.annotate(
+            f"val min {number(float(y))}\nepoch {_epoch_text(x)}",
+            xy=(x, y),
+            xytext=(10 if right else -10, 18),
+            textcoords="offset points",
+            ha="left" if right else "right",
+            va="bottom",
+            fontsize=9,
+            bbox={"boxstyle": "round,pad=0.25", "fc": "white", "ec": "0.7", "alpha": 0.9},
+        )
+
+
+# ---------------------------------------------------------------- several runs
+
+
+def _many_runs_figure(runs: Sequence[RunView], scale: Scale) -> Figure:
+    from matplotlib.figure import Figure
+
+    labels = run_labels(runs)
+    metrics = sorted({run.curves.metric for run in runs})
+    metric_label = _metric_label(metrics[0]) if len(metrics) == 1 else " / ".join(metrics)
+    has_val = any(run.curves.has_validation for run in runs)
+    panels = [("train", "train")] + ([("val", "validation")] if has_val else [])
+    figure = Figure(figsize=(6.0 * len(panels), 4.8), layout="constrained")
+    # One y axis for both panels: the train/val gap of each run reads across them.
+    axes = figure.subplots(1, len(panels), squeeze=False, sharey=len(metrics) == 1)[0]
+
+    plotted: dict[int, list[_Series]] = {i: [] for i in range(len(panels))}
+    for k, (run, label) in enumerate(zip(runs, labels, strict=True)):
+        color = OKABE_ITO[RUN_COLORS[k % len(RUN_COLORS)]]
+        dash = RUN_DASHES[(k // len(RUN_COLORS)) % len(RUN_DASHES)]
+        if run.diagnosis is not None:
+            label = f"{label}: {verdict_label(run.diagnosis)}"
+        for p, (attr, _) in enumerate(panels):
+            series = _series(run.curves.epochs, getattr(run.curves, attr))
+            if series.empty:
+                continue
+            axes[p].plot(series.x, series.y, color=color, linestyle=dash, label=label)
+            if attr == "val":
+                _mark_minimum(axes[p], series, color, annotate=False)
+            plotted[p].append(series)
+
+    notes = []
+    all_series = [s for group in plotted.values() for s in group]
+    for p, (_, title) in enumerate(panels):
+        notes += _apply_scale(axes[p], all_series if len(metrics) == 1 else plotted[p], scale)
+        axes[p].set_title(f"{title} {metric_label}")
+        axes[p].set_xlabel("epoch")
+        axes[p].set_ylabel(f"{title} {metric_label}")
+        axes[p].yaxis.set_tick_params(labelleft=True)
+    axes[-1].legend(loc="upper right", frameon=False, title="run")
+    figure.suptitle(f"Learning curves of {len(runs)} runs", fontsize=12, fontweight="bold")
+    lines = ["● validation minimum of each run", *sorted(set(notes))]
+    _caption(figure, lines)
+    return figure
+
+
+# ---------------------------------------------------------------- shared
+
+
+def _series(epochs: np.ndarray, values: np.ndarray | None) -> _Series:
+    """Finite points only: sparse logs (validation every N steps) draw as lines, not dots."""
+    if values is None:
+        return _Series(np.empty(0), np.empty(0))
+    x, y = np.asarray(epochs, dtype=float), np.asarray(values, dtype=float)
+    keep = np.isfinite(x) & np.isfinite(y)
+    return _Series(x[keep], y[keep])
+
+
+def _has_data(run: RunView) -> bool:
+    return not (
+        _series(run.curves.epochs, run.curves.train).empty
+        and _series(run.curves.epochs, run.curves.val).empty
+    )
+
+
+def choose_log(values: Sequence[np.ndarray], scale: Scale) -> tuple[bool, str | None]:
+    """(use log, a note when a requested log scale cannot be used)."""
+    finite = [v for v in values if v.size]
+    if scale == "linear" or not finite:
+        return False, None
+    joined = np.concatenate(finite)
+    if (joined <= 0).any():
+        note = "linear scale: the values include zero or negatives" if scale == "log" else None
+        return False, note
+    if scale == "log":
+        return True, None
+    return bool(joined.max() / joined.min() > LOG_SPAN), None
+
+
+def _apply_scale(ax: Axes, series: Sequence[_Series], scale: Scale) -> list[str]:
+    log, note = choose_log([s.y for s in series], scale)
+    if log:
+        from matplotlib.ticker import FuncFormatter
+
+        ax.set_yscale("log")
+        values = np.concatenate([s.y for s in series if s.y.size])
+        decades = float(np.log10(values.max() / values.min()))
+        # Plain numbers (0.03, not 3x10^-2); label 2x and 5x ticks too when few decades show.
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: _minor_label(v, decades)))
+    return [note] if note else []
+
+
+def _minor_label(value: float, decades: float) -> str:
+    if decades > 2.5 or value <= 0:
+        return ""
+    mantissa = round(value / 10 ** np.floor(np.log10(value)), 6)
+    wanted = (2, 5) if decades > 1.2 else (2, 3, 5)
+    return f"{value:g}" if mantissa in wanted else ""
+
+
+def _title(run: RunView) -> str:
+    if run.diagnosis is None:
+        return run.name
+    return f"{run.name}: {verdict_label(run.diagnosis)}"
+
+
+def _caption_lines(run: RunView) -> list[str]:
+    diagnosis = run.diagnosis
+    if diagnosis is None:
+        return []
+    lines = [diagnosis.summary] if diagnosis.summary else []
+    if diagnosis.suggestion is not None:
+        primary = diagnosis.suggestion.primary
+        text = f"Suggested change: {change_line(primary)}"
+        if primary.to is not None and primary.text:
+            text += f" ({primary.text})"
+        lines.append(text)
+    return lines
+
+
+def _caption(figure: Figure, lines: list[str]) -> None:
+    wrapped = [
+        part for line in lines if line for part in textwrap.wrap(line, width=int(figure.get_figwidth() * 15))
+    ]
+    if not wrapped:
+        return
+    height = figure.get_figheight()
+    share = min(0.35, (0.2 + 0.17 * len(wrapped)) / height)  # inches of caption as a fraction
+    figure.get_layout_engine().set(rect=(0, share, 1, 1 - share))
+    figure.text(
+        0.01, share - 0.02, "\n".join(wrapped), ha="left", va="top", fontsize=9, color="0.2", linespacing=1.4
+    )
+
+
+def _metric_label(metric: str) -> str:
+    return metric.upper() if metric.lower() in ("mae", "mse", "rmse") else metric
+
+
+def _epoch_text(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else f"{x:.2f}"

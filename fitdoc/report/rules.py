@@ -1,0 +1,91 @@
+"""`fitdoc rules`: every rule with its code, name, description and thresholds.
+
+Takes the registry's rule objects (`fitdoc.rules.base.Rule`): `code`, `name`,
+`description`, `specs` (threshold name, default, description) and
+`thresholds` (the values in force, defaults unless overridden).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
+from fitdoc.report._format import value_text
+from fitdoc.report.jsonout import dumps
+from fitdoc.report.markdown import cell
+from fitdoc.verdict import SCHEMA_VERSION
+
+
+def rule_thresholds(rule: Any) -> list[dict[str, Any]]:
+    """`[{"name", "value", "default", "description"}]`: the value in force beside its default."""
+    in_force: Mapping[str, Any] = getattr(rule, "thresholds", None) or {}
+    specs = getattr(rule, "specs", None) or ()
+    rows = []
+    for spec in specs:
+        default = getattr(spec, "default", None)
+        rows.append(
+            {
+                "name": spec.name,
+                "value": in_force.get(spec.name, default),
+                "default": default,
+                "description": getattr(spec, "description", ""),
+            }
+        )
+    named = {row["name"] for row in rows}
+    for name, value in in_force.items():  # thresholds without a spec still show
+        if name not in named:
+            rows.append({"name": name, "value": value, "default": value, "description": ""})
+    return rows
+
+
+def render_rules(rules: Sequence[Any], console: Console) -> None:
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    table.add_column("id", style="bold", no_wrap=True)
+    table.add_column("name", no_wrap=True)
+    table.add_column("description", ratio=1)
+    table.add_column("thresholds", no_wrap=True)
+    for rule in rules:
+        table.add_row(
+            str(rule.code),
+            str(rule.name),
+            str(rule.description),
+            "\n".join(_threshold_text(t) for t in rule_thresholds(rule)) or "-",
+        )
+    console.print(table)
+
+
+def rules_to_json(rules: Sequence[Any]) -> str:
+    return dumps(
+        {
+            "schema_version": SCHEMA_VERSION,
+            "kind": "rules",
+            "rules": [
+                {
+                    "code": str(rule.code),
+                    "name": str(rule.name),
+                    "description": str(rule.description),
+                    "thresholds": rule_thresholds(rule),
+                }
+                for rule in rules
+            ],
+        }
+    )
+
+
+def rules_to_markdown(rules: Sequence[Any]) -> str:
+    lines = ["## fitdoc rules", "", "| id | name | description | thresholds |", "| --- | --- | --- | --- |"]
+    for rule in rules:
+        thresholds = "<br>".join(f"`{_threshold_text(t)}`" for t in rule_thresholds(rule)) or "-"
+        lines.append(f"| {rule.code} | `{cell(rule.name)}` | {cell(rule.description)} | {thresholds} |")
+    return "\n".join(lines) + "\n"
+
+
+def _threshold_text(row: dict[str, Any]) -> str:
+    text = f"{row['name']} = {value_text(row['value'])}"
+    if row["value"] != row["default"]:
+        text += f" (default {value_text(row['default'])})"
+    return text

@@ -42,7 +42,8 @@ Int = Annotated[int, BeforeValidator(_int_from_text)]
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # allow_inf_nan=False: `l2: .inf` or `1e999` is a mistake to name now, not a NaN loss later.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class _DottedAccess:

@@ -1,0 +1,447 @@
+"""The tuning loop's decisions, with no training in sight.
+
+Given the trials so far (their settings, verdict, cause and validation MAE),
+`plan_next` says which configurations to train next and why, or why to stop.
+It walks the same ladders as the suggestions (DESIGN.md "Suggestion ladder"):
+L2 x10 and /10, dropout 0 -> 0.2 -> 0.5, early stopping, more epochs, more
+units; and once an overfit and an underfit value bracket the answer it
+bisects between them instead of jumping a whole step. A configuration that
+was tried once is never proposed again, so the loop always terminates.
+
+Everything here is pure: the same trials give the same plan, which is what
+makes `--resume` a matter of reading `tune.json` back.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+# The config fields a tune may change. Two trials with equal values here are
+# the same configuration (everything else comes from the base config).
+TUNED_KEYS = (
+    "model.l2",
+    "model.dropout",
+    "training.epochs",
+    "training.early_stopping",
+    "model.units",
+)
+
+# How far the loop may grow epochs and units above the base config.
+GROWTH_CAP = 4
+
+VERDICTS = ("overfit", "underfit", "balanced", "inconclusive")
+
+
+@dataclass(frozen=True)
+class Axis:
+    """A regularization knob and its ladder.
+
+    `geometric` axes (L2) bisect with the geometric mean, linear ones
+    (dropout) with the arithmetic mean. Two tried values closer than
+    `resolution` (a ratio, or a difference) leave nothing between them.
+    """
+
+    key: str
+    ladder: tuple[float, ...]
+    geometric: bool
+    resolution: float
+
+    def up(self, value: float) -> float | None:
+        """One ladder step more regularization, or None at the top."""
+        if self.geometric:
+            low = _positive_floor(self)
+            nxt = low * 10 if value <= 0 else value * 10
+            return _clean(nxt) if nxt <= self.ladder[-1] * (1 + 1e-9) else None
+        higher = [v for v in self.ladder if v > value + 1e-12]
+        return higher[0] if higher else None
+
+    def down(self, value: float) -> float | None:
+        """One ladder step less regularization, or None at zero."""
+        if value <= 0:
+            return None
+        if self.geometric:
+            nxt = value / 10
+            return _clean(nxt) if nxt >= _positive_floor(self) * (1 - 1e-9) else 0.0
+        lower = [v for v in self.ladder if v < value - 1e-12]
+        return lower[-1] if lower else 0.0
+
+    def midpoint(self, a: float, b: float) -> float | None:
+        """The value between two tried ones, or None when they are neighbours already."""
+        lo, hi = sorted((a, b))
+        if self.geometric:
+            # Zero sits one decade below the smallest ladder step, so that the
+            # midpoint of 0 and 1e-4 is 1e-5, the ladder's own next step.
+            floor = _positive_floor(self) / 10
+            lo_eff = lo if lo > 0 else floor
+            if hi / lo_eff <= self.resolution:
+                return None
+            mid = _clean(math.sqrt(lo_eff * hi), digits=3)
+            return mid if mid >= floor * 10 * (1 - 1e-9) else None
+        if hi - lo <= self.resolution + 1e-12:
+            return None
+        return _clean((lo + hi) / 2, digits=3)
+
+    def step(
+        self, value: float, direction: int, tried: Sequence[float], *, bisect: bool = True
+    ) -> float | None:
+        """Move one step up (+1) or down (-1) from `value`.
+
+        The ladder step, unless a value already tried lies at or before it on
+        that side: then halfway to that value (bisection), or nothing when
+        the two are within `resolution` of each other (or `bisect` is off:
+        that side has been checked already).
+        """
+        ladder_step = self.up(value) if direction > 0 else self.down(value)
+        if direction > 0:
+            side = [t for t in tried if t > value * (1 + 1e-9) + 1e-15]
+        else:
+            side = [t for t in tried if t < value * (1 - 1e-9)]
+        if not side:
+            return ladder_step
+        nearest = min(side) if direction > 0 else max(side)
+        if ladder_step is not None and (
+            (direction > 0 and ladder_step < nearest * (1 - 1e-9))
+            or (direction < 0 and ladder_step > nearest * (1 + 1e-9) + 1e-15)
+        ):
+            return ladder_step
+        return self.midpoint(value, nearest) if bisect else None
+
+
+L2 = Axis("model.l2", (0.0, 1e-5, 1e-4, 1e-3, 1e-2), geometric=True, resolution=3.2)
+DROPOUT = Axis("model.dropout", (0.0, 0.2, 0.5), geometric=False, resolution=0.15)
+AXES = (L2, DROPOUT)
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One finished (or failed) training, as the loop remembers it.
+
+    `settings` holds the values of TUNED_KEYS; `verdict` is None when the
+    training failed (diverged) and produced no diagnosis. `val_mae` is the
+    best validation MAE of the run (as Keras Tuner scores a trial).
+    """
+
+    index: int
+    settings: Mapping[str, Any]
+    verdict: str | None
+    cause: str | None = None
+    val_mae: float | None = None
+    suggestion: Mapping[str, Any] | None = None
+    status: str = "completed"
+    change: str = "baseline"
+    reason: str = "the given config"
+    run_dir: str | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "settings": dict(self.settings),
+            "change": self.change,
+            "reason": self.reason,
+            "status": self.status,
+            "verdict": self.verdict,
+            "cause": self.cause,
+            "val_mae": self.val_mae,
+            "suggestion": None if self.suggestion is None else dict(self.suggestion),
+            "run_dir": self.run_dir,
+            **dict(self.extra),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Trial:
+        known = {
+            "index",
+            "settings",
+            "change",
+            "reason",
+            "status",
+            "verdict",
+            "cause",
+            "val_mae",
+            "suggestion",
+            "run_dir",
+        }
+        return cls(
+            index=int(data["index"]),
+            settings=dict(data["settings"]),
+            verdict=data.get("verdict"),
+            cause=data.get("cause"),
+            val_mae=None if data.get("val_mae") is None else float(data["val_mae"]),
+            suggestion=data.get("suggestion"),
+            status=str(data.get("status", "completed")),
+            change=str(data.get("change", "")),
+            reason=str(data.get("reason", "")),
+            run_dir=data.get("run_dir"),
+            extra={k: v for k, v in data.items() if k not in known},
+        )
+
+
+@dataclass(frozen=True)
+class Move:
+    """A configuration to train next: its full tuned settings, the trial it
+    starts from, the edit as `key: from -> to`, and why."""
+
+    settings: Mapping[str, Any]
+    parent: int | None
+    change: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What to do next: some moves, or none and the reason to stop."""
+
+    moves: tuple[Move, ...]
+    stop_reason: str | None = None
+
+
+def settings_key(settings: Mapping[str, Any]) -> tuple[Any, ...]:
+    """The identity of a configuration for "never retrain the same thing"."""
+    return tuple(_normalize(settings.get(key)) for key in TUNED_KEYS)
+
+
+def best_trial(trials: Sequence[Trial]) -> Trial | None:
+    """The trial with the lowest validation MAE (ties: the earliest)."""
+    scored = [t for t in trials if t.val_mae is not None and math.isfinite(t.val_mae)]
+    return min(scored, key=lambda t: (t.val_mae, t.index)) if scored else None
+
+
+def plan_next(
+    trials: Sequence[Trial],
+    base: Mapping[str, Any],
+    *,
+    max_runs: int,
+    max_parallel: int = 1,
+) -> Plan:
+    """The next trials to run (at most `max_parallel`), or why to stop.
+
+    - No trial yet: train the base config.
+    - A balanced trial exists: check the neighbouring steps of the best
+      balanced one on its ladder (both at once when running in parallel);
+      stop when they have been tried.
+    - Otherwise follow the latest trial's verdict: overfit -> more
+      regularization, underfit over-regularized -> less, not converged or
+      inconclusive -> more epochs, capacity -> more units; falling back to
+      earlier trials when the latest leaves nothing untried.
+    """
+    left = max_runs - len(trials)
+    if left <= 0:
+        return Plan((), f"budget spent ({len(trials)} of {max_runs} trainings)")
+    if not trials:
+        return Plan((Move(dict(base), None, "baseline", "train the given config first"),))
+    width = max(1, min(max_parallel, left))
+    tried = {settings_key(t.settings) for t in trials}
+
+    balanced = [t for t in trials if t.verdict == "balanced"]
+    if balanced:
+        anchor = min(balanced, key=lambda t: (_score(t), t.index))
+        moves = _dedup(_neighbour_moves(anchor, trials), tried)
+        if not moves:
+            return Plan(
+                (),
+                f"trial {anchor.index} is balanced and its neighbouring steps have been checked",
+            )
+        return Plan(tuple(moves[:width]))
+
+    for trial in sorted(trials, key=lambda t: -t.index):
+        moves = _dedup(_moves_from(trial, trials, base, wide=width > 1), tried)
+        if moves:
+            return Plan(tuple(moves[:width]))
+    return Plan((), "no untried step left on the ladders")
+
+
+def next_moves(
+    trials: Sequence[Trial], base: Mapping[str, Any], *, max_runs: int, max_parallel: int = 1
+) -> list[Move]:
+    return list(plan_next(trials, base, max_runs=max_runs, max_parallel=max_parallel).moves)
+
+
+# ---------------------------------------------------------------- moves
+
+
+def axis_of(settings: Mapping[str, Any]) -> Axis:
+    """The knob a configuration regularizes with: dropout when it uses
+    dropout alone, L2 otherwise (L2 first, as the founding advice says)."""
+    l2 = float(settings.get("model.l2") or 0.0)
+    dropout = float(settings.get("model.dropout") or 0.0)
+    return DROPOUT if dropout > 0 and l2 == 0 else L2
+
+
+def _other(axis: Axis) -> Axis:
+    return DROPOUT if axis is L2 else L2
+
+
+def _tried_on_line(axis: Axis, settings: Mapping[str, Any], trials: Sequence[Trial]) -> list[float]:
+    """Values of `axis` tried with the other knob as in `settings`."""
+    other = _other(axis).key
+    here = _normalize(settings.get(other))
+    return [
+        float(t.settings.get(axis.key) or 0.0) for t in trials if _normalize(t.settings.get(other)) == here
+    ]
+
+
+def _axis_move(
+    trial: Trial, axis: Axis, direction: int, trials: Sequence[Trial], why: str, *, bisect: bool = True
+) -> Move | None:
+    value = float(trial.settings.get(axis.key) or 0.0)
+    tried = _tried_on_line(axis, trial.settings, trials)
+    target = axis.step(value, direction, tried, bisect=bisect)
+    if target is None:
+        return None
+    ladder = axis.up(value) if direction > 0 else axis.down(value)
+    how = "ladder step" if ladder is not None and _close(target, ladder) else "bisection"
+    if how == "bisection":
+        side = [t for t in tried if (t > value if direction > 0 else t < value)]
+        nearest = min(side) if direction > 0 else max(side)
+        mean = "geometric mean" if axis.geometric else "mean"
+        how = f"{mean} of {_fmt(value)} (trial {trial.index}) and {_fmt(nearest)}, already tried"
+    return _move(trial, {axis.key: target}, f"{why}; {how}")
+
+
+def _moves_from(trial: Trial, trials: Sequence[Trial], base: Mapping[str, Any], *, wide: bool) -> list[Move]:
+    axis = axis_of(trial.settings)
+    head = f"trial {trial.index} {_label(trial)}"
+    moves: list[Move | None] = []
+    if trial.verdict == "overfit":
+        more = f"{head} -> more regularization"
+        moves.append(_axis_move(trial, axis, +1, trials, more))
+        if axis is L2:
+            # No L2 value left to try: dropout instead of L2, as the advice says.
+            # In parallel mode the dropout branch runs beside the L2 step.
+            start = DROPOUT.up(float(trial.settings.get("model.dropout") or 0.0))
+            if start is not None:
+                moves.append(
+                    _move(
+                        trial,
+                        {"model.l2": 0.0, "model.dropout": start},
+                        f"{more}; "
+                        + ("dropout alongside L2" if wide else "no untried L2 step: dropout instead"),
+                    )
+                )
+        if trial.settings.get("training.early_stopping") is None:
+            moves.append(_early_stopping(trial, head))
+        if not wide:
+            moves = [m for m in moves if m is not None][:3]
+    elif trial.verdict == "underfit" and trial.cause == "not converged":
+        moves.append(_grow(trial, base, "training.epochs", f"{head} -> more epochs"))
+    elif trial.verdict == "underfit" and trial.cause == "capacity":
+        moves.append(_grow(trial, base, "model.units", f"{head} -> more units"))
+    elif trial.verdict == "underfit":
+        less = f"{head} -> less regularization"
+        moves.append(_axis_move(trial, axis, -1, trials, less))
+        if axis is L2 and float(trial.settings.get("model.dropout") or 0.0) > 0:
+            moves.append(_axis_move(trial, DROPOUT, -1, trials, less))
+        if trial.cause is None:
+            moves.append(_grow(trial, base, "training.epochs", f"{head} -> more epochs"))
+    elif trial.verdict == "inconclusive":
+        moves.append(_grow(trial, base, "training.epochs", f"{head} -> a longer history"))
+    return [m for m in moves if m is not None]
+
+
+def _neighbour_moves(anchor: Trial, trials: Sequence[Trial]) -> list[Move]:
+    axis = axis_of(anchor.settings)
+    head = f"trial {anchor.index} is balanced (best so far)"
+    moves = [
+        _axis_move(anchor, axis, -1, trials, f"{head}: check the neighbouring step below", bisect=False),
+        _axis_move(anchor, axis, +1, trials, f"{head}: check the neighbouring step above", bisect=False),
+    ]
+    return [m for m in moves if m is not None]
+
+
+def _grow(trial: Trial, base: Mapping[str, Any], key: str, why: str) -> Move | None:
+    now = int(trial.settings.get(key) or 0)
+    cap = int(base.get(key) or now) * GROWTH_CAP
+    suggested = _suggested(trial, key)
+    target = int(suggested) if isinstance(suggested, (int, float)) and suggested > now else now * 2
+    target = min(target, cap)
+    if target <= now:
+        return None
+    return _move(trial, {key: target}, f"{why}; x{target / now:g} (at most x{GROWTH_CAP} the base config)")
+
+
+def _early_stopping(trial: Trial, head: str) -> Move:
+    suggested = _suggested(trial, "training.early_stopping")
+    if isinstance(suggested, Mapping):
+        value = dict(suggested)
+    else:
+        epochs = int(trial.settings.get("training.epochs") or 100)
+        value = {"patience": max(5, epochs // 10), "min_delta": 0.0, "start_from_epoch": 0}
+    return _move(trial, {"training.early_stopping": value}, f"{head} -> stop at the validation minimum")
+
+
+def _suggested(trial: Trial, key: str) -> Any:
+    if trial.suggestion and trial.suggestion.get("key") == key:
+        return trial.suggestion.get("to")
+    return None
+
+
+def _move(trial: Trial, changes: Mapping[str, Any], reason: str) -> Move:
+    settings = {**dict(trial.settings), **dict(changes)}
+    edits = [
+        f"{k}: {_fmt(trial.settings.get(k))} -> {_fmt(v)}"
+        for k, v in changes.items()
+        if _normalize(trial.settings.get(k)) != _normalize(v)
+    ]
+    return Move(settings, trial.index, ", ".join(edits) or "(no change)", reason)
+
+
+def _dedup(moves: Sequence[Move], tried: set[tuple[Any, ...]]) -> list[Move]:
+    out: list[Move] = []
+    seen = set(tried)
+    for move in moves:
+        key = settings_key(move.settings)
+        if key not in seen:
+            seen.add(key)
+            out.append(move)
+    return out
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _score(trial: Trial) -> float:
+    return trial.val_mae if trial.val_mae is not None and math.isfinite(trial.val_mae) else math.inf
+
+
+def _label(trial: Trial) -> str:
+    if trial.verdict is None:
+        return trial.status
+    return trial.verdict + (f" ({trial.cause})" if trial.cause else "")
+
+
+def _positive_floor(axis: Axis) -> float:
+    return min(v for v in axis.ladder if v > 0)
+
+
+def _clean(value: float, digits: int = 6) -> float:
+    return float(f"{value:.{digits}g}")
+
+
+def _close(a: float, b: float) -> bool:
+    return math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-15)
+
+
+def _normalize(value: Any) -> Any:
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)):
+        return _clean(float(value))
+    if isinstance(value, Mapping):
+        return tuple(sorted((str(k), _normalize(v)) for k, v in value.items()))
+    if isinstance(value, (list, tuple)):
+        return tuple(_normalize(v) for v in value)
+    return repr(value)
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "off"
+    if isinstance(value, Mapping):
+        return "patience " + str(value.get("patience", "?"))
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)

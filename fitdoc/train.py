@@ -1,0 +1,406 @@
+"""Train the config's network and write its run directory.
+
+`run_training` is the one entry point (the CLI's `train` and `tune` call it).
+Two engines do the same training: `fast` (compiled whole epochs, see
+`fitdoc.fastfit`) and `keras` (plain `model.fit`, the reference). Both report
+each finished epoch to one `EpochMonitor`, which writes the history row,
+updates the progress display, and decides whether to go on: a non-finite
+loss stops the run as `diverged`, SIGINT/SIGTERM stop it as `interrupted`
+after the epoch in progress, early stopping ends it as `completed`.
+
+TensorFlow is imported only inside functions.
+"""
+
+from __future__ import annotations
+
+import math
+import platform
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any, Literal
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from fitdoc.config import Config, write_config
+from fitdoc.data import Dataset, load_data
+from fitdoc.rundir import (
+    CONFIG_FILE,
+    HISTORY_COLUMNS,
+    HISTORY_FILE,
+    MODEL_FILE,
+    HistoryWriter,
+    create_run_dir,
+    prepare_output_dir,
+    write_run_json,
+)
+
+Status = Literal["completed", "interrupted", "diverged"]
+
+RUN_JSON_SCHEMA = 1
+
+
+@dataclass(frozen=True)
+class RunResult:
+    run_dir: Path
+    status: Status
+    history_path: Path
+    message: str
+
+
+class Decision(Enum):
+    CONTINUE = "continue"
+    EARLY_STOP = "early_stop"
+    DIVERGED = "diverged"
+    INTERRUPTED = "interrupted"
+
+
+# ---------------------------------------------------------------- signals
+
+
+class StopSignals:
+    """SIGINT/SIGTERM ask the run to stop after the epoch in progress; a second one stops at once.
+
+    The first signal only sets `requested`, so the compiled epoch finishes and
+    its history row is written. Previous handlers are restored on exit.
+    Outside the main thread (where handlers cannot be installed) it does
+    nothing and Ctrl-C raises KeyboardInterrupt as usual.
+    """
+
+    def __init__(self) -> None:
+        self.requested: str | None = None
+        self._previous: dict[int, Any] = {}
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if self.requested is not None:
+            raise KeyboardInterrupt
+        self.requested = signal.Signals(signum).name
+
+    def __enter__(self) -> StopSignals:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous.clear()
+
+
+# ---------------------------------------------------------------- progress
+
+
+class ProgressDisplay:
+    """A rich bar on a terminal, a summary line every `every` epochs elsewhere, or nothing."""
+
+    def __init__(self, console: Console, *, total: int, enabled: bool, every: int | None = None) -> None:
+        self._console = console
+        self._total = total
+        self._enabled = enabled
+        self._every = every or max(1, math.ceil(total / 10))
+        self._progress: Progress | None = None
+        self._task: Any = None
+        self._started = time.perf_counter()
+
+    def __enter__(self) -> ProgressDisplay:
+        if self._enabled and self._console.is_terminal:
+            self._progress = Progress(
+                TextColumn("epoch"),
+                MofNCompleteColumn(),
+                BarColumn(),
+                TextColumn("mae {task.fields[mae]}  val_mae {task.fields[val_mae]}"),
+                TextColumn("ETA"),
+                TimeRemainingColumn(),
+                console=self._console,
+                transient=False,
+            )
+            self._progress.__enter__()
+            self._task = self._progress.add_task("train", total=self._total, mae="-", val_mae="-")
+        return self
+
+    def epoch_done(self, row: dict[str, Any]) -> None:
+        if not self._enabled:
+            return
+        epoch = int(row["epoch"]) + 1
+        if self._progress is not None:
+            self._progress.update(
+                self._task, completed=epoch, mae=f"{row['mae']:.4g}", val_mae=f"{row['val_mae']:.4g}"
+            )
+            return
+        if epoch % self._every == 0 or epoch == self._total or epoch == 1:
+            elapsed = time.perf_counter() - self._started
+            eta = elapsed / epoch * (self._total - epoch)
+            self._console.print(
+                f"epoch {epoch}/{self._total}  loss {row['loss']:.4g}  mae {row['mae']:.4g}  "
+                f"val_loss {row['val_loss']:.4g}  val_mae {row['val_mae']:.4g}  "
+                f"{elapsed:.1f}s elapsed, ETA {eta:.0f}s",
+                highlight=False,
+                soft_wrap=True,
+            )
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.__exit__(None, None, None)
+            self._progress = None
+
+
+# ---------------------------------------------------------------- per-epoch decisions
+
+
+@dataclass
+class EpochMonitor:
+    """Receives each finished epoch from an engine; writes it and decides what comes next."""
+
+    writer: HistoryWriter
+    display: ProgressDisplay
+    signals: StopSignals
+    learning_rate: float
+    early_stopping: Any = None  # EarlyStoppingConfig | None
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    decision: Decision = Decision.CONTINUE
+    reason: str = ""
+    best_epoch: int | None = None
+    best_val_mae: float = math.inf
+    best_weights: Any = None
+    _wait: int = 0
+
+    def epoch_done(
+        self, epoch: int, values: dict[str, float], seconds: float, get_weights: Callable[[], Any]
+    ) -> Decision:
+        row: dict[str, Any] = {
+            "epoch": epoch,
+            **values,
+            "learning_rate": self.learning_rate,
+            "epoch_seconds": seconds,
+        }
+        bad = [k for k in ("loss", "val_loss") if not math.isfinite(row[k])]
+        if bad:
+            # The diverged epoch is not written: the history stays a valid record of finite epochs.
+            self.decision = Decision.DIVERGED
+            self.reason = (
+                f"training diverged: {bad[0]} became {row[bad[0]]} at epoch {epoch}; "
+                f"history keeps the {len(self.rows)} finished epoch(s) before it; "
+                "try a lower training.learning_rate"
+            )
+            return self.decision
+        self.writer.write_row(row)
+        self.rows.append(row)
+        self.display.epoch_done(row)
+        self._track_best(epoch, row["val_mae"], get_weights)
+        if self.signals.requested is not None:
+            self.decision = Decision.INTERRUPTED
+            self.reason = f"interrupted by {self.signals.requested} after epoch {epoch}"
+        return self.decision
+
+    def _track_best(self, epoch: int, val_mae: float, get_weights: Callable[[], Any]) -> None:
+        es = self.early_stopping
+        if es is None:
+            if val_mae < self.best_val_mae:
+                self.best_val_mae, self.best_epoch = val_mae, epoch
+            return
+        if epoch < es.start_from_epoch:
+            return
+        # Keras EarlyStopping on val_mae (mode min) with restore_best_weights.
+        if self.best_epoch is None or val_mae < self.best_val_mae - es.min_delta:
+            self.best_val_mae, self.best_epoch = val_mae, epoch
+            self.best_weights = get_weights()
+            self._wait = 0
+            return
+        self._wait += 1
+        if self._wait >= es.patience and epoch > 0:
+            self.decision = Decision.EARLY_STOP
+            self.reason = (
+                f"early stopping at epoch {epoch}: val_mae did not improve for {es.patience} epochs; "
+                f"restored the weights of epoch {self.best_epoch}"
+            )
+
+
+# ---------------------------------------------------------------- engines
+
+
+def _train_fast(net: Any, data: Dataset, config: Config, monitor: EpochMonitor) -> None:
+    from fitdoc.fastfit import FastEpochs
+
+    training = config.training
+    trainer = FastEpochs(
+        net, data, batch_size=training.batch_size, shuffle=training.shuffle, seed=config.seed
+    )
+    for epoch in range(training.epochs):
+        started = time.perf_counter()
+        values = trainer.run_epoch(epoch)
+        if (
+            monitor.epoch_done(epoch, values, time.perf_counter() - started, net.get_weights)
+            != Decision.CONTINUE
+        ):
+            return
+
+
+def _train_keras(net: Any, data: Dataset, config: Config, monitor: EpochMonitor) -> None:
+    """Plain `model.fit`; an `mse` metric gives the regularization part as `loss - mse`."""
+    import keras
+    import tensorflow as tf
+
+    training = config.training
+    test_mae = None
+    if data.x_test is not None:
+        x_test, y_test = tf.constant(data.x_test), tf.constant(data.y_test)
+        test_mae = tf.function(lambda: tf.reduce_mean(tf.abs(y_test - net(x_test, training=False))))
+
+    class _Report(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
+            self._started = time.perf_counter()
+
+        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+            logs = logs or {}
+            values = {
+                "loss": float(logs["loss"]),
+                "mae": float(logs["mae"]),
+                "val_loss": float(logs["val_loss"]),
+                "val_mae": float(logs["val_mae"]),
+                "reg_loss": max(0.0, float(logs["loss"]) - float(logs["mse"])),
+            }
+            if test_mae is not None:
+                values["test_mae"] = float(test_mae())
+            seconds = time.perf_counter() - self._started
+            if monitor.epoch_done(epoch, values, seconds, net.get_weights) != Decision.CONTINUE:
+                self.model.stop_training = True
+
+    net.fit(
+        data.x_train,
+        data.y_train,
+        batch_size=training.batch_size,
+        epochs=training.epochs,
+        validation_data=(data.x_val, data.y_val),
+        shuffle=training.shuffle,
+        verbose=0,
+        callbacks=[_Report()],
+    )
+
+
+# ---------------------------------------------------------------- the entry point
+
+
+def run_training(config: Config, *, console: Console, progress: bool = True, plot: bool = False) -> RunResult:
+    """Train `config`, writing a new run directory; never raises for interrupt or divergence.
+
+    Raises FitdocError (DataError, MissingDependencyError, ...) for bad input
+    before any run directory is created. `plot` is accepted for the CLI, which
+    draws the plot itself.
+    """
+    from fitdoc.model import build_model, compile_model, import_keras
+
+    keras = import_keras()
+    import tensorflow as tf
+
+    output_dir = prepare_output_dir(config.output.dir)
+    data = load_data(config.data, seed=config.seed, validation_split=config.training.validation_split)
+    started_wall = time.time()
+    started = time.perf_counter()
+    run_dir = create_run_dir(output_dir, config.name, now=started_wall)
+    write_config(config, run_dir / CONFIG_FILE)
+    history_path = run_dir / HISTORY_FILE
+    record: dict[str, Any] = {
+        "schema_version": RUN_JSON_SCHEMA,
+        "status": "running",
+        "message": "",
+        "name": config.name,
+        "seed": config.seed,
+        "engine": config.training.engine,
+        "versions": _versions(),
+        "data": {**data.shape_summary(), "notes": data.notes},
+        "files": {"config": CONFIG_FILE, "history": HISTORY_FILE},
+        "timings": {"started_at": _iso(started_wall)},
+    }
+    write_run_json(run_dir, record)
+
+    keras.utils.set_random_seed(config.seed)
+    tf.config.experimental.enable_op_determinism()
+    net = compile_model(
+        build_model(config.model, data.n_features, data.n_targets),
+        config.training,
+        extra_metrics=("mse",) if config.training.engine == "keras" else (),
+    )
+    record["model"] = {"parameters": int(net.count_params()), "layers": len(net.layers)}
+    write_run_json(run_dir, record)
+
+    columns = [*HISTORY_COLUMNS] + (["test_mae"] if data.x_test is not None else [])
+    engine = _train_fast if config.training.engine == "fast" else _train_keras
+    train_started = time.perf_counter()
+    with (
+        StopSignals() as signals,
+        HistoryWriter(history_path, columns) as writer,
+        ProgressDisplay(console, total=config.training.epochs, enabled=progress) as display,
+    ):
+        monitor = EpochMonitor(
+            writer=writer,
+            display=display,
+            signals=signals,
+            learning_rate=float(config.training.learning_rate),
+            early_stopping=config.training.early_stopping,
+        )
+        try:
+            engine(net, data, config, monitor)
+        except KeyboardInterrupt:
+            monitor.decision = Decision.INTERRUPTED
+            monitor.reason = f"interrupted during epoch {len(monitor.rows)}"
+    train_seconds = time.perf_counter() - train_started
+
+    status, message = _outcome(monitor, config)
+    if monitor.best_weights is not None:
+        net.set_weights(monitor.best_weights)
+    if status != "diverged":
+        net.save(run_dir / MODEL_FILE)
+        record["files"]["model"] = MODEL_FILE
+    record.update(status=status, message=message)
+    record["epochs"] = {
+        "planned": config.training.epochs,
+        "completed": len(monitor.rows),
+        "early_stopped": monitor.decision == Decision.EARLY_STOP,
+    }
+    record["timings"].update(
+        finished_at=_iso(time.time()),
+        total_seconds=round(time.perf_counter() - started, 3),
+        training_seconds=round(train_seconds, 3),
+        first_epoch_seconds=monitor.rows[0]["epoch_seconds"] if monitor.rows else None,
+    )
+    record["final"] = monitor.rows[-1] if monitor.rows else None
+    record["best"] = _best_row(monitor.rows)
+    write_run_json(run_dir, record)
+    return RunResult(run_dir=run_dir, status=status, history_path=history_path, message=message)
+
+
+def _outcome(monitor: EpochMonitor, config: Config) -> tuple[Status, str]:
+    if monitor.decision == Decision.DIVERGED:
+        return "diverged", monitor.reason
+    if monitor.decision == Decision.INTERRUPTED:
+        return "interrupted", monitor.reason
+    if monitor.decision == Decision.EARLY_STOP:
+        return "completed", monitor.reason
+    return "completed", f"trained {len(monitor.rows)} epochs"
+
+
+def _best_row(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    finite = [r for r in rows if math.isfinite(r["val_mae"])]
+    return min(finite, key=lambda r: r["val_mae"]) if finite else None
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {"python": platform.python_version(), "platform": platform.platform()}
+    for package in ("fitdoc", "tensorflow", "keras", "numpy", "pandas"):
+        try:
+            found[package] = version(package)
+        except PackageNotFoundError:
+            found[package] = "not installed"
+    return found
+
+
+def _iso(timestamp: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(timestamp))

@@ -1,0 +1,253 @@
+"""Read any supported training history into one `Curves` value.
+
+Formats (`FORMATS`, the names `--format-in` accepts): fitdoc run histories,
+Keras CSVLogger files, pandas dumps of `History.history`, JSON dicts of lists
+(or lists of per-epoch records), PyTorch Lightning `metrics.csv`, Hugging Face
+`trainer_state.json`, and hand-rolled CSV layouts (`csv`). Detection is
+automatic; `format_in`, `train_col` and `val_col` override it.
+
+Values: missing cells (`NA`, empty) become NaN; `inf` stays inf so divergence
+rules can see it. Epochs in `Curves` count from 0. Every failure on a user's
+file is a `HistoryError` naming the file (and the field when there is one).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fitdoc.curves import Curves
+from fitdoc.errors import HistoryError
+from fitdoc.readers import jsonfmt
+from fitdoc.readers.select import build_curves
+from fitdoc.readers.tabular import CSV_FORMATS, Table, read_csv_table
+from fitdoc.readers.text import decode, read_bytes
+
+FORMATS: tuple[str, ...] = (
+    "fitdoc",
+    "keras_csv",
+    "pandas",
+    "json",
+    "lightning",
+    "hf_trainer_state",
+    "csv",
+)
+_FORMAT_ALIASES = {
+    "keras": "keras_csv",
+    "csvlogger": "keras_csv",
+    "hf": "hf_trainer_state",
+    "huggingface": "hf_trainer_state",
+    "trainer_state": "hf_trainer_state",
+    "pl": "lightning",
+}
+
+
+@dataclass(frozen=True)
+class RunSource:
+    """One history to read, with the run directory's config and run.json when present."""
+
+    history_path: Path
+    config_path: Path | None
+    run_json_path: Path | None
+    name: str
+
+
+def read_history(
+    path: str | Path,
+    *,
+    format_in: str | None = None,
+    train_col: str | None = None,
+    val_col: str | None = None,
+) -> Curves:
+    """Read one history file (or a run directory's `history.csv`) into `Curves`."""
+    p = Path(path)
+    if p.is_dir() and (p / "history.csv").is_file():
+        p = p / "history.csv"
+    fmt = _check_format(format_in, p)
+    text = decode(read_bytes(p), p)
+    table = _read_table(text, p, fmt)
+    return build_curves(
+        table.columns,
+        epochs=table.epochs,
+        source=str(p),
+        fmt=table.format,
+        notes=table.notes,
+        train_col=train_col,
+        val_col=val_col,
+        path=p,
+    )
+
+
+def _check_format(format_in: str | None, path: Path) -> str | None:
+    if format_in is None:
+        return None
+    name = format_in.strip().lower().replace("-", "_")
+    name = _FORMAT_ALIASES.get(name, name)
+    if name not in FORMATS:
+        raise HistoryError(
+            f"unknown format `{format_in}`; expected one of: {', '.join(FORMATS)}",
+            path=path,
+            field="format_in",
+        )
+    return name
+
+
+def _looks_like_json(text: str) -> bool:
+    head = text.lstrip()[:1]
+    return head in ("{", "[")
+
+
+def _read_table(text: str, path: Path, fmt: str | None) -> Table:
+    if fmt in ("json", "hf_trainer_state") or (fmt is None and _looks_like_json(text)):
+        try:
+            obj = json.loads(text)
+        except (ValueError, RecursionError) as exc:
+            if fmt is None and not text.lstrip().startswith("{"):
+                # `[` may start a CSV header like `[epoch]`; try CSV before giving up.
+                return read_csv_table(text, path, None)
+            raise HistoryError(f"invalid JSON ({exc})", path=path) from None
+        return jsonfmt.table_from_json(obj, path, fmt)
+    if fmt is not None and fmt not in CSV_FORMATS:
+        raise HistoryError(f"format `{fmt}` cannot read this file", path=path, field="format_in")
+    return read_csv_table(text, path, fmt)
+
+
+def curves_from_mapping(
+    mapping: Mapping[str, Any],
+    *,
+    source: str = "<mapping>",
+    train_col: str | None = None,
+    val_col: str | None = None,
+) -> Curves:
+    """`Curves` from a dict of lists, e.g. Keras' `History.history`."""
+    table = jsonfmt.table_from_json(dict(mapping), source, "json")
+    return build_curves(
+        table.columns,
+        epochs=table.epochs,
+        source=source,
+        fmt="mapping",
+        notes=table.notes,
+        train_col=train_col,
+        val_col=val_col,
+        path=source,
+    )
+
+
+def curves_from_frame(
+    df: Any,
+    *,
+    source: str = "<frame>",
+    train_col: str | None = None,
+    val_col: str | None = None,
+) -> Curves:
+    """`Curves` from a pandas DataFrame (e.g. `pd.DataFrame(history.history)`)."""
+    import pandas as pd  # only the frame API needs pandas
+
+    if not isinstance(df, pd.DataFrame):
+        raise HistoryError(f"expected a pandas DataFrame, got {type(df).__name__}", path=source)
+    columns: dict[str, list[float]] = {}
+    for name in df.columns:
+        values = pd.to_numeric(df[name], errors="coerce")
+        if values.notna().any():
+            columns[str(name)] = values.astype(float).tolist()
+    table = jsonfmt.table_from_json(columns, source, "json")
+    return build_curves(
+        table.columns,
+        epochs=table.epochs,
+        source=source,
+        fmt="pandas",
+        notes=table.notes,
+        train_col=train_col,
+        val_col=val_col,
+        path=source,
+    )
+
+
+# Files in a plain directory that are never histories.
+_NOT_HISTORY = (
+    "config",
+    "run.json",
+    "tokenizer",
+    "vocab",
+    "special_tokens",
+    "manifest",
+    "index.json",
+    "package",
+)
+_SKIP_DIRS = frozenset(
+    {".git", "__pycache__", "node_modules", ".venv", "venv", ".mypy_cache", ".pytest_cache"}
+)
+_HISTORY_SUFFIXES = frozenset({".csv", ".log", ".json"})
+
+
+def _run_source(history: Path, name: str) -> RunSource:
+    folder = history.parent
+    config = folder / "config.yaml"
+    run_json = folder / "run.json"
+    is_run = history.name == "history.csv"
+    return RunSource(
+        history_path=history,
+        config_path=config if is_run and config.is_file() else None,
+        run_json_path=run_json if is_run and run_json.is_file() else None,
+        name=name,
+    )
+
+
+def discover(paths: Sequence[str | Path]) -> list[RunSource]:
+    """Histories named by files, run directories, or folders holding them (recursive)."""
+    out: list[RunSource] = []
+    seen: set[Path] = set()
+    for raw in paths:
+        p = Path(raw)
+        if not p.exists():
+            raise HistoryError("no such file or directory", path=p)
+        if p.is_file():
+            found = [_run_source(p, p.parent.name if p.name == "history.csv" else p.name)]
+        elif (p / "history.csv").is_file():
+            found = [_run_source(p / "history.csv", p.resolve().name)]
+        else:
+            found = _walk(p)
+            if not found:
+                raise HistoryError("no history files found in this directory", path=p)
+        for src in found:
+            key = src.history_path.resolve()
+            if key not in seen:
+                seen.add(key)
+                out.append(src)
+    return out
+
+
+def _walk(root: Path) -> list[RunSource]:
+    found: list[RunSource] = []
+    run_dirs: set[Path] = set()
+    files = sorted(
+        f
+        for f in root.rglob("*")
+        if f.is_file() and not _SKIP_DIRS.intersection(f.relative_to(root).parts[:-1])
+    )
+    for f in files:
+        if f.name == "history.csv":
+            run_dirs.add(f.parent)
+    for f in files:
+        rel = f.relative_to(root)
+        if f.name == "history.csv":
+            found.append(_run_source(f, str(rel.parent) if rel.parent != Path(".") else root.name))
+            continue
+        if f.parent in run_dirs or f.suffix.lower() not in _HISTORY_SUFFIXES:
+            continue
+        if any(part.startswith(".") for part in rel.parts):
+            continue
+        lowered = f.name.lower()
+        if any(word in lowered for word in _NOT_HISTORY):
+            continue
+        found.append(_run_source(f, str(rel)))
+    return found
+
+
+def _as_array(values: Sequence[float]) -> np.ndarray:
+    return np.asarray(values, dtype=float)

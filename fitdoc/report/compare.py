@@ -27,15 +27,16 @@ def render_comparison(comparison: Comparison, console: Console) -> None:
         title=f"{len(comparison.runs)} runs · metric: {', '.join(metrics) or '-'}",
         title_justify="left",
         pad_edge=False,
-        collapse_padding=True,
+        padding=0,  # the box already puts one space between columns
+        show_edge=False,
     )
-    table.add_column("", no_wrap=True)
-    table.add_column("run", overflow="fold", min_width=8)
+    table.add_column("", no_wrap=True, width=1)
+    table.add_column("run", no_wrap=True)
     for key in comparison.differing_keys:
         table.add_column(key, justify="right", no_wrap=True)
     for header in ("train\nfinal", "train\nbest", "val\nfinal", "val\nbest", "best\nepoch", "val/\ntrain"):
         table.add_column(header, justify="right", no_wrap=True)
-    table.add_column("verdict", min_width=8)
+    table.add_column("verdict")
     for index, run in enumerate(comparison.runs):
         best = index == comparison.best
         table.add_row(

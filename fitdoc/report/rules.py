@@ -43,7 +43,7 @@ def rule_thresholds(rule: Any) -> list[dict[str, Any]]:
 
 
 def render_rules(rules: Sequence[Any], console: Console) -> None:
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True, show_edge=False)
     table.add_column("id", style="bold", no_wrap=True)
     table.add_column("name", no_wrap=True)
     table.add_column("description", ratio=1)

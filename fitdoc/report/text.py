@@ -45,6 +45,7 @@ def render_diagnosis(diagnosis: Diagnosis, console: Console) -> None:
     if diagnosis.summary:
         console.print(Text(diagnosis.summary))
     if diagnosis.findings:
+        console.print()
         console.print(_evidence_table(diagnosis))
     if diagnosis.suggestion is not None:
         _render_suggestion(diagnosis, console)
@@ -59,7 +60,7 @@ def render_diagnoses(diagnoses: Iterable[Diagnosis], console: Console) -> None:
 
 
 def _evidence_table(diagnosis: Diagnosis) -> Table:
-    table = Table(box=box.SIMPLE_HEAD, title=None, expand=False, pad_edge=False)
+    table = Table(box=box.SIMPLE_HEAD, expand=False, pad_edge=False, show_edge=False)
     table.add_column("rule", no_wrap=True, style="bold")
     table.add_column("votes", no_wrap=True)
     table.add_column("evidence")
@@ -75,6 +76,7 @@ def _evidence_table(diagnosis: Diagnosis) -> Table:
 def _render_suggestion(diagnosis: Diagnosis, console: Console) -> None:
     assert diagnosis.suggestion is not None
     primary = diagnosis.suggestion.primary
+    console.print()
     console.print(Text("Suggested change", style="bold"))
     if has_edit(primary):
         # The edit as a diff of the config line: what to change, nothing to interpret.

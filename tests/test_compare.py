@@ -1,0 +1,167 @@
+"""The comparison model (fitdoc.compare) and its renderers (fitdoc.report.compare)."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+
+import numpy as np
+from _report_values import founding_config, founding_curves, founding_views
+from rich.console import Console
+from test_report import check_golden
+
+from fitdoc.compare import RunView, compare_runs, differing_keys, flatten_config, run_labels
+from fitdoc.config import ModelOnlyConfig
+from fitdoc.curves import Curves
+from fitdoc.report.compare import comparison_to_json, comparison_to_markdown, render_comparison
+
+
+def curves(train, val, source="x.csv", metric="mae") -> Curves:
+    return Curves(
+        epochs=np.arange(len(train), dtype=float),
+        train=None if train is None else np.asarray(train, dtype=float),
+        val=None if val is None else np.asarray(val, dtype=float),
+        metric=metric,
+        source=source,
+    )
+
+
+def test_founding_case_says_intermediate_l2_is_the_better_point() -> None:
+    comparison = compare_runs(founding_views())
+    assert comparison.differing_keys == ("model.l2",)
+    assert [r.label for r in comparison.runs] == ["l2=0", "l2=0.0001", "l2=0.001"]
+    assert comparison.runs[comparison.best].name == "founding-l2-1e-4"
+    assert comparison.direction == "intermediate"
+    text = comparison.direction_text
+    assert text.startswith("Raising model.l2 from 0 to 0.001 closed the train/val gap")
+    assert "but raised train MAE 10.4x (0.002886 -> 0.03009)" in text
+    assert text.endswith("is at model.l2=0.0001: an intermediate setting is the better point.")
+
+
+def test_summary_numbers() -> None:
+    run = compare_runs(founding_views()).runs[0]
+    c = founding_curves(0.0)
+    assert run.final_train == c.train[-1] and run.final_val == c.val[-1]
+    assert run.best_val == c.val.min() and run.best_epoch == int(np.argmin(c.val))
+    assert run.gap_ratio == c.val[-1] / c.train[-1]
+    assert run.settings == {"model.l2": 0.0}
+    assert (run.verdict, run.cause) == ("overfit", "gap")
+
+
+def test_direction_more_and_less() -> None:
+    views = founding_views()
+    more = compare_runs([views[0], views[1]])
+    assert more.direction == "more" and "more regularization helped" in more.direction_text
+    less = compare_runs([views[1], views[2]])
+    assert less.direction == "less" and "less regularization helped" in less.direction_text
+    assert "Raising model.l2 from 0.0001 to 0.001" in less.direction_text
+
+
+def test_no_direction_when_something_else_differs() -> None:
+    a, b = founding_views()[:2]
+    b = dataclasses.replace(b, config=b.config.with_changes({"training.epochs": 50}))
+    comparison = compare_runs([a, b])
+    assert comparison.differing_keys == ("model.l2", "training.epochs")
+    assert comparison.direction is None and comparison.direction_text is None
+
+
+def test_two_regularization_keys_name_the_best_setting() -> None:
+    a, b = founding_views()[:2]
+    b = dataclasses.replace(b, config=b.config.with_changes({"model.dropout": 0.2}))
+    comparison = compare_runs([a, b])
+    assert comparison.differing_keys == ("model.dropout", "model.l2")
+    assert comparison.direction is None
+    assert "is at model.dropout=0.2, model.l2=0.0001" in comparison.direction_text
+    assert [r.label for r in comparison.runs] == ["dropout=0, l2=0", "dropout=0.2, l2=0.0001"]
+
+
+def test_without_configs_names_label_the_runs() -> None:
+    runs = [RunView("a", curves([3, 2, 1], [4, 3, 2.5])), RunView("b", curves([3, 2, 1.5], [4, 3, 2]))]
+    comparison = compare_runs(runs)
+    assert comparison.differing_keys == () and [r.label for r in comparison.runs] == ["a", "b"]
+    assert comparison.best == 1 and comparison.direction is None
+
+
+def test_same_setting_twice_keeps_labels_apart() -> None:
+    config = founding_config(0.0, "x")
+    runs = [
+        RunView("seed1", founding_curves(0.0), None, config.with_changes({"model.l2": 0.001})),
+        RunView("seed2", founding_curves(0.0), None, config.with_changes({"model.l2": 0.001, "seed": 1})),
+        RunView("base", founding_curves(0.0), None, config),
+    ]
+    assert run_labels(runs) == ["l2=0.001, seed=42", "l2=0.001, seed=1", "l2=0, seed=42"]
+    same = [
+        RunView("s1", founding_curves(0.0), None, config),
+        RunView("s2", founding_curves(0.0), None, config),
+    ]
+    assert run_labels(same) == ["s1", "s2"]
+
+
+def test_missing_and_nan_values() -> None:
+    runs = [
+        RunView("train-only", curves([3, 2, np.nan], None)),
+        RunView("sparse", curves([3, 2, 1, 0.5], [np.nan, 2.5, np.nan, np.nan])),
+    ]
+    comparison = compare_runs(runs)
+    first, second = comparison.runs
+    assert first.final_train == 2 and first.final_val is None and first.gap_ratio is None
+    assert first.best_epoch == 1  # the train minimum when there is no validation series
+    assert second.final_val == 2.5 and second.best_epoch == 1 and second.gap_ratio == 5.0
+    assert comparison.best == 1
+    assert compare_runs([runs[0]]).best is None
+
+
+def test_flatten_and_zero_equals_zero_point_zero() -> None:
+    config = founding_config(0.0, "x")
+    flat = flatten_config(config)
+    assert flat["model.l2"] == 0.0 and flat["training.epochs"] == 1000 and "data.synthetic" in flat
+    model_only = ModelOnlyConfig.model_validate({"model": {"l2": 0.001}})
+    keys = differing_keys([config, model_only])
+    assert "model.l2" in keys and "name" not in keys and not any(k.startswith("output.") for k in keys)
+    assert differing_keys([config, config.with_changes({"model.l2": 0})]) == ()
+    assert differing_keys([config, None]) == ()
+
+
+# ---------------------------------------------------------------- renderers
+
+
+def test_table_marks_the_best_run() -> None:
+    console = Console(file=io.StringIO(), width=100, force_terminal=False, color_system=None)
+    render_comparison(compare_runs(founding_views()), console)
+    out = console.file.getvalue()
+    best_row = next(line for line in out.splitlines() if "founding-l2-1e-4" in line)
+    assert best_row.lstrip().startswith("★")
+    assert "balanced" in best_row and "0.0001" in best_row
+    assert "overfit (gap)" in out and "(over-regularized)" in out
+    assert "closed the train/val gap" in out
+    assert max(len(line) for line in out.splitlines()) <= 100
+    check_golden("comparison.txt", out)
+
+
+def test_json_is_stable_and_complete() -> None:
+    text = comparison_to_json(compare_runs(founding_views()))
+    document = json.loads(text)
+    assert document["schema_version"] == 1 and document["kind"] == "comparison"
+    assert document["best"] == "founding-l2-1e-4" and document["direction"] == "intermediate"
+    assert [r["best"] for r in document["runs"]] == [False, True, False]
+    assert set(document["runs"][0]) >= {
+        "final_train",
+        "final_val",
+        "best_train",
+        "best_val",
+        "best_epoch",
+        "gap_ratio",
+        "verdict",
+        "settings",
+        "label",
+    }
+    assert document["errors"] == []
+    check_golden("comparison.json", text)
+
+
+def test_markdown() -> None:
+    text = comparison_to_markdown(compare_runs(founding_views()))
+    assert text.startswith("## fitdoc comparison\n")
+    assert "| ★ | **`founding-l2-1e-4`** | 0.0001 |" in text
+    check_golden("comparison.md", text)

@@ -1,0 +1,232 @@
+"""Curve features, measured once per history, that every rule reads.
+
+Measure, then judge: this module only measures. Every feature is scale-free (a
+ratio, a relative change or a position as a fraction of the run), so a run
+whose MAE is 0.003 and one whose MAE is 30 are described by the same numbers.
+Rules compare these features to thresholds; nothing here decides a verdict.
+
+Smoothing is deliberately plain: "the value at the end" is the mean of the last
+`window` epochs, so one spiky epoch does not decide.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from fitdoc.curves import Curves
+
+NAN = float("nan")
+
+
+@dataclass(frozen=True)
+class Features:
+    """Scale-free numbers describing one run's learning curves.
+
+    Ratios are NaN when a series has non-positive values (ratio rules skip
+    them, DESIGN.md "Contracts"); positions are 0-based epoch indices.
+    """
+
+    n_epochs: int
+    metric: str
+    has_validation: bool
+    window: int
+    nonfinite_train: int
+    nonfinite_val: int
+    positive: bool
+    train_start: float
+    train_end: float
+    train_min: float
+    val_end: float
+    val_min: float
+    best_epoch: int
+    last_epoch: int
+    best_position: float
+    val_rebound: float
+    gap_ratio_end: float
+    gap_ratio_best: float
+    gap_ratio_trend: float
+    train_tail_drop: float
+    val_tail_drop: float
+    train_half_drop: float
+    val_half_drop: float
+    train_total_drop: float
+    val_noise: float
+    train_noise: float
+    blowup: float
+    reg_share: float
+
+    def as_dict(self) -> dict[str, float | int | str | bool]:
+        return dict(self.__dict__)
+
+
+def compute_features(curves: Curves) -> Features:
+    """Every feature the rules use, from aligned train/val arrays (numpy only)."""
+    train = _as_array(curves.train)
+    val = _as_array(curves.val) if curves.has_validation else None
+    n = len(curves)
+    window = _window(n)
+    epochs = np.asarray(curves.epochs)
+    nonfinite_train = int((~np.isfinite(train)).sum()) if train.size else 0
+    nonfinite_val = int((~np.isfinite(val)).sum()) if val is not None else 0
+
+    train_f = _finite(train)
+    val_f = _finite(val) if val is not None else np.empty(0)
+    positive = bool(train_f.size and val_f.size and (train_f > 0).all() and (val_f > 0).all())
+
+    train_end = _tail_mean(train, window)
+    val_end = _tail_mean(val, window) if val is not None else NAN
+    train_min = float(np.nanmin(train)) if train_f.size else NAN
+    best_epoch, val_min = _argmin(val)
+    last_epoch = int(epochs[-1]) if n else -1
+    if best_epoch >= 0 and n:
+        best_epoch_label = int(epochs[best_epoch])
+        best_position = (best_epoch + 1) / n
+    else:
+        best_epoch_label, best_position = -1, NAN
+
+    ratios_ok = positive and n > 0
+    gap_end = _ratio(val_end, train_end) if ratios_ok else NAN
+    gap_best = NAN
+    if ratios_ok and best_epoch >= 0:
+        lo = max(0, best_epoch - window // 2)
+        gap_best = _ratio(
+            _mean(val[lo : best_epoch + window // 2 + 1]), _mean(train[lo : best_epoch + window // 2 + 1])
+        )
+    gap_trend = NAN
+    if ratios_ok and n >= 2 * window:
+        mid = n // 2
+        gap_mid = _ratio(
+            _mean(val[mid - window // 2 : mid + window // 2 + 1]),
+            _mean(train[mid - window // 2 : mid + window // 2 + 1]),
+        )
+        gap_trend = gap_end / gap_mid - 1.0 if gap_mid > 0 else NAN
+
+    return Features(
+        n_epochs=n,
+        metric=curves.metric,
+        has_validation=val is not None and val_f.size > 0,
+        window=window,
+        nonfinite_train=nonfinite_train,
+        nonfinite_val=nonfinite_val,
+        positive=positive,
+        train_start=_head_mean(train, window),
+        train_end=train_end,
+        train_min=train_min,
+        val_end=val_end,
+        val_min=val_min,
+        best_epoch=best_epoch_label,
+        last_epoch=last_epoch,
+        best_position=best_position,
+        val_rebound=_ratio(val_end, val_min) - 1.0 if ratios_ok else NAN,
+        gap_ratio_end=gap_end,
+        gap_ratio_best=gap_best,
+        gap_ratio_trend=gap_trend,
+        train_tail_drop=_drop(train, n - 1 - n // 4, window) if positive else NAN,
+        val_tail_drop=_drop(val, n - 1 - n // 4, window) if positive else NAN,
+        train_half_drop=_drop(train, n // 2 - 1, window) if positive else NAN,
+        val_half_drop=_drop(val, n // 2 - 1, window) if positive else NAN,
+        train_total_drop=_ratio(_head_mean(train, window), train_end) - 1.0 if positive else NAN,
+        val_noise=_noise(val) if positive else NAN,
+        train_noise=_noise(train) if positive else NAN,
+        blowup=_blowup(train, val),
+        reg_share=_reg_share(curves, window),
+    )
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _as_array(values: np.ndarray | None) -> np.ndarray:
+    if values is None:
+        return np.empty(0)
+    return np.asarray(values, dtype=float)
+
+
+def _finite(values: np.ndarray | None) -> np.ndarray:
+    if values is None:
+        return np.empty(0)
+    return values[np.isfinite(values)]
+
+
+def _window(n: int) -> int:
+    """A tenth of the run, at least 3 epochs and at most 50: the smoothing span."""
+    return int(min(50, max(3, round(n / 10)))) if n else 0
+
+
+def _mean(values: np.ndarray | None) -> float:
+    if values is None or values.size == 0:
+        return NAN
+    finite = values[np.isfinite(values)]
+    return float(finite.mean()) if finite.size else NAN
+
+
+def _tail_mean(values: np.ndarray | None, window: int) -> float:
+    return NAN if values is None or window <= 0 else _mean(values[-window:])
+
+
+def _head_mean(values: np.ndarray | None, window: int) -> float:
+    # The first epoch is often far above the rest (random init); start after it.
+    if values is None or values.size < 2 or window <= 0:
+        return _mean(values)
+    return _mean(values[1 : 1 + window])
+
+
+def _ratio(num: float, den: float) -> float:
+    if not (math.isfinite(num) and math.isfinite(den)) or den <= 0:
+        return NAN
+    return num / den
+
+
+def _drop(values: np.ndarray | None, at: int, window: int) -> float:
+    """Relative fall from a smoothed value around index `at` to the smoothed end.
+
+    0.25 means the end value is 25% below (the curve was still falling);
+    negative means it rose.
+    """
+    if values is None or values.size < 2 * window or at < 0:
+        return NAN
+    lo = max(0, at - window // 2)
+    before = _mean(values[lo : at + window // 2 + 1])
+    end = _tail_mean(values, window)
+    return _ratio(before, end) - 1.0
+
+
+def _argmin(values: np.ndarray | None) -> tuple[int, float]:
+    if values is None or values.size == 0 or not np.isfinite(values).any():
+        return -1, NAN
+    index = int(np.nanargmin(values))
+    return index, float(values[index])
+
+
+def _noise(values: np.ndarray | None) -> float:
+    """Typical epoch-to-epoch jitter relative to the level: median |log step|
+    over the second half, after removing the trend (second differences)."""
+    if values is None:
+        return NAN
+    half = values[len(values) // 2 :]
+    half = half[np.isfinite(half)]
+    if half.size < 6 or (half <= 0).any():
+        return NAN
+    logs = np.log(half)
+    # Second differences cancel a smooth trend, leaving the jitter (scaled to one step).
+    return float(np.median(np.abs(np.diff(logs, n=2))) / 2.0)
+
+
+def _blowup(train: np.ndarray, val: np.ndarray | None) -> float:
+    """Largest end/min ratio of the train series (a diverging run explodes)."""
+    finite = train[np.isfinite(train)]
+    if finite.size < 2 or finite.min() <= 0:
+        return NAN
+    return float(finite[-max(1, finite.size // 20) :].mean() / finite.min())
+
+
+def _reg_share(curves: Curves, window: int) -> float:
+    """The regularization part of the train loss at the end, when logged."""
+    if curves.reg_loss is None or curves.train_loss is None:
+        return NAN
+    reg = _tail_mean(np.asarray(curves.reg_loss, dtype=float), window)
+    loss = _tail_mean(np.asarray(curves.train_loss, dtype=float), window)
+    return _ratio(reg, loss)

@@ -1,0 +1,80 @@
+"""Can this history be judged at all? No validation, too short, diverged, noisy.
+
+These rules vote `inconclusive`; the combiner lets them override every other
+vote, so a short or broken history never gets a confident label.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from fitdoc.features import Features
+from fitdoc.rules.base import Vote, strength
+from fitdoc.rules.registry import rule
+from fitdoc.verdict import Verdict
+
+INCONCLUSIVE = Verdict.INCONCLUSIVE
+
+
+@rule("FD001", "history.no_validation", "The history has no validation series, so generalization is unknown.")
+def no_validation(f: Features, config: Any, t: Mapping[str, float]) -> Vote | None:
+    if f.has_validation:
+        return None
+    return Vote(INCONCLUSIVE, None, 1.0, None, None, "no validation series (val_mae / val_loss)")
+
+
+@rule(
+    "FD002",
+    "history.too_short",
+    "Too few epochs to tell a trend from noise.",
+    min_epochs=(10.0, "fewest epochs a history needs to be judged"),
+)
+def too_short(f: Features, config: Any, t: Mapping[str, float]) -> Vote | None:
+    if f.n_epochs >= t["min_epochs"]:
+        return None
+    return Vote(
+        INCONCLUSIVE, None, 1.0, f.n_epochs, t["min_epochs"], f"{f.n_epochs} epochs < {t['min_epochs']:g}"
+    )
+
+
+@rule(
+    "FD003",
+    "history.diverged",
+    "Training diverged: NaN/inf values, or the train metric blew up far above its minimum.",
+    max_blowup=(10.0, "end/minimum ratio of the train metric that counts as blowing up"),
+)
+def diverged(f: Features, config: Any, t: Mapping[str, float]) -> Vote | None:
+    bad = f.nonfinite_train + f.nonfinite_val
+    if bad:
+        return Vote(INCONCLUSIVE, None, 1.0, float(bad), 0.0, f"{bad} NaN/inf values in the train/val series")
+    if math.isfinite(f.blowup) and f.blowup > t["max_blowup"]:
+        return Vote(
+            INCONCLUSIVE,
+            None,
+            1.0,
+            f.blowup,
+            t["max_blowup"],
+            f"train {f.metric} at the end is {f.blowup:.3g}x its minimum > {t['max_blowup']:g}x",
+        )
+    return None
+
+
+@rule(
+    "FD004",
+    "history.noisy",
+    "Validation curve jitters so much from epoch to epoch that its trend cannot be read.",
+    max_noise=(0.15, "typical relative epoch-to-epoch jitter of val (second half) above which it is noise"),
+)
+def noisy(f: Features, config: Any, t: Mapping[str, float]) -> Vote | None:
+    if not math.isfinite(f.val_noise) or f.val_noise <= t["max_noise"]:
+        return None
+    return Vote(
+        INCONCLUSIVE,
+        None,
+        strength(f.val_noise, t["max_noise"], 2 * t["max_noise"]),
+        f.val_noise,
+        t["max_noise"],
+        f"val {f.metric} jitters {f.val_noise:.0%} per epoch > {t['max_noise']:.0%}",
+    )

@@ -82,7 +82,8 @@ class _Series:
 def plot_runs(runs: Sequence[RunView], out: Path, scale: Scale = "auto") -> Path:
     """Draw one run (annotated) or several (overlaid) to `out` (.png or .svg); returns `out`.
 
-    Raises FitdocError for an unsupported extension or when no run has a series to draw.
+    Creates missing parent folders. Raises FitdocError for an unsupported
+    extension or when no run has a series to draw.
     """
     out = Path(out)
     suffix = out.suffix.lower()
@@ -91,22 +92,32 @@ def plot_runs(runs: Sequence[RunView], out: Path, scale: Scale = "auto") -> Path
             f"cannot write a plot as {suffix or 'a file without extension'!r}; use one of: "
             + ", ".join(FORMATS),
             path=out,
+            field="--output",
         )
-    if scale not in ("auto", "log", "linear"):
-        raise FitdocError(f"unknown scale {scale!r}; use auto, log or linear", field="--scale")
-    if not runs:
-        raise FitdocError("no runs to plot", path=out)
-    if not any(_has_data(run) for run in runs):
-        raise FitdocError("no train or validation values to plot", path=runs[0].curves.source)
-
     from matplotlib import rc_context
 
     with rc_context(_STYLE):
-        figure = _single_run_figure(runs[0], scale) if len(runs) == 1 else _many_runs_figure(runs, scale)
+        figure = build_figure(runs, scale)
         out.parent.mkdir(parents=True, exist_ok=True)
         metadata = {"Date": None} if suffix == ".svg" else {"Software": None}
         figure.savefig(out, dpi=DPI, metadata=metadata, facecolor="white")
     return out
+
+
+def build_figure(runs: Sequence[RunView], scale: Scale = "auto") -> Figure:
+    """The matplotlib `Figure` `plot_runs` saves (for callers who want to adjust or embed it)."""
+    if scale not in ("auto", "log", "linear"):
+        raise FitdocError(f"unknown scale {scale!r}; use auto, log or linear", field="--scale")
+    if not runs:
+        raise FitdocError("no runs to plot")
+    if not any(_has_data(run) for run in runs):
+        raise FitdocError("no train or validation values to plot", path=runs[0].curves.source)
+    from matplotlib import rc_context
+
+    with rc_context(_STYLE):
+        if len(runs) == 1:
+            return _single_run_figure(runs[0], scale)
+        return _many_runs_figure(runs, scale)
 
 
 # ---------------------------------------------------------------- one run

@@ -34,7 +34,7 @@ PRECEDENCE: tuple[tuple[Verdict, Cause | None], ...] = (
 )
 
 # How much a strong finding for another verdict lowers the winner's confidence.
-CONFLICT_PENALTY = 0.5
+CONFLICT_PENALTY = 0.3
 
 
 def diagnose_curves(
@@ -94,6 +94,8 @@ def summarize(verdict: Verdict, cause: Cause | None, findings: Sequence[Finding]
         return f"{label}: {best.message}, {span}."
     if not features.has_validation:
         return f"{label}: no validation series to judge generalization, {span}."
+    if not features.positive:
+        return f"{label}: the series have non-positive values, so no ratio rule applies, {span}."
     return (
         f"{label}: no rule found clear evidence {span} "
         f"(val/train {features.metric} {features.gap_ratio_end:.2f}, "

@@ -103,11 +103,12 @@ def _looks_like_json(text: str) -> bool:
 
 
 def _read_table(text: str, path: Path, fmt: str | None) -> Table:
-    if fmt in ("json", "hf_trainer_state") or (fmt is None and _looks_like_json(text)):
+    is_json = path.suffix.lower() == ".json" or _looks_like_json(text)
+    if fmt in ("json", "hf_trainer_state") or (fmt is None and is_json):
         try:
             obj = json.loads(text)
         except (ValueError, RecursionError) as exc:
-            if fmt is None and not text.lstrip().startswith("{"):
+            if fmt is None and path.suffix.lower() != ".json" and not text.lstrip().startswith("{"):
                 # `[` may start a CSV header like `[epoch]`; try CSV before giving up.
                 return read_csv_table(text, path, None)
             raise HistoryError(f"invalid JSON ({exc})", path=path) from None

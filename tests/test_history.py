@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from fitdoc.curves import Curves
 from fitdoc.errors import HistoryError
 from fitdoc.history import FORMATS, read_history
 
@@ -97,3 +101,279 @@ def test_missing_file_names_it(tmp_path):
     with pytest.raises(HistoryError, match="no such file") as err:
         read_history(tmp_path / "nope.csv")
     assert err.value.path.endswith("nope.csv")
+
+
+def test_pandas_dump_with_index_column():
+    c = read_history(FIX / "pandas_index.csv")
+    assert c.format == "pandas"
+    assert (c.train_name, c.val_name) == ("mae", "val_mae")
+    np.testing.assert_array_equal(c.epochs, [0, 1, 2])
+
+
+def test_semicolon_delimiter_with_decimal_commas_and_no_epoch_column():
+    c = read_history(FIX / "semicolon_decimal_comma.csv")
+    np.testing.assert_allclose(c.train, [0.5, 0.4])
+    np.testing.assert_allclose(c.val, [0.6, 0.55])
+    np.testing.assert_array_equal(c.epochs, [0, 1])
+
+
+def test_custom_tab_file_spaced_names_text_column_one_based_epochs():
+    c = read_history(FIX / "custom_tab_1based.tsv")
+    assert (c.train_name, c.val_name) == ("Train Loss", "Validation Loss")
+    np.testing.assert_array_equal(c.epochs, [0, 1, 2])
+    assert any("counts from 1" in n for n in c.notes)
+
+
+def test_bom_and_latin1_bytes_and_camel_case_names():
+    c = read_history(FIX / "bom_latin1.csv")
+    assert (c.train_name, c.val_name) == ("TrainLoss", "ValLoss")
+    np.testing.assert_allclose(c.val, [1.0, 0.8])
+
+
+def test_lightning_sparse_rows_prefer_epoch_columns_and_drop_lr_rows():
+    c = read_history(FIX / "lightning_sparse.csv")
+    assert c.format == "lightning"
+    np.testing.assert_array_equal(c.epochs, [0, 1])
+    # val_mae has no train counterpart: the loss pair (train and val) wins.
+    assert (c.train_name, c.val_name) == ("train_loss_epoch", "val_loss")
+    np.testing.assert_allclose(c.train, [0.9, 0.5])
+    np.testing.assert_allclose(c.val, [0.95, 0.6])
+
+
+def test_lightning_step_only_train_series_is_averaged_per_epoch():
+    c = read_history(FIX / "lightning_sparse.csv", train_col="train_loss_step")
+    np.testing.assert_allclose(c.train, [0.9, 0.5])
+    assert c.val_name == "val_loss"
+
+
+def test_json_dict_of_lists_keeps_nan_and_inf():
+    c = read_history(FIX / "keras_dict.json")
+    assert c.format == "json"
+    assert c.metric == "mae"
+    assert np.isinf(c.val[2]) and math.isnan(c.val_loss[2])
+
+
+def test_json_records_one_based_epochs_and_text_fields_ignored():
+    c = read_history(FIX / "records.json")
+    assert (c.train_name, c.val_name) == ("train_loss", "val_loss")
+    np.testing.assert_array_equal(c.epochs, [0, 1, 2])
+
+
+def test_prefixed_multi_head_json_prefers_the_mae_head():
+    c = read_history(FIX / "prefixed_heads.json")
+    assert (c.train_name, c.val_name) == ("reg_mae", "reg_val_mae")
+    assert c.reg_loss is None  # `reg_loss` is the `reg` head's loss here, not an L2 share
+    np.testing.assert_allclose(c.train_loss, [1.0, 0.9, 0.8])
+    assert any("reg_val_mae" in n and "cls_val_loss" in n for n in c.notes)
+    c = read_history(FIX / "prefixed_heads.json", val_col="cls_val_loss")
+    assert c.train_name == "cls_loss" and len(c) == 2
+
+
+def test_hf_trainer_state_one_point_per_evaluation():
+    c = read_history(FIX / "hf_trainer_state.json")
+    assert c.format == "hf_trainer_state"
+    assert (c.train_name, c.val_name) == ("loss", "eval_loss")
+    np.testing.assert_array_equal(c.epochs, [0, 1])
+    np.testing.assert_allclose(c.train, [0.9, 0.5])
+    np.testing.assert_allclose(c.val, [0.9, 0.85])
+
+
+def test_format_override_is_honoured():
+    c = read_history(FIX / "keras_mae_alias.csv", format_in="csv")
+    assert c.format == "csv"
+    with pytest.raises(HistoryError, match="log_history"):
+        read_history(FIX / "keras_dict.json", format_in="hf_trainer_state")
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b'{"loss": [1, 2], "val_loss": [1, 2]', "invalid JSON"),
+        (b"42", "no numeric series"),
+        (b'{"name": "run", "loss": "low"}', "no numeric series"),
+        (b'{"log_history": []}', "log_history` is empty"),
+        (b'{"log_history": {"a": 1}}', "not a list"),
+        (b'[{"epoch": 0, "acc": 0.5}]', "no usable numeric series"),
+    ],
+)
+def test_bad_json_raises_history_error(tmp_path, content, message):
+    f = tmp_path / "h.json"
+    f.write_bytes(content)
+    with pytest.raises(HistoryError, match=message):
+        read_history(f)
+
+
+def test_validation_only_and_train_only_histories_still_read(tmp_path):
+    f = tmp_path / "v.csv"
+    f.write_text("epoch,val_loss\n0,1.0\n1,0.9\n")
+    c = read_history(f)
+    assert c.train is None and c.val is not None and c.has_validation
+    f.write_text("epoch,loss\n0,1.0\n1,0.9\n")
+    c = read_history(f)
+    assert c.val is None and not c.has_validation
+
+
+def test_discover_files_run_dirs_and_plain_folders(tmp_path):
+    from fitdoc.history import discover
+
+    run = tmp_path / "runs" / "b-run"
+    run.mkdir(parents=True)
+    (run / "history.csv").write_bytes((FIX / "fitdoc_history.csv").read_bytes())
+    (run / "config.yaml").write_text("model: {}\n")
+    (run / "run.json").write_text("{}")
+    (run / "predictions.csv").write_text("y\n1\n")  # not a history: inside a run dir
+    other = tmp_path / "runs" / "a-logs"
+    other.mkdir()
+    (other / "training.log").write_bytes((FIX / "keras_mae_alias.csv").read_bytes())
+    (other / "config.json").write_text("{}")
+    (other / "trainer_state.json").write_bytes((FIX / "hf_trainer_state.json").read_bytes())
+    (tmp_path / "runs" / ".git").mkdir()
+    (tmp_path / "runs" / ".git" / "x.csv").write_text("loss\n1\n")
+
+    sources = discover([tmp_path / "runs"])
+    names = [s.history_path.relative_to(tmp_path).as_posix() for s in sources]
+    assert names == [
+        "runs/a-logs/trainer_state.json",
+        "runs/a-logs/training.log",
+        "runs/b-run/history.csv",
+    ]
+    by_name = {s.history_path.name: s for s in sources}
+    assert by_name["history.csv"].config_path == run / "config.yaml"
+    assert by_name["history.csv"].run_json_path == run / "run.json"
+    assert by_name["training.log"].config_path is None
+
+    (single,) = discover([run])
+    assert single.name == "b-run" and single.config_path == run / "config.yaml"
+    (one_file,) = discover([other / "training.log"])
+    assert one_file.history_path == other / "training.log"
+    # The same history named twice is listed once.
+    assert len(discover([run, run / "history.csv"])) == 1
+
+
+def test_discover_refuses_missing_paths_and_empty_folders(tmp_path):
+    from fitdoc.history import discover
+
+    with pytest.raises(HistoryError, match="no such file or directory") as err:
+        discover([tmp_path / "missing"])
+    assert err.value.path == str(tmp_path / "missing")
+    with pytest.raises(HistoryError, match="no history files"):
+        discover([tmp_path])
+
+
+def test_curves_from_mapping_and_frame_match_the_file_reader():
+    import pandas as pd
+
+    from fitdoc.history import curves_from_frame, curves_from_mapping
+
+    history = {
+        "loss": [1.0, 0.6, 0.5],
+        "mae": [0.8, 0.6, 0.5],
+        "val_loss": [1.2, 0.9, 0.8],
+        "val_mae": [0.9, 0.7, 0.65],
+    }
+    c = curves_from_mapping(history)
+    assert (c.train_name, c.val_name, c.format) == ("mae", "val_mae", "mapping")
+    np.testing.assert_array_equal(c.epochs, [0, 1, 2])
+    f = curves_from_frame(pd.DataFrame(history), source="df")
+    np.testing.assert_allclose(f.val, c.val)
+    assert f.source == "df"
+    with pytest.raises(HistoryError, match="not found; available: loss, mae, val_loss, val_mae"):
+        curves_from_mapping(history, train_col="acc")
+    with pytest.raises(HistoryError, match="DataFrame"):
+        curves_from_frame(history)
+
+
+def test_reader_module_import_stays_light():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, fitdoc.history; "
+        "bad = [m for m in ('tensorflow', 'keras', 'matplotlib', 'pandas') if m in sys.modules]; "
+        "print(','.join(bad))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
+
+
+# Fuzz: any bytes given to the reader give Curves or a HistoryError, nothing else.
+
+_CELLS = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True).map(repr),
+    st.sampled_from(["", "NA", "nan", "inf", "-inf", "x", "1,5", "epoch", "loss", "val_loss"]),
+    st.integers(-5, 5).map(str),
+)
+_NAMES = st.sampled_from(
+    [
+        "epoch",
+        "step",
+        "loss",
+        "val_loss",
+        "mae",
+        "val_mae",
+        "Train Loss",
+        "ValLoss",
+        "reg_loss",
+        "lr-Adam",
+        "",
+        "acc",
+        "test_mae",
+        "train_loss_step",
+        "train_loss_epoch",
+        "eval_loss",
+    ]
+)
+
+
+def _check(tmp_path, name: str, data: bytes) -> None:
+    f = tmp_path / name
+    f.write_bytes(data)
+    try:
+        c = read_history(f)
+    except HistoryError as err:
+        assert err.path == str(f)
+        assert err.message
+        return
+    assert isinstance(c, Curves)
+    assert len(c) >= 1
+
+
+_SETTINGS = settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+
+
+@_SETTINGS
+@given(data=st.binary(max_size=300), suffix=st.sampled_from([".csv", ".json", ".log"]))
+def test_random_bytes(tmp_path, data, suffix):
+    _check(tmp_path, "h" + suffix, data)
+
+
+@_SETTINGS
+@given(
+    header=st.lists(_NAMES, min_size=1, max_size=6),
+    rows=st.lists(st.lists(_CELLS, max_size=7), max_size=8),
+    sep=st.sampled_from([",", ";", "\t"]),
+    eol=st.sampled_from(["\n", "\r\n", "\r\r\n"]),
+)
+def test_random_csv(tmp_path, header, rows, sep, eol):
+    text = eol.join(sep.join(r) for r in [header, *rows]) + eol
+    _check(tmp_path, "h.csv", text.encode())
+
+
+_JSON = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.floats(), st.integers(), st.text(max_size=5)),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=5),
+        st.dictionaries(
+            st.one_of(_NAMES, st.sampled_from(["log_history", "history", "0", "1"])), inner, max_size=5
+        ),
+    ),
+    max_leaves=30,
+)
+
+
+@_SETTINGS
+@given(obj=_JSON)
+def test_random_json(tmp_path, obj):
+    _check(tmp_path, "h.json", json.dumps(obj).encode())

@@ -87,6 +87,8 @@ HIGHER_IS_BETTER = frozenset(
     }
 )
 
+HIGHER_PREFIXES = ("rouge", "bleu", "accuracy", "f1", "auc", "precision", "recall", "r2")
+
 # Lower-is-better metrics in order of preference (MAE first, as DESIGN.md says).
 METRIC_RANK = {"mae": 0, "loss": 1, "mse": 2, "rmse": 3, "mape": 4, "msle": 5, "wer": 6, "cer": 6}
 
@@ -185,6 +187,8 @@ def parse_name(raw: str, *, reg_is_head: bool = False) -> ColumnName:
 
 def _split_head(metric_full: str) -> tuple[str, str]:
     """`power_mae` -> (`power`, `mae`); known multi-token metrics stay whole."""
+    if metric_full.startswith(HIGHER_PREFIXES):
+        return "", metric_full
     for known in sorted(HIGHER_IS_BETTER | set(METRIC_RANK), key=len, reverse=True):
         if metric_full == known:
             return "", known

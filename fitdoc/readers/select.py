@@ -15,7 +15,14 @@ import numpy as np
 
 from fitdoc.curves import Curves
 from fitdoc.errors import HistoryError
-from fitdoc.readers.names import HIGHER_IS_BETTER, METRIC_RANK, ColumnName, normalize, parse_names
+from fitdoc.readers.names import (
+    HIGHER_IS_BETTER,
+    HIGHER_PREFIXES,
+    METRIC_RANK,
+    ColumnName,
+    normalize,
+    parse_names,
+)
 
 _LEVEL_RANK = {"epoch": 0, "": 1, "step": 2}
 # Metrics that measure the same thing for an MSE-trained regression net: a
@@ -107,7 +114,7 @@ def _pick(cols: list[ColumnName]) -> ColumnName | None:
 
 def _tier(key: tuple[str, str], keys: list[tuple[str, str]]) -> int:
     head, metric = key
-    if metric in HIGHER_IS_BETTER:
+    if metric in HIGHER_IS_BETTER or metric.startswith(HIGHER_PREFIXES):
         return 99
     if metric not in METRIC_RANK:
         return 50

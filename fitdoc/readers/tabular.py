@@ -98,13 +98,13 @@ def _epoch_table(segments: list[Segment], fmt: str) -> Table:
         notes.append(f"appended log with {len(runs)} runs ({lengths} rows); diagnosing the last run")
     columns = _numeric_columns(seg, start, stop)
     parsed = parse_names(list(columns))
-    epochs, epoch_note = _epochs_from(columns, parsed, stop - start, fmt)
+    epochs, epoch_note = epochs_from(columns, parsed, stop - start, fmt)
     if epoch_note:
         notes.append(epoch_note)
     return Table(columns, epochs, fmt, tuple(notes))
 
 
-def _epochs_from(
+def epochs_from(
     columns: dict[str, np.ndarray], parsed: list[ColumnName], n: int, fmt: str
 ) -> tuple[np.ndarray, str | None]:
     """0-based integer epochs: the epoch column when usable, else the row index."""
@@ -112,7 +112,8 @@ def _epochs_from(
     if col is None:
         return np.arange(n), None
     ep = columns[col.raw]
-    if not np.isfinite(ep).all() or not np.all(ep == np.round(ep)):
+    sane = np.isfinite(ep).all() and (n == 0 or (ep.min() >= 0 and ep.max() < 2**31))
+    if not sane or not np.all(ep == np.round(ep)):
         return np.arange(n), f"column `{col.raw}` is not a whole-number epoch counter; using the row index"
     ints = ep.astype(np.int64)
     if n and ints[0] == 1 and fmt != "fitdoc":
@@ -130,7 +131,8 @@ def _lightning_table(seg: Segment, parsed: list[ColumnName], segments: list[Segm
     if epoch_col is None:
         return _epoch_table([seg], fmt)
     ep = columns[epoch_col.raw]
-    rows = np.isfinite(ep)  # `lr-Adam` rows carry no epoch
+    # `lr-Adam` rows carry no epoch; absurd epoch values are dropped too.
+    rows = np.isfinite(ep) & (ep >= 0) & (ep < 2**31)
     ep_int = np.round(ep[rows]).astype(np.int64)
     uniq, idx = np.unique(ep_int, return_inverse=True)
     out: dict[str, np.ndarray] = {}

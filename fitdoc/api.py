@@ -86,15 +86,11 @@ def _curves_and_config(
 def _curves_from_path(
     path: Path, *, train_col: str | None, val_col: str | None
 ) -> tuple[Curves, AnyConfig | None]:
-    from fitdoc import history
+    # The same discovery and loading as `fitdoc diagnose PATH`, so both agree on what a path holds.
+    from fitdoc.history import discover
+    from fitdoc.loading import ReadOptions, load_run
 
-    if not path.exists():
-        raise HistoryError("no such file or directory", path=path)
-    if path.is_file():
-        return history.read_history(path, train_col=train_col, val_col=val_col), None
-    runs = history.discover([path])
-    if not runs:
-        raise HistoryError("no history found in this directory (expected a history.csv)", path=path)
+    runs = discover([path])
     if len(runs) > 1:
         names = ", ".join(str(run.history_path) for run in runs[:5])
         more = f" and {len(runs) - 5} more" if len(runs) > 5 else ""
@@ -102,8 +98,6 @@ def _curves_from_path(
             f"holds {len(runs)} runs ({names}{more}); pass one of them, or use `fitdoc diagnose` for all",
             path=path,
         )
-    from fitdoc.loading import ReadOptions, load_run
-
     loaded = load_run(runs[0], ReadOptions(train_col=train_col, val_col=val_col))
     return loaded.curves, loaded.config
 

@@ -123,6 +123,7 @@ class FitdocCallback(keras.callbacks.Callback):
         self._epoch_started = 0.0
         self._train_started = 0.0
         self._columns: list[str] | None = None
+        self._pending: list[str] = []
 
     # ------------------------------------------------------------ keras hooks
 
@@ -134,12 +135,14 @@ class FitdocCallback(keras.callbacks.Callback):
             (self.log_dir / "history.csv").unlink(missing_ok=True)
 
     def on_epoch_begin(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
+        self._flush_lines()
         self._epoch_started = time.perf_counter()
 
     def on_epoch_end(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
         row = self._record(epoch, logs or {})
         if self.log_dir is not None:
             self._append_csv(row)
+        self._check_monitor()
         self._track_best(row)
         done = len(self.history["epoch"])
         if done < self.warmup or done % self.every != 0:
@@ -162,15 +165,14 @@ class FitdocCallback(keras.callbacks.Callback):
             restored = True
         if self.log_dir is not None:
             self._write_run_json(restored)
-        if self.verbose:
-            stop = ""
-            if self.stopped_epoch is not None:
-                stop = f" (stopped at epoch {self.stopped_epoch}"
-                stop += f", restored epoch {self.best_epoch})" if restored else ")"
-            self._say(
-                f"fitdoc: final verdict after {len(self.history['epoch'])} epochs: "
-                f"{_label(self.diagnosis)}{stop}: {self.diagnosis.summary}"
-            )
+        if self.stopped_epoch is not None:
+            kept = f"; restored the weights of epoch {self.best_epoch + 1}" if restored else ""
+            self._say(f"fitdoc: stopped at epoch {self.stopped_epoch + 1} on {self.diagnosis.verdict}{kept}")
+        final = f"fitdoc: final, {len(self.history['epoch'])} epochs: {_label(self.diagnosis)}"
+        if self.diagnosis.suggestion is not None:
+            final += f" Next: {self.diagnosis.suggestion.primary.text}"
+        self._say(final)
+        self._flush_lines()
 
     # ------------------------------------------------------------ helpers
 
@@ -204,6 +206,16 @@ class FitdocCallback(keras.callbacks.Callback):
             return self.monitor
         return next((key for key in _AUTO_MONITORS if key in self.history), None)
 
+    def _check_monitor(self) -> None:
+        # Fail at the first epoch with validation, not after `warmup` epochs of training.
+        if self.monitor is None or self.monitor in self.history:
+            return
+        if any(key.startswith("val_") for key in self.history):
+            available = ", ".join(k for k in self.history if k.startswith("val_"))
+            raise FitdocError(
+                f"{self.monitor!r} is not logged by model.fit; available: {available}", field="monitor"
+            )
+
     def _track_best(self, row: Mapping[str, float]) -> None:
         key = self._monitored()
         value = row.get(key) if key is not None else None
@@ -220,11 +232,9 @@ class FitdocCallback(keras.callbacks.Callback):
         from fitdoc.history import curves_from_mapping
 
         key = self._monitored()
-        if key is None:
+        if key is None or key not in self.history:
             self._say_once_no_validation()
-        elif key not in self.history:
-            available = ", ".join(k for k in self.history if k != "epoch")
-            raise FitdocError(f"not logged by model.fit; available: {available}", field="monitor")
+            key = None
         train_col = None if key is None else key.removeprefix("val_")
         if train_col is not None and train_col not in self.history:
             train_col = None
@@ -244,7 +254,8 @@ class FitdocCallback(keras.callbacks.Callback):
         if said == self._last_said:
             return
         self._last_said = said
-        self._say(f"fitdoc: epoch {epoch}: {_label(diagnosis)}: {diagnosis.summary}")
+        total = (self.params or {}).get("epochs")
+        self._say(f"fitdoc: epoch {epoch + 1}{'' if total is None else f'/{total}'}: {_label(diagnosis)}")
 
     def _say_once_no_validation(self) -> None:
         if not self._said_no_validation:
@@ -255,10 +266,17 @@ class FitdocCallback(keras.callbacks.Callback):
             )
 
     def _say(self, line: str) -> None:
+        # Held until the next epoch begins: Keras' progress bar finishes its line
+        # after the callbacks' on_epoch_end, and a line written now would land inside it.
         if self.verbose:
+            self._pending.append(" ".join(line.split()))
+
+    def _flush_lines(self) -> None:
+        if self._pending:
             stream = self.stream if self.stream is not None else sys.stderr
-            stream.write(" ".join(line.split()) + "\n")
+            stream.write("".join(line + "\n" for line in self._pending))
             stream.flush()
+            self._pending.clear()
 
     # ------------------------------------------------------------ files
 
@@ -317,11 +335,17 @@ def _parse_stop_on(stop_on: str | Verdict | Iterable[str | Verdict] | None) -> f
 
 
 def _label(diagnosis: Diagnosis) -> str:
-    cause = f" ({diagnosis.cause.value})" if diagnosis.cause is not None else ""
-    return f"{diagnosis.verdict.value}{cause}, confidence {diagnosis.confidence:.2f}"
+    # The summary already opens with the verdict and its cause ("overfit (gap): ...").
+    return f"{diagnosis.summary.rstrip('.')} (confidence {diagnosis.confidence:.2f})."
 
 
 def _as_float(value: Any) -> float | None:
+    # float() reads Python and NumPy numbers, tensors and Keras variables alike
+    # (convert_to_numpy on a variable warns under NumPy 2).
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        pass
     try:
         return float(keras.ops.convert_to_numpy(value))
     except (TypeError, ValueError):

@@ -137,31 +137,43 @@ def test_linear_forced() -> None:
 def test_several_runs_overlay_with_config_legend(tmp_path: Path) -> None:
     views = founding_views()
     figure = build_figure(views)
-    train_ax, val_ax = figure.axes
-    assert train_ax.get_title() == "train MAE" and val_ax.get_title() == "validation MAE"
-    assert [t.get_text() for t in val_ax.get_legend().get_texts()] == [
+    metric_ax, loss_ax = figure.axes
+    assert metric_ax.get_title() == "MAE" and loss_ax.get_title() == "loss"
+    assert metric_ax.get_yscale() == "log"
+    run_legend = metric_ax.get_legend()
+    assert [t.get_text() for t in run_legend.get_texts()] == [
         "l2=0: overfit (gap)",
         "l2=0.0001: balanced",
         "l2=0.001: underfit (over-regularized)",
     ]
-    colors = [line.get_color() for line in train_ax.get_lines()]
-    assert colors == [OKABE_ITO["blue"], OKABE_ITO["vermillion"], OKABE_ITO["green"]]
+    assert [t.get_text() for t in loss_ax.get_legend().get_texts()] == [
+        "validation",
+        "train",
+        "validation minimum",
+    ]
+    # train dashed and validation solid in the run's colour, then its minimum marker
+    first = [(line.get_color(), line.get_linestyle()) for line in metric_ax.get_lines()[:3]]
+    blue = OKABE_ITO["blue"]
+    assert first == [(blue, "--"), (blue, "-"), (blue, "None")]
     image = decode(plot_runs(views, tmp_path / "runs.png"))
     assert image.size == (int(12.0 * DPI), int(4.8 * DPI))
-    assert has_color(image, OKABE_ITO["green"])
+    assert has_color(image, OKABE_ITO["green"]) and has_color(image, OKABE_ITO["vermillion"])
+
+
+def test_several_runs_without_loss_have_one_panel() -> None:
+    views = [
+        RunView(v.name, dataclasses.replace(v.curves, train_loss=None, val_loss=None), None, v.config)
+        for v in founding_views()
+    ]
+    figure = build_figure(views)
+    assert len(figure.axes) == 1 and figure.axes[0].get_legend() is not None
 
 
 def test_many_runs_stay_distinguishable() -> None:
-    views = [
-        RunView(
-            f"r{i}",
-            dataclasses.replace(founding_curves(0.0), train=founding_curves(0.0).train * (1 + i / 10)),
-        )
-        for i in range(10)
-    ]
-    lines = build_figure(views).axes[0].get_lines()
-    styles = {(line.get_color(), line.get_linestyle()) for line in lines}
-    assert len(styles) == 10
+    base = founding_curves(0.0)
+    views = [RunView(f"r{i}", dataclasses.replace(base, val=base.val * (1 + i / 10))) for i in range(10)]
+    lines = [line for line in build_figure(views).axes[0].get_lines() if line.get_linestyle() == "-"]
+    assert len({(line.get_color(), line.get_marker()) for line in lines}) == 10
 
 
 def test_svg_is_valid_and_reproducible(tmp_path: Path) -> None:

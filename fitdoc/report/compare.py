@@ -31,7 +31,7 @@ def render_comparison(comparison: Comparison, console: Console) -> None:
         show_edge=False,
     )
     table.add_column("", no_wrap=True, width=1)
-    table.add_column("run", no_wrap=True)
+    table.add_column("run", overflow="fold", min_width=12)
     for key in comparison.differing_keys:
         table.add_column(key, justify="right", no_wrap=True)
     for header in ("train\nfinal", "train\nbest", "val\nfinal", "val\nbest", "best\nepoch", "val/\ntrain"):

@@ -3,8 +3,9 @@
 One run: train and validation metric against epoch, the validation minimum
 marked, the gap between them shaded, the verdict in the title and the
 suggested change in a caption; the loss in a second panel when the history
-has one. Several runs: one panel per series (train, validation), runs
-overlaid, the legend built from what differs in their configs.
+has one. Several runs: one panel per metric (then the loss), runs overlaid in
+one colour each (validation solid, train dashed), the legend built from what
+differs in their configs.
 
 matplotlib is imported inside the functions only, and figures are drawn on a
 `Figure` with the Agg canvas, never through pyplot: no window, no global
@@ -45,8 +46,7 @@ OKABE_ITO = {
     "black": "#000000",
 }
 RUN_COLORS = ("blue", "vermillion", "green", "orange", "purple", "sky", "black", "yellow")
-# Past eight runs colours repeat; the dash pattern keeps them apart.
-RUN_DASHES = ("-", "--", ":", "-.")
+RUN_MARKERS = (None, "o", "s", "^")
 TRAIN_COLOR = OKABE_ITO["blue"]
 VAL_COLOR = OKABE_ITO["vermillion"]
 REG_COLOR = OKABE_ITO["green"]
@@ -223,44 +223,69 @@ def _mark_minimum(ax: Axes, series: _Series, color: str, *, annotate: bool) -> N
 
 
 def _many_runs_figure(runs: Sequence[RunView], scale: Scale) -> Figure:
+    """One panel per metric (the judged metric, then the loss when every run has one
+    distinct from it); one colour per run, validation solid and train dashed, so each
+    run's gap reads at a glance."""
     from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
 
     labels = run_labels(runs)
     metrics = sorted({run.curves.metric for run in runs})
     metric_label = _metric_label(metrics[0]) if len(metrics) == 1 else " / ".join(metrics)
-    has_val = any(run.curves.has_validation for run in runs)
-    panels = [("train", "train")] + ([("val", "validation")] if has_val else [])
+    panels: list[tuple[str, str, str]] = [(metric_label, "train", "val")]
+    if all(_loss_series(run) for run in runs):
+        panels.append(("loss", "train_loss", "val_loss"))
     figure = Figure(figsize=(6.0 * len(panels), 4.8), layout="constrained")
-    # One y axis for both panels: the train/val gap of each run reads across them.
-    axes = figure.subplots(1, len(panels), squeeze=False, sharey=len(metrics) == 1)[0]
+    axes = figure.subplots(1, len(panels), squeeze=False)[0]
 
-    plotted: dict[int, list[_Series]] = {i: [] for i in range(len(panels))}
+    run_handles = []
     for k, (run, label) in enumerate(zip(runs, labels, strict=True)):
         color = OKABE_ITO[RUN_COLORS[k % len(RUN_COLORS)]]
-        dash = RUN_DASHES[(k // len(RUN_COLORS)) % len(RUN_DASHES)]
+        # Past eight runs colours repeat; a marker shape keeps them apart.
+        marker = RUN_MARKERS[(k // len(RUN_COLORS)) % len(RUN_MARKERS)]
+        style = {"color": color, "marker": marker, "markevery": 0.1, "markersize": 5}
         if run.diagnosis is not None:
             label = f"{label}: {verdict_label(run.diagnosis)}"
-        for p, (attr, _) in enumerate(panels):
-            series = _series(run.curves.epochs, getattr(run.curves, attr))
-            if series.empty:
-                continue
-            axes[p].plot(series.x, series.y, color=color, linestyle=dash, label=label)
-            if attr == "val":
-                _mark_minimum(axes[p], series, color, annotate=False)
-            plotted[p].append(series)
+        for p, (_, train_attr, val_attr) in enumerate(panels):
+            train = _series(run.curves.epochs, getattr(run.curves, train_attr))
+            val = _series(run.curves.epochs, getattr(run.curves, val_attr))
+            if not train.empty:
+                axes[p].plot(train.x, train.y, linestyle="--", linewidth=1.3, alpha=0.85, **style)
+            if not val.empty:
+                axes[p].plot(val.x, val.y, linestyle="-", **style)
+                if p == 0:
+                    _mark_minimum(axes[p], val, color, annotate=False)
+        run_handles.append(Line2D([], [], linestyle="-", label=label, **style))
 
     notes = []
-    all_series = [s for group in plotted.values() for s in group]
-    for p, (_, title) in enumerate(panels):
-        notes += _apply_scale(axes[p], all_series if len(metrics) == 1 else plotted[p], scale)
-        axes[p].set_title(f"{title} {metric_label}")
+    for p, (title, train_attr, val_attr) in enumerate(panels):
+        series = [
+            _series(run.curves.epochs, getattr(run.curves, attr))
+            for run in runs
+            for attr in (train_attr, val_attr)
+        ]
+        notes += _apply_scale(axes[p], series, scale)
+        axes[p].set_title(title)
         axes[p].set_xlabel("epoch")
-        axes[p].set_ylabel(f"{title} {metric_label}")
-        axes[p].yaxis.set_tick_params(labelleft=True)
-    axes[-1].legend(loc="upper right", frameon=False, title="run")
+        axes[p].set_ylabel(title)
+    legend = axes[0].legend(handles=run_handles, loc="upper right", frameon=False, title="run")
+    axes[0].add_artist(legend)
+    kinds = [
+        Line2D([], [], color="0.3", linestyle="-", label="validation"),
+        Line2D([], [], color="0.3", linestyle="--", label="train"),
+        Line2D(
+            [],
+            [],
+            color="0.3",
+            marker="o",
+            markeredgecolor="black",
+            linestyle="none",
+            label="validation minimum",
+        ),
+    ]
+    axes[-1].legend(handles=kinds, loc="lower left" if len(panels) == 1 else "upper right", frameon=False)
     figure.suptitle(f"Learning curves of {len(runs)} runs", fontsize=12, fontweight="bold")
-    lines = ["● validation minimum of each run", *sorted(set(notes))]
-    _caption(figure, lines)
+    _caption(figure, sorted(set(notes)))
     return figure
 
 

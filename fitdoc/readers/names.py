@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 _NON_ALNUM = re.compile(r"[^a-z0-9]+")
@@ -146,6 +147,7 @@ def _fold_metric(tokens: list[str]) -> str:
     return joined
 
 
+@lru_cache(maxsize=4096)
 def parse_name(raw: str, *, reg_is_head: bool = False) -> ColumnName:
     """Read one column name. `reg_is_head`: other `reg_*` columns exist, so
     `reg_loss` is a head called `reg`, not fitdoc's regularization extra."""
@@ -185,11 +187,14 @@ def parse_name(raw: str, *, reg_is_head: bool = False) -> ColumnName:
     return ColumnName(raw, norm, "series", split or "train", head, metric, level)
 
 
+_KNOWN_LONGEST_FIRST = sorted(HIGHER_IS_BETTER | set(METRIC_RANK), key=len, reverse=True)
+
+
 def _split_head(metric_full: str) -> tuple[str, str]:
     """`power_mae` -> (`power`, `mae`); known multi-token metrics stay whole."""
     if metric_full.startswith(HIGHER_PREFIXES):
         return "", metric_full
-    for known in sorted(HIGHER_IS_BETTER | set(METRIC_RANK), key=len, reverse=True):
+    for known in _KNOWN_LONGEST_FIRST:
         if metric_full == known:
             return "", known
         if metric_full.endswith("_" + known):

@@ -79,9 +79,9 @@ def _runs(seg: Segment, epoch_j: int | None) -> list[tuple[int, int]]:
     if epoch_j is None or seg.n_rows == 0:
         return [(0, seg.n_rows)]
     ep = np.asarray(seg.columns[epoch_j], dtype=float)
-    restarts = [
-        i for i in range(1, len(ep)) if np.isfinite(ep[i]) and np.isfinite(ep[i - 1]) and ep[i] <= ep[i - 1]
-    ]
+    with np.errstate(invalid="ignore"):
+        drops = (ep[1:] <= ep[:-1]) & np.isfinite(ep[1:]) & np.isfinite(ep[:-1])
+    restarts = (np.flatnonzero(drops) + 1).tolist()
     bounds = [0, *restarts, len(ep)]
     return [(bounds[k], bounds[k + 1]) for k in range(len(bounds) - 1)]
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,10 +66,12 @@ def decode(data: bytes, path: object) -> str:
     return text.lstrip("\ufeff")
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f]")
+
+
 def _control_share(text: str) -> float:
     sample = text[:4096]
-    bad = sum(1 for ch in sample if ord(ch) < 32 and ch not in "\r\n\t\f\v")
-    return bad / max(len(sample), 1)
+    return len(_CONTROL.findall(sample)) / max(len(sample), 1)
 
 
 def split_lines(text: str) -> list[str]:
@@ -124,6 +127,13 @@ def parse_csv(text: str, path: object) -> list[Segment]:
     header: list[str] | None = None
     body: list[list[float | None]] = []
     for row in rows:
+        if header is not None:
+            try:
+                # Fast path: an all-numeric row (the common case by far).
+                body.append([float(c) for c in row])
+                continue
+            except ValueError:
+                pass
         parsed = [parse_number(c) for c in row]
         numeric = sum(1 for v in parsed if v is not None and not math.isnan(v))
         texts = sum(1 for v, c in zip(parsed, row, strict=True) if v is None and c.strip())
@@ -131,8 +141,6 @@ def parse_csv(text: str, path: object) -> list[Segment]:
         if header is None or is_header or [c.strip() for c in row] == header:
             if header is not None and body:
                 segments.append(_segment(header, body))
-            elif header is not None and tuple(row) != tuple(header):
-                pass  # a header line followed by another header: keep the last one
             header = [c.strip() for c in row]
             body = []
             continue
@@ -149,19 +157,22 @@ def parse_csv(text: str, path: object) -> list[Segment]:
 def _segment(header: list[str], body: list[list[float | None]]) -> Segment:
     width = len(header)
     names = _unique(header)
-    columns: list[list[float]] = [[] for _ in range(width)]
-    text_cols: set[int] = set()
     nan = math.nan
+    if all(len(r) == width for r in body) and not any(None in r for r in body):
+        columns = [list(col) for col in zip(*body, strict=True)]
+        return Segment(tuple(names), tuple(columns), frozenset(), len(body))  # type: ignore[arg-type]
+    columns_: list[list[float]] = [[] for _ in range(width)]
+    text_cols: set[int] = set()
     for parsed in body:
         for j in range(width):
             v = parsed[j] if j < len(parsed) else nan
             if v is None:
                 text_cols.add(j)
                 v = nan
-            columns[j].append(v)
+            columns_[j].append(v)
     # A column is text when it has text cells and no number at all.
-    text_only = frozenset(j for j in text_cols if not any(not math.isnan(v) for v in columns[j]))
-    return Segment(tuple(names), tuple(columns), text_only, len(body))
+    text_only = frozenset(j for j in text_cols if all(math.isnan(v) for v in columns_[j]))
+    return Segment(tuple(names), tuple(columns_), text_only, len(body))
 
 
 def _unique(header: list[str]) -> list[str]:

@@ -223,20 +223,29 @@ def _mark_minimum(ax: Axes, series: _Series, color: str, *, annotate: bool) -> N
 
 
 def _many_runs_figure(runs: Sequence[RunView], scale: Scale) -> Figure:
-    """One panel per metric (the judged metric, then the loss when every run has one
-    distinct from it); one colour per run, validation solid and train dashed, so each
-    run's gap reads at a glance."""
+    """One panel per metric (runs judged on different metrics are not mixed), then the
+    loss when every run has one distinct from its metric; one colour per run,
+    validation solid and train dashed, so each run's gap reads at a glance."""
     from matplotlib.figure import Figure
     from matplotlib.lines import Line2D
 
     labels = run_labels(runs)
-    metrics = sorted({run.curves.metric for run in runs})
-    metric_label = _metric_label(metrics[0]) if len(metrics) == 1 else " / ".join(metrics)
-    panels: list[tuple[str, str, str]] = [(metric_label, "train", "val")]
-    if all(_loss_series(run) for run in runs):
-        panels.append(("loss", "train_loss", "val_loss"))
-    figure = Figure(figsize=(6.0 * len(panels), 4.8), layout="constrained")
-    axes = figure.subplots(1, len(panels), squeeze=False)[0]
+    metrics = list(dict.fromkeys(run.curves.metric for run in runs))
+    # (title, attribute of train, attribute of val, indexes of the runs drawn)
+    panels = [
+        (_metric_label(m), "train", "val", [i for i, r in enumerate(runs) if r.curves.metric == m])
+        for m in metrics
+    ]
+    if len(metrics) == 1 and all(_loss_series(run) for run in runs):
+        panels.append(("loss", "train_loss", "val_loss", list(range(len(runs)))))
+    columns = min(3, len(panels))
+    rows = -(-len(panels) // columns)
+    longest = max(len(label) for label in labels) + 30 * any(r.diagnosis for r in runs)
+    legend_width = min(4.5, 0.8 + 0.065 * longest)
+    figure = Figure(figsize=(5.6 * columns + legend_width, 4.4 * rows + 0.4), layout="constrained")
+    axes = figure.subplots(rows, columns, squeeze=False).ravel()
+    for ax in axes[len(panels) :]:
+        ax.set_visible(False)
 
     run_handles = []
     for k, (run, label) in enumerate(zip(runs, labels, strict=True)):
@@ -246,30 +255,30 @@ def _many_runs_figure(runs: Sequence[RunView], scale: Scale) -> Figure:
         style = {"color": color, "marker": marker, "markevery": 0.1, "markersize": 5}
         if run.diagnosis is not None:
             label = f"{label}: {verdict_label(run.diagnosis)}"
-        for p, (_, train_attr, val_attr) in enumerate(panels):
+        run_handles.append(Line2D([], [], linestyle="-", label=label, **style))
+        for p, (_, train_attr, val_attr, members) in enumerate(panels):
+            if k not in members:
+                continue
             train = _series(run.curves.epochs, getattr(run.curves, train_attr))
             val = _series(run.curves.epochs, getattr(run.curves, val_attr))
             if not train.empty:
                 axes[p].plot(train.x, train.y, linestyle="--", linewidth=1.3, alpha=0.85, **style)
             if not val.empty:
                 axes[p].plot(val.x, val.y, linestyle="-", **style)
-                if p == 0:
+                if val_attr == "val":
                     _mark_minimum(axes[p], val, color, annotate=False)
-        run_handles.append(Line2D([], [], linestyle="-", label=label, **style))
 
     notes = []
-    for p, (title, train_attr, val_attr) in enumerate(panels):
+    for p, (title, train_attr, val_attr, members) in enumerate(panels):
         series = [
-            _series(run.curves.epochs, getattr(run.curves, attr))
-            for run in runs
+            _series(runs[i].curves.epochs, getattr(runs[i].curves, attr))
+            for i in members
             for attr in (train_attr, val_attr)
         ]
         notes += _apply_scale(axes[p], series, scale)
         axes[p].set_title(title)
         axes[p].set_xlabel("epoch")
         axes[p].set_ylabel(title)
-    legend = axes[0].legend(handles=run_handles, loc="upper right", frameon=False, title="run")
-    axes[0].add_artist(legend)
     kinds = [
         Line2D([], [], color="0.3", linestyle="-", label="validation"),
         Line2D([], [], color="0.3", linestyle="--", label="train"),
@@ -283,7 +292,9 @@ def _many_runs_figure(runs: Sequence[RunView], scale: Scale) -> Figure:
             label="validation minimum",
         ),
     ]
-    axes[-1].legend(handles=kinds, loc="lower left" if len(panels) == 1 else "upper right", frameon=False)
+    # Outside the panels: with many runs a legend inside would hide the curves.
+    figure.legend(handles=run_handles, loc="outside right upper", frameon=False, title="run")
+    figure.legend(handles=kinds, loc="outside right lower", frameon=False)
     figure.suptitle(f"Learning curves of {len(runs)} runs", fontsize=12, fontweight="bold")
     _caption(figure, sorted(set(notes)))
     return figure
@@ -324,6 +335,9 @@ def choose_log(values: Sequence[np.ndarray], scale: Scale) -> tuple[bool, str | 
 
 def _apply_scale(ax: Axes, series: Sequence[_Series], scale: Scale) -> list[str]:
     log, note = choose_log([s.y for s in series], scale)
+    if not log:
+        # Whole numbers on the axis (197890.25), not an offset label (+1.9789e5).
+        ax.ticklabel_format(axis="y", useOffset=False)
     if log:
         from matplotlib.ticker import FuncFormatter
 

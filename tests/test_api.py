@@ -155,3 +155,14 @@ def test_importing_fitdoc_and_its_api_does_not_import_tensorflow() -> None:
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_threshold_overrides_as_a_dict_or_a_file(tmp_path: Path) -> None:
+    default = fitdoc.diagnose(overfit_history())
+    assert default.cause is not None and default.cause.value == "gap"
+    relaxed = fitdoc.diagnose(overfit_history(), thresholds={"FD101": {"max_ratio": 100}})
+    assert "FD101" not in [f.rule_id for f in relaxed.findings]
+    assert relaxed.cause is not None and relaxed.cause.value == "rebound"
+    path = tmp_path / "thresholds.yaml"
+    path.write_text("FD101:\n  max_ratio: 100\n")
+    assert fitdoc.diagnose(overfit_history(), thresholds=path).to_dict() == relaxed.to_dict()

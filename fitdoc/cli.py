@@ -219,18 +219,22 @@ def _load_thresholds(path: Path | None) -> dict[str, Any] | None:
     return load_threshold_overrides(path)
 
 
-def _render_diagnoses(diagnoses: Sequence[Diagnosis], fmt: OutputFormat, plot_path: Path | None) -> None:
+def _render_diagnoses(
+    diagnoses: Sequence[Diagnosis],
+    fmt: OutputFormat,
+    plot_path: Path | None,
+    errors: Sequence[FitdocError] = (),
+    fail_on: frozenset[str] = frozenset(),
+) -> None:
     if fmt is OutputFormat.text:
-        from fitdoc.report.text import render_diagnosis
+        from fitdoc.report.text import render_diagnoses
 
-        console = _stdout()
-        for diagnosis in diagnoses:
-            render_diagnosis(diagnosis, console)
+        render_diagnoses(diagnoses, _stdout())
         return
     if fmt is OutputFormat.json:
         from fitdoc.report.jsonout import diagnoses_to_json
 
-        text = diagnoses_to_json(diagnoses)
+        text = diagnoses_to_json(diagnoses, errors=errors)
     elif fmt is OutputFormat.markdown:
         from fitdoc.report.markdown import diagnoses_to_markdown
 
@@ -238,8 +242,13 @@ def _render_diagnoses(diagnoses: Sequence[Diagnosis], fmt: OutputFormat, plot_pa
     else:
         from fitdoc.report.github import diagnoses_to_annotations
 
-        text = diagnoses_to_annotations(diagnoses)
+        text = diagnoses_to_annotations(diagnoses, errors=errors, fail_on=sorted(fail_on))
+    _write_stdout(text)
+
+
+def _write_stdout(text: str) -> None:
     sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    sys.stdout.flush()
 
 
 def _plot(runs: Sequence[LoadedRun], diagnoses: Sequence[Diagnosis | None], out: Path, scale: str) -> Path:
@@ -348,8 +357,8 @@ def diagnose(
     diagnoses = _diagnose_runs(runs, overrides)
     if plot_path is not None and runs:
         _plot(runs, diagnoses, plot_path, "auto")
-    if diagnoses or output_format is OutputFormat.json:
-        _render_diagnoses(diagnoses, output_format, plot_path)
+    if diagnoses or output_format in (OutputFormat.json, OutputFormat.github):
+        _render_diagnoses(diagnoses, output_format, plot_path, errors, fail)
     if emit_config is not None:
         _emit_config(runs, diagnoses, emit_config)
     code = max(_report_errors(errors), _verdict_code(diagnoses, fail))
@@ -428,9 +437,9 @@ def compare(
         if output_format is TableFormat.text:
             compare_report.render_comparison(comparison, _stdout())
         elif output_format is TableFormat.json:
-            sys.stdout.write(compare_report.comparison_to_json(comparison) + "\n")
+            _write_stdout(compare_report.comparison_to_json(comparison, errors=errors))
         else:
-            sys.stdout.write(compare_report.comparison_to_markdown(comparison) + "\n")
+            _write_stdout(compare_report.comparison_to_markdown(comparison))
     raise typer.Exit(code)
 
 
@@ -485,9 +494,9 @@ def rules(
     if output_format is TableFormat.text:
         render_rules(rule_list, _stdout())
     elif output_format is TableFormat.json:
-        sys.stdout.write(rules_to_json(rule_list) + "\n")
+        _write_stdout(rules_to_json(rule_list))
     else:
-        sys.stdout.write(rules_to_markdown(rule_list) + "\n")
+        _write_stdout(rules_to_markdown(rule_list))
 
 
 @app.command()

@@ -19,6 +19,8 @@ import numpy as np
 from fitdoc.curves import Curves
 
 NAN = float("nan")
+# Fewest epochs a trend is fitted on (one spike must not decide it).
+MIN_TREND_POINTS = 5
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,7 @@ class Features:
     val_tail_drop: float
     train_half_drop: float
     val_half_drop: float
+    val_gain_2x: float
     train_total_drop: float
     val_noise: float
     train_noise: float
@@ -128,6 +131,7 @@ def compute_features(curves: Curves) -> Features:
         val_tail_drop=_drop(val, n - 1 - n // 4, window) if positive else NAN,
         train_half_drop=_drop(train, n // 2 - 1, window) if positive else NAN,
         val_half_drop=_drop(val, n // 2 - 1, window) if positive else NAN,
+        val_gain_2x=_gain_if_doubled(val) if positive else NAN,
         train_total_drop=_ratio(_head_mean(train, window), train_end) - 1.0 if positive else NAN,
         val_noise=_noise(val) if positive else NAN,
         train_noise=_noise(train) if positive else NAN,
@@ -192,6 +196,30 @@ def _drop(values: np.ndarray | None, at: int, window: int) -> float:
     before = _mean(values[lo : at + window // 2 + 1])
     end = _tail_mean(values, window)
     return _ratio(before, end) - 1.0
+
+
+def _gain_if_doubled(values: np.ndarray | None) -> float:
+    """Predicted relative fall of the series if the run were trained twice as long.
+
+    Learning curves fall roughly as a power of the epoch late in training, so
+    the log-log slope `b` of the last quarter extrapolates to a factor `2**b`
+    at twice the epochs: 0.08 means 8% lower after doubling; negative means
+    the series is rising. A least-squares slope over the whole quarter is far
+    less sensitive to one spiky epoch than a difference of two points.
+    """
+    if values is None:
+        return NAN
+    n = values.size
+    lo = n - max(MIN_TREND_POINTS, n // 4)
+    if lo < 1:
+        return NAN
+    y = values[lo:]
+    x = np.log(np.arange(lo, n) + 1.0)
+    keep = np.isfinite(y) & (y > 0)
+    if keep.sum() < MIN_TREND_POINTS:
+        return NAN
+    slope = float(np.polyfit(x[keep], np.log(y[keep]), 1)[0])
+    return 1.0 - 2.0**slope
 
 
 def _argmin(values: np.ndarray | None) -> tuple[int, float]:

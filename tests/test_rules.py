@@ -182,3 +182,13 @@ def test_bad_override_files_name_the_file_and_field(
     assert info.value.field == field
     assert info.value.path == str(path)
     assert needle in info.value.message
+
+
+def test_gain_if_doubled_reads_a_power_law_trend() -> None:
+    # val ~ epoch^-0.5 falls by 1 - 2^-0.5 = 29% when the run is doubled; flat gives 0.
+    n = 200
+    epochs = np.arange(n)
+    falling = compute_features(Curves(epochs, 0.5 * (epochs + 1.0) ** -0.5, (epochs + 1.0) ** -0.5, "mae"))
+    assert falling.val_gain_2x == pytest.approx(1 - 2**-0.5, rel=1e-6)
+    flat = compute_features(Curves(epochs, np.full(n, 0.1), np.full(n, 0.2), "mae"))
+    assert flat.val_gain_2x == pytest.approx(0.0, abs=1e-9)

@@ -80,30 +80,29 @@ def over_regularized(f: Features, config: Any, t: Mapping[str, float]) -> Vote |
 @rule(
     "FD202",
     "underfit.not_converged",
-    "Validation error still falling at the end: more epochs would lower it.",
-    min_half_drop=(0.15, "fall of val from mid-run to the end, relative to the end value"),
-    min_delta=(0.05, "fall of val over the last quarter, relative to the end value"),
-    start_from_epoch=(0.9, "the val minimum must lie in this last part of the run (fraction)"),
+    "Validation error still falling at the end: twice the epochs would lower it measurably.",
+    min_gain=(
+        0.05,
+        "predicted fall of val at twice the epochs (log-epoch trend of the last quarter) from which "
+        "training longer helps",
+    ),
+    start_from_epoch=(0.75, "the val minimum must lie in this last part of the run (fraction)"),
 )
 def not_converged(f: Features, config: Any, t: Mapping[str, float]) -> Vote | None:
-    half, tail = f.val_half_drop, f.val_tail_drop
-    if not (math.isfinite(half) and math.isfinite(tail) and math.isfinite(f.best_position)):
+    gain = f.val_gain_2x
+    if not (math.isfinite(gain) and math.isfinite(f.best_position)):
         return None
-    if f.best_position < t["start_from_epoch"]:
-        return None
-    if half >= t["min_half_drop"]:
-        value, threshold, span = half, t["min_half_drop"], "mid-run"
-    elif tail >= t["min_delta"]:
-        value, threshold, span = tail, t["min_delta"], "the last quarter"
-    else:
+    # A val that falls again after an early minimum is recovering, not converging.
+    if f.best_position < t["start_from_epoch"] or gain < t["min_gain"]:
         return None
     return Vote(
         Verdict.UNDERFIT,
         Cause.NOT_CONVERGED,
-        strength(value, threshold, 3 * threshold),
-        value,
-        threshold,
-        f"val {f.metric} still falling: {value:.0%} lower at the end than at {span} >= {threshold:.0%}",
+        strength(gain, t["min_gain"], 4 * t["min_gain"]),
+        gain,
+        t["min_gain"],
+        f"val {f.metric} still falling: its trend over the last quarter predicts {gain:.0%} lower "
+        f"at twice the epochs >= {t['min_gain']:.0%}",
     )
 
 

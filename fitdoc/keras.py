@@ -50,7 +50,8 @@ class FitdocCallback(keras.callbacks.Callback):
             with the best monitored value when training stops.
         log_dir: when given, writes a fitdoc-compatible `history.csv` (flushed
             every epoch) and, at the end, `run.json` there; `fitdoc diagnose`,
-            `plot` and `compare` read that directory as a run.
+            `plot` and `compare` read that directory as a run. Each `fit`
+            replaces them, as Keras' CSVLogger does.
         config: the config the model corresponds to, if any (a fitdoc
             `Config`, a dict or a YAML path), so suggestions are concrete edits.
         thresholds: rule threshold overrides (a dict or a file).

@@ -180,19 +180,6 @@ def test_gate_fails_the_job_on_an_overfit_run(tmp_path: Path) -> None:
     assert "%0ASuggested change: " in annotation
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="cli.py does not pass --fail-on to report.github.diagnoses_to_annotations(fail_on=...) yet",
-)
-def test_a_failing_verdict_is_an_error_annotation(tmp_path: Path) -> None:
-    runner = Runner(user_repo(tmp_path))
-    run_dir = overfit_run_dir(runner.workspace)
-    runner.outputs["train"] = {"run_dir": str(run_dir.relative_to(runner.workspace))}
-    gate = runner.run("gate")
-    assert gate.returncode == 1
-    assert gate.stdout.startswith("::error file=")
-
-
 def test_gate_on_a_missing_run_is_a_usage_error(tmp_path: Path) -> None:
     runner = Runner(user_repo(tmp_path))
     gate = runner.run("gate", {"RUN_DIR": "runs/does-not-exist"})

@@ -174,9 +174,8 @@ def test_gate_fails_the_job_on_an_overfit_run(tmp_path: Path) -> None:
     gate = runner.run("gate")
     assert gate.returncode == 1, gate.stdout + gate.stderr
     (annotation,) = gate.stdout.splitlines()
-    assert re.match(
-        r"::(warning|error) file=runs/overfit-run/history\.csv,title=fitdoc%3A overfit", annotation
-    )
+    # A verdict named in --fail-on is an error annotation (others are warnings or notices).
+    assert re.match(r"::error file=runs/overfit-run/history\.csv,title=fitdoc%3A overfit", annotation)
     assert "%0ASuggested change: " in annotation
 
 

@@ -141,3 +141,8 @@ def _format_value(value: float | int) -> str:
         return str(value)
     # 9 significant digits hold a float32 exactly, so histories compare bit for bit.
     return format(value, ".9g")
+
+
+def as_written(value: float) -> float:
+    """The value as history.csv stores it, so run.json quotes the same numbers."""
+    return float(_format_value(float(value)))

@@ -35,6 +35,7 @@ from fitdoc.rundir import (
     HISTORY_FILE,
     MODEL_FILE,
     HistoryWriter,
+    as_written,
     create_run_dir,
     prepare_output_dir,
     write_run_json,
@@ -175,9 +176,9 @@ class EpochMonitor:
     ) -> Decision:
         row: dict[str, Any] = {
             "epoch": epoch,
-            **values,
+            **{k: as_written(v) for k, v in values.items()},
             "learning_rate": self.learning_rate,
-            "epoch_seconds": seconds,
+            "epoch_seconds": as_written(seconds),
         }
         bad = [k for k in ("loss", "val_loss") if not math.isfinite(row[k])]
         if bad:

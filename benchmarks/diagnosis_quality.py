@@ -92,11 +92,24 @@ def load_cases(corpus: Path) -> list[Case]:
     return cases
 
 
-def engine(with_config: bool) -> Callable[[Case], tuple[str, str]]:
+# A few round alternatives for the thresholds that matter most, for the
+# tune-on-one-half, report-on-the-other check (is the default a lucky fit?).
+GRID: tuple[dict[str, dict[str, float]], ...] = tuple(
+    {
+        "FD101": {"max_ratio": ratio},
+        "FD301": {"max_ratio": ratio, "min_gain": gain},
+        "FD202": {"min_gain": gain},
+    }
+    for ratio in (2.5, 3.0, 4.0)
+    for gain in (0.05, 0.10)
+)
+
+
+def engine(with_config: bool, thresholds: Any = None) -> Callable[[Case], tuple[str, str]]:
     from fitdoc.diagnosis import diagnose_curves
 
     def predict(case: Case) -> tuple[str, str]:
-        d = diagnose_curves(case.curves, case.config if with_config else None)
+        d = diagnose_curves(case.curves, case.config if with_config else None, thresholds)
         return d.verdict.value, "" if d.cause is None else d.cause.value
 
     return predict
@@ -162,6 +175,31 @@ def confusion(cases: Sequence[Case], preds: Sequence[tuple[str, str]]) -> list[s
     return lines
 
 
+def cross_check(cases: Sequence[Case], splits: dict[str, Callable[[Case], bool]]) -> list[str]:
+    """Pick the best grid point on split A, report it on split B beside the defaults."""
+    truth = [c.label for c in cases]
+    preds = {i: [engine(True, th)(c)[0] for c in cases] for i, th in enumerate(GRID)}
+    default = [engine(True)(c)[0] for c in cases]
+
+    def f1(pred: Sequence[str], keep: Callable[[Case], bool]) -> float:
+        idx = [i for i, c in enumerate(cases) if keep(c)]
+        return macro_f1(scores([truth[i] for i in idx], [pred[i] for i in idx]))
+
+    lines = []
+    for a, b in (
+        ("friedman1 runs", "wave runs"),
+        ("wave runs", "friedman1 runs"),
+        ("seed 1 (-s1-)", "seed 2 (-s2-)"),
+    ):
+        best = max(preds, key=lambda i: f1(preds[i], splits[a]))
+        lines.append(
+            f"  tuned on {a:<15} -> {GRID[best]['FD101']['max_ratio']:g}/{GRID[best]['FD202']['min_gain']:g}: "
+            f"{f1(preds[best], splits[a]):.3f} there, {f1(preds[best], splits[b]):.3f} on {b} "
+            f"(defaults {f1(default, splits[b]):.3f})"
+        )
+    return lines
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
@@ -214,6 +252,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             scores([c.label for c in sub], [all_preds["engine, curves only"][i][0] for i in idx])
         )
         out.append(f"  {split:<18} n={len(sub):<4} {f_cfg:.3f} / {f_raw:.3f}")
+    out.append("")
+    out.append(
+        "tuned on one half, reported on the other (grid of FD101/FD301 max_ratio x FD202/FD301 min_gain):"
+    )
+    out += cross_check(cases, splits)
     out.append("")
     out.append(f"read {len(cases)} labelled runs in {read_s:.2f} s (ambiguous runs excluded)")
     print("\n".join(out))

@@ -19,8 +19,8 @@ from fitdoc.verdict import Verdict
     "FD301",
     "balanced.converged",
     "Validation error settled (twice the epochs would barely help, no rebound) with a moderate val/train gap.",
-    min_gain=(0.05, "predicted fall of val at twice the epochs below which val has settled"),
-    max_ratio=(2.5, "val/train ratio at the end above which the gap is too wide"),
+    min_gain=(0.10, "predicted fall of val at twice the epochs below which val has settled"),
+    max_ratio=(3.0, "val/train ratio at the end above which the gap is too wide"),
     max_rebound=(0.10, "rise of the final val above its minimum that is still fine"),
 )
 def converged(f: Features, config: Any, t: Mapping[str, float]) -> Vote | None:

@@ -17,7 +17,7 @@ from fitdoc.verdict import Cause, Verdict
     "FD101",
     "overfit.gap",
     "Validation error stays several times the train error at the end of training.",
-    max_ratio=(2.5, "val/train ratio (mean of the last tenth) above which the run overfits"),
+    max_ratio=(3.0, "val/train ratio (mean of the last tenth) above which the run overfits"),
 )
 def gap(f: Features, config: Any, t: Mapping[str, float]) -> Vote | None:
     ratio = f.gap_ratio_end

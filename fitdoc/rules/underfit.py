@@ -82,7 +82,7 @@ def over_regularized(f: Features, config: Any, t: Mapping[str, float]) -> Vote |
     "underfit.not_converged",
     "Validation error still falling at the end: twice the epochs would lower it measurably.",
     min_gain=(
-        0.05,
+        0.10,
         "predicted fall of val at twice the epochs (log-epoch trend of the last quarter) from which "
         "training longer helps",
     ),

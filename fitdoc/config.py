@@ -11,6 +11,7 @@ import copy
 import difflib
 import os
 import re
+import reprlib
 import tempfile
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -19,6 +20,13 @@ import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from fitdoc.errors import ConfigError
+
+# Echo a bad value briefly: YAML aliases can make a small file a huge value (a
+# "billion laughs"), and a full repr of it would take minutes and gigabytes.
+_SHORT_REPR = reprlib.Repr()
+_SHORT_REPR.maxlevel = 2
+_SHORT_REPR.maxlist = _SHORT_REPR.maxtuple = _SHORT_REPR.maxdict = _SHORT_REPR.maxset = 4
+_SHORT_REPR.maxstring = _SHORT_REPR.maxother = 60
 
 _FLOAT_TEXT = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 
@@ -310,7 +318,7 @@ def _config_error(exc: ValidationError, path: object, schema: type[BaseModel]) -
     else:
         message = error["msg"].removeprefix("Value error, ")
         if "input" in error and kind not in ("model_type", "dict_type"):
-            message += f" (got {error['input']!r})"
+            message += f" (got {_SHORT_REPR.repr(error['input'])})"
     more = len(exc.errors()) - 1
     if more:
         message += f" (and {more} more problem{'s' if more > 1 else ''})"

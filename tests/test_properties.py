@@ -152,7 +152,9 @@ def test_config_arbitrary_text(text: str) -> None:
 
 @BOUNDED
 @given(tree=config_trees(), model_only=st.booleans(), bom=st.booleans(), crlf=st.booleans())
-def test_config_wrong_types_unknown_keys(tree: dict[Any, Any], model_only: bool, bom: bool, crlf: bool) -> None:
+def test_config_wrong_types_unknown_keys(
+    tree: dict[Any, Any], model_only: bool, bom: bool, crlf: bool
+) -> None:
     text = yaml.safe_dump(tree, sort_keys=False, allow_unicode=True)
     if crlf:
         text = text.replace("\n", "\r\n")
@@ -238,7 +240,9 @@ override_texts = st.one_of(
             ]
         ),
         st.one_of(
-            st.sampled_from(["1e-4", "many", "[1, 2", "{a: 1}", "!!python/name:os.system", ".inf", ".nan", ""]),
+            st.sampled_from(
+                ["1e-4", "many", "[1, 2", "{a: 1}", "!!python/name:os.system", ".inf", ".nan", ""]
+            ),
             st.text(max_size=10),
         ),
     ),
@@ -267,3 +271,327 @@ def test_validate_config_non_mapping_sections() -> None:
     for raw in ({"data": None}, {"data": [1]}, {"data": {"synthetic": "founding"}, "model": "big"}):
         with pytest.raises(ConfigError):
             validate_config(raw, path="x.yaml")
+
+
+# ------------------------------------------------------------------ histories
+
+FORMAT_CHOICES = [None, "fitdoc", "keras_csv", "pandas", "json", "lightning", "hf_trainer_state", "csv"]
+COLUMN_POOL = [
+    "epoch",
+    "loss",
+    "mae",
+    "val_loss",
+    "val_mae",
+    "reg_loss",
+    "learning_rate",
+    "lr",
+    "step",
+    "train_loss",
+    "val_acc",
+    "accuracy",
+    "train_mae_epoch",
+    "val_mae_epoch",
+    "out1_mae",
+    "val_out1_mae",
+    "time",
+    "",
+    "x y",
+    "val_",
+]
+cells = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True, width=64).map(repr),
+    st.floats(min_value=-10, max_value=10).map(lambda v: f"{v:.6g}"),
+    st.integers(min_value=-5, max_value=2000).map(str),
+    st.sampled_from(
+        ["NA", "nan", "", "inf", "-inf", "1e308", "1e-320", "1e999", "None", "abc", '"3"', "1,5"]
+    ),
+)
+
+
+def assert_curves(curves: Any, path: Path) -> None:
+    """What every rule may rely on in a `Curves` value."""
+    from fitdoc.curves import Curves
+
+    assert isinstance(curves, Curves)
+    n = len(curves.epochs)
+    assert curves.train is not None or curves.val is not None
+    for series in (curves.train, curves.val, curves.train_loss, curves.val_loss, curves.reg_loss):
+        if series is not None:
+            assert series.shape == (n,)
+            assert series.dtype.kind == "f"
+    assert str(path) in curves.source or curves.source.endswith(path.name)
+
+
+def read_outcome(path: Path, **options: Any) -> Any:
+    """Read a history; return its Curves, or the HistoryError after checking it is a clean one-liner."""
+    from fitdoc.history import read_history
+
+    try:
+        curves = read_history(path, **options)
+    except FitdocError as exc:
+        assert int(exc.exit_code) == 2
+        assert_clean_error(exc, path)
+        return exc
+    assert_curves(curves, path)
+    return curves
+
+
+@st.composite
+def csv_histories(draw: st.DrawFn) -> tuple[str, dict[str, Any]]:
+    """A CSV history of random shape, delimiter, epochs, values, BOM and line endings."""
+    delimiter = draw(st.sampled_from([",", ";", "\t"]))
+    columns = draw(st.lists(st.sampled_from(COLUMN_POOL), min_size=1, max_size=6))
+    n_rows = draw(st.integers(min_value=0, max_value=25))
+    epoch_mode = draw(st.sampled_from(["sorted", "missing", "duplicate", "unsorted", "restart", "none"]))
+    epochs = list(range(n_rows))
+    if epoch_mode == "missing" and n_rows > 2:
+        epochs = sorted(draw(st.sets(st.integers(0, 3 * n_rows), min_size=n_rows, max_size=n_rows)))
+    elif epoch_mode == "duplicate" and n_rows > 1:
+        epochs = sorted(draw(st.lists(st.integers(0, n_rows // 2), min_size=n_rows, max_size=n_rows)))
+    elif epoch_mode == "unsorted":
+        epochs = draw(st.permutations(epochs))
+    elif epoch_mode == "restart" and n_rows > 3:
+        cut = n_rows // 2
+        epochs = list(range(cut)) + list(range(n_rows - cut))
+    all_na_val = draw(st.booleans())
+    index_column = draw(st.integers(0, 4)) == 0  # a pandas dump: leading unnamed index
+    header = ([""] if index_column else []) + (["epoch"] if epoch_mode != "none" else []) + columns
+    lines = [delimiter.join(header)]
+    for row, epoch in enumerate(epochs):
+        values = [str(row)] if index_column else []
+        if epoch_mode != "none":
+            values.append(str(epoch))
+        for name in columns:
+            values.append("NA" if all_na_val and name.startswith("val") else draw(cells))
+        if draw(st.integers(0, 15)) == 0:
+            values = values[: draw(st.integers(0, len(values)))]  # a ragged row
+        lines.append(delimiter.join(values))
+    if draw(st.integers(0, 8)) == 0 and n_rows:
+        lines.insert(draw(st.integers(1, len(lines))), lines[0])  # header repeated (appended run)
+    newline = draw(st.sampled_from(["\n", "\r\n", "\r\r\n"]))
+    text = newline.join(lines) + draw(st.sampled_from(["", newline]))
+    if draw(st.booleans()):
+        text = "\ufeff" + text
+    options: dict[str, Any] = {}
+    if draw(st.integers(0, 4)) == 0:
+        options["format_in"] = draw(st.sampled_from(FORMAT_CHOICES))
+    if draw(st.integers(0, 5)) == 0:
+        options["val_col"] = draw(st.sampled_from(COLUMN_POOL))
+    if draw(st.integers(0, 5)) == 0:
+        options["train_col"] = draw(st.sampled_from(COLUMN_POOL))
+    return text, options
+
+
+json_scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**64), max_value=2**64),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=6),
+)
+json_series = st.lists(json_scalars | st.floats(min_value=0, max_value=5), max_size=20)
+json_keys = st.sampled_from(["loss", "val_loss", "mae", "val_mae", "epoch", "step", "eval_loss", "lr", "x"])
+
+
+@st.composite
+def json_histories(draw: st.DrawFn) -> Any:
+    """JSON of the right shapes (dict of lists, list of records, trainer_state) and wrong ones."""
+    shape = draw(st.sampled_from(["dict_of_lists", "records", "trainer_state", "wrong"]))
+    if shape == "dict_of_lists":
+        return draw(st.dictionaries(json_keys, json_series | json_scalars, max_size=5))
+    record = st.dictionaries(json_keys, json_scalars | st.floats(0, 5), max_size=5)
+    if shape == "records":
+        return draw(st.lists(record, max_size=15))
+    if shape == "trainer_state":
+        state: dict[str, Any] = {"log_history": draw(st.lists(record, max_size=15) | json_scalars)}
+        if draw(st.booleans()):
+            state["global_step"] = draw(json_scalars)
+        return state
+    return draw(
+        st.recursive(
+            json_scalars,
+            lambda inner: st.lists(inner, max_size=3) | st.dictionaries(json_keys, inner, max_size=3),
+            max_leaves=8,
+        )
+    )
+
+
+@BOUNDED
+@given(
+    data=st.binary(max_size=800),
+    name=st.sampled_from(["history.csv", "metrics.csv", "h.json", "trainer_state.json", "log.txt"]),
+    format_in=st.sampled_from(FORMAT_CHOICES),
+)
+def test_history_arbitrary_bytes(data: bytes, name: str, format_in: str | None) -> None:
+    read_outcome(_write(data, name), format_in=format_in)
+
+
+@BOUNDED
+@given(history=csv_histories())
+def test_history_random_csv(history: tuple[str, dict[str, Any]]) -> None:
+    text, options = history
+    read_outcome(_write(text, "history.csv"), **options)
+
+
+@BOUNDED
+@given(history=csv_histories(), cut=st.floats(min_value=0, max_value=1))
+def test_history_truncated_csv(history: tuple[str, dict[str, Any]], cut: float) -> None:
+    text, options = history
+    data = text.encode("utf-8")
+    read_outcome(_write(data[: int(len(data) * cut)], "history.csv"), **options)
+
+
+@BOUNDED
+@given(obj=json_histories(), format_in=st.sampled_from([None, "json", "hf_trainer_state"]), cut=st.booleans())
+def test_history_json_shapes(obj: Any, format_in: str | None, cut: bool) -> None:
+    import json
+
+    text = json.dumps(obj)  # NaN and Infinity as Python's json writes them
+    if cut:
+        text = text[: len(text) // 2]
+    read_outcome(
+        _write(text, "trainer_state.json" if "log_history" in text else "h.json"), format_in=format_in
+    )
+
+
+@BOUNDED
+@given(obj=st.dictionaries(json_keys, json_series, max_size=5))
+def test_curves_from_mapping(obj: dict[str, Any]) -> None:
+    from fitdoc.curves import Curves
+    from fitdoc.history import curves_from_mapping
+
+    try:
+        curves = curves_from_mapping(obj)
+    except FitdocError as exc:
+        assert "\n" not in exc.one_line()
+        return
+    assert isinstance(curves, Curves)
+
+
+# ------------------------------------------------------------------ diagnosis
+
+series_values = st.one_of(
+    st.floats(min_value=1e-6, max_value=10),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from([0.0, -1.0, 1e308, -1e308, 5e-324, float("nan"), float("inf")]),
+)
+
+
+@st.composite
+def curves_values(draw: st.DrawFn) -> Any:
+    """Curves as any reader could hand them over: any length, any values, validation or not."""
+    import numpy as np
+
+    from fitdoc.curves import Curves
+
+    n = draw(st.integers(min_value=0, max_value=60))
+    smooth = draw(st.booleans())
+
+    def series() -> Any:
+        if smooth and n:
+            # A plausible decaying curve, so rules past the inconclusive gates run too.
+            start, end = draw(st.floats(0.5, 5)), draw(st.floats(1e-4, 0.4))
+            curve = start * (end / start) ** (np.arange(n) / max(n - 1, 1))
+            return curve + draw(st.floats(0, 0.3)) * end * np.sin(np.arange(n))
+        return np.asarray(draw(st.lists(series_values, min_size=n, max_size=n)), dtype=float)
+
+    val = None if draw(st.integers(0, 4)) == 0 else series()
+    if val is not None and draw(st.integers(0, 6)) == 0:
+        val = np.full(n, np.nan)  # a validation column that is all NA
+    return Curves(
+        epochs=np.arange(n, dtype=float),
+        train=series(),
+        val=val,
+        metric=draw(st.sampled_from(["mae", "loss", "mse"])),
+        reg_loss=series() if draw(st.integers(0, 3)) == 0 else None,
+        source="<prop>",
+    )
+
+
+def assert_diagnosis(diagnosis: Any, curves: Any) -> None:
+    import json
+
+    import numpy as np
+
+    from fitdoc.report.jsonout import diagnoses_to_json
+    from fitdoc.verdict import Diagnosis, Verdict
+
+    assert isinstance(diagnosis, Diagnosis)
+    assert isinstance(diagnosis.verdict, Verdict)
+    assert 0.0 <= diagnosis.confidence <= 1.0
+    # A history that cannot support a verdict gets `inconclusive`, not a guess.
+    cannot_judge = (
+        not curves.has_validation
+        or len(curves) < 10
+        or (curves.train is not None and np.isinf(curves.train).any())
+        or np.isinf(curves.val).any()
+    )
+    if cannot_judge:
+        assert diagnosis.verdict is Verdict.INCONCLUSIVE, (diagnosis.verdict, diagnosis.summary)
+    # The CI-facing JSON is strict JSON (no NaN), whatever the numbers were.
+    json.loads(diagnoses_to_json([diagnosis]), parse_constant=lambda c: pytest.fail(f"{c} in JSON"))
+
+
+@BOUNDED
+@given(curves=curves_values())
+def test_diagnosis_any_curves(curves: Any) -> None:
+    from fitdoc.diagnosis import diagnose_curves
+
+    assert_diagnosis(diagnose_curves(curves), curves)
+
+
+@BOUNDED
+@given(history=csv_histories())
+def test_read_then_diagnose(history: tuple[str, dict[str, Any]]) -> None:
+    """The whole `diagnose` pipeline on random CSVs: Curves then a Diagnosis, or a clean error."""
+    from fitdoc.diagnosis import diagnose_curves
+
+    text, options = history
+    outcome = read_outcome(_write(text, "history.csv"), **options)
+    if not isinstance(outcome, FitdocError):
+        assert_diagnosis(diagnose_curves(outcome), outcome)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "epoch,loss,mae,val_loss,val_mae\n",
+        "epoch,loss,mae,val_loss,val_mae\n0,1.0,0.9,1.1,1.0\n",
+        "epoch,loss,mae,val_loss,val_mae\n" + "".join(f"{e},1,1,NA,NA\n" for e in range(50)),
+        "epoch,loss,mae\n" + "".join(f"{e},{1 / (e + 1)},{1 / (e + 1)}\n" for e in range(50)),
+        "epoch,loss,mae,val_loss,val_mae\n" + "".join(f"{e},1,1,inf,inf\n" for e in range(50)),
+        "epoch,loss,mae,val_loss,val_mae\n" + "".join(f"{e},nan,nan,nan,nan\n" for e in range(50)),
+    ],
+    ids=["header-only", "one-row", "val-all-NA", "no-val-column", "val-all-inf", "all-nan"],
+)
+def test_history_that_cannot_be_judged_is_inconclusive(tmp_path: Path, text: str) -> None:
+    """Empty, one-row and validation-less histories: a clean error or `inconclusive`, never a label."""
+    from fitdoc.diagnosis import diagnose_curves
+    from fitdoc.verdict import Verdict
+
+    path = tmp_path / "history.csv"
+    path.write_text(text)
+    outcome = read_outcome(path)
+    if isinstance(outcome, FitdocError):
+        return
+    assert diagnose_curves(outcome).verdict is Verdict.INCONCLUSIVE
+
+
+# ------------------------------------------------------------------ through the CLI (in process)
+
+
+@settings(BOUNDED, max_examples=60)
+@given(history=csv_histories(), output_format=st.sampled_from(["text", "json", "markdown", "github"]))
+def test_cli_diagnose_exit_codes(history: tuple[str, dict[str, Any]], output_format: str) -> None:
+    """`fitdoc diagnose` on a random CSV: exit 0 with a report, or exit 2 with one `error:` line."""
+    from typer.testing import CliRunner
+
+    from fitdoc.cli import app
+
+    text, _ = history
+    path = _write(text, "history.csv")
+    result = CliRunner().invoke(app, ["diagnose", str(path), "--format", output_format])
+    assert result.exit_code in (0, 2), (result.exit_code, result.stderr)
+    if result.exit_code == 2:
+        lines = result.stderr.splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: ") and str(path) in lines[0], lines

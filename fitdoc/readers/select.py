@@ -160,7 +160,9 @@ def _auto_choose(
             train = _pick(other["train"])
         elif val is None and other.get("val"):
             val = _pick(other["val"])
-    with_val = [k for k in keys if "val" in groups[k]]
+    # The total loss beside its own head's metric is the normal Keras pair, not a choice
+    # worth a note; several metrics or several heads are.
+    with_val = [k for k in keys if "val" in groups[k] and not (k != best and k == (best[0], "loss"))]
     if len(with_val) > 1:
         listed = ", ".join(f"`{_pick(groups[k]['val']).raw}`" for k in with_val[:8])  # type: ignore[union-attr]
         chosen = val.raw if val is not None else (train.raw if train is not None else "")

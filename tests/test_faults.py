@@ -156,7 +156,11 @@ def wait_for_rows(proc: Proc, folder: Path, rows: int) -> Path:
 # ------------------------------------------------------------------ signals
 
 
-@pytest.mark.parametrize(("sig", "after_rows"), [(signal.SIGINT, 2), (signal.SIGTERM, 7)])
+@pytest.mark.parametrize(
+    ("sig", "after_rows"),
+    [(signal.SIGINT, 2), (signal.SIGTERM, 7)],
+    ids=["SIGINT-after-2", "SIGTERM-after-7"],
+)
 def test_signal_keeps_every_finished_epoch(
     tmp_path: Path, procs: list[Proc], sig: signal.Signals, after_rows: int
 ) -> None:
@@ -182,6 +186,25 @@ def test_second_signal_stops_at_once_and_keeps_history(tmp_path: Path, procs: li
     assert proc.wait() == 130, proc.stderr_lines
     _, rows = check_run(run_dir, "interrupted")
     assert len(rows) >= 3
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_signal_during_startup_leaves_a_truthful_run_json(
+    tmp_path: Path, procs: list[Proc], sig: signal.Signals
+) -> None:
+    """A signal once the run directory exists but before the first epoch: still `interrupted`, exit 130."""
+    proc = train(procs, write_config(tmp_path, epochs=100_000))
+    deadline = time.monotonic() + START_TIMEOUT
+    while not any((d / "run.json").exists() for d in run_dirs(tmp_path)):
+        assert proc.popen.poll() is None and time.monotonic() < deadline, proc.stderr_lines
+        time.sleep(0.005)
+    proc.popen.send_signal(sig)
+    assert proc.wait() == 130, proc.stderr_lines
+    (run_dir,) = run_dirs(tmp_path)
+    record = json.loads((run_dir / "run.json").read_text())
+    assert record["status"] == "interrupted", record
+    if (run_dir / "history.csv").exists():
+        check_history(run_dir / "history.csv")
 
 
 # ------------------------------------------------------------------ divergence

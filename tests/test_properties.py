@@ -29,9 +29,18 @@ BOUNDED = settings(
 )
 
 
+_SCRATCH: list[Path] = []
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _scratch(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """One pytest-managed folder for all examples (pytest prunes it, /tmp does not fill up)."""
+    _SCRATCH[:] = [tmp_path_factory.mktemp("examples")]
+
+
 def _write(data: bytes | str, name: str) -> Path:
     """A fresh file per example (hypothesis reuses one function-scoped tmp_path)."""
-    folder = Path(tempfile.mkdtemp(prefix="fitdoc-prop-"))
+    folder = Path(tempfile.mkdtemp(prefix="ex-", dir=_SCRATCH[0] if _SCRATCH else None))
     path = folder / name
     if isinstance(data, str):
         path.write_text(data, encoding="utf-8", newline="")
@@ -201,7 +210,7 @@ TAGGED = [
     where=st.sampled_from(["", "model.l2", "training.epochs", "name", "data.synthetic"]),
 )
 def test_config_tags_are_never_constructed(fragment: str, where: str) -> None:
-    folder = Path(tempfile.mkdtemp(prefix="fitdoc-prop-"))
+    folder = _write("", "c.yaml").parent
     marker = folder / "pwned"
     value = fragment.format(marker=marker)
     if not where:

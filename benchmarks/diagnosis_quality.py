@@ -4,8 +4,14 @@ Runs `diagnose_curves` over every labelled run, with and without the run's
 config, beside a plain gap-ratio rule (final val/train MAE > 1.1 means
 overfit, else balanced), and prints per-class precision, recall and F1, the
 macro-F1 over the three labels, the cause accuracy on underfit runs, the same
-scores per dataset and per seed (the thresholds were not fit per split), and
-the time per history.
+scores per dataset and per seed (the thresholds were not fit per split), the
+time per history, and a compact markdown table of it all for the README.
+
+One known artifact is counted, not hidden: the labeller could not train the
+final cut (epoch 200, the runs' end) to twice its epochs, so "not converged"
+is never a label there, while the engine may rightly see val still falling.
+The table reports how many balanced runs at the final cut the engine calls
+"underfit (not converged)".
 
 Runs labelled `ambiguous` (their best change helped by 5-10 %: neither clearly
 balanced nor clearly not) are left out of scoring, as the corpus README says.
@@ -200,6 +206,54 @@ def cross_check(cases: Sequence[Case], splits: dict[str, Callable[[Case], bool]]
     return lines
 
 
+SPLITS: dict[str, Callable[[Case], bool]] = {
+    "friedman1 runs": lambda c: c.name.startswith("friedman1"),
+    "wave runs": lambda c: c.name.startswith("wave"),
+    "seed 1 (-s1-)": lambda c: "-s1-" in c.name,
+    "seed 2 (-s2-)": lambda c: "-s2-" in c.name,
+    "cut at epoch 20": lambda c: c.name.endswith("-e20"),
+    "cut at epoch 60": lambda c: c.name.endswith("-e60"),
+    "full 200 epochs": lambda c: c.name.endswith("-e200"),
+}
+FINAL_CUT = "full 200 epochs"
+
+
+def final_cut_artifact(cases: Sequence[Case], preds: Sequence[tuple[str, str]]) -> tuple[int, int]:
+    """(balanced runs at the final cut called not converged, balanced runs at the final cut)."""
+    at_end = [
+        (c, p) for c, p in zip(cases, preds, strict=True) if SPLITS[FINAL_CUT](c) and c.label == "balanced"
+    ]
+    called = sum(p == ("underfit", "not converged") for _, p in at_end)
+    return called, len(at_end)
+
+
+def markdown_table(
+    cases: Sequence[Case],
+    all_preds: dict[str, list[tuple[str, str]]],
+    split_f1: dict[str, tuple[float, float]],
+) -> list[str]:
+    """The README table: per-class P/R and macro-F1 per method, then the split checks."""
+    truth = [c.label for c in cases]
+    counts = {label: truth.count(label) for label in LABELS}
+    head = " | ".join(f"{label} P / R (n={counts[label]})" for label in LABELS)
+    lines = [f"| method | {head} | macro-F1 |", "| --- |" + " --- |" * (len(LABELS) + 1)]
+    for title, preds in all_preds.items():
+        table = scores(truth, [p[0] for p in preds])
+        cells = " | ".join(f"{table[label][0]:.2f} / {table[label][1]:.2f}" for label in LABELS)
+        lines.append(f"| {title} | {cells} | {macro_f1(table):.3f} |")
+    lines += ["", "| split | n | macro-F1 with configs | curves only |", "| --- | --- | --- | --- |"]
+    for split, (f_cfg, f_raw) in split_f1.items():
+        n = sum(SPLITS[split](c) for c in cases)
+        lines.append(f"| {split} | {n} | {f_cfg:.3f} | {f_raw:.3f} |")
+    called, total = final_cut_artifact(cases, all_preds["engine, with configs"])
+    lines += [
+        "",
+        f"Final-cut artifact: {called} of the {total} balanced runs at epoch 200 are called "
+        "underfit (not converged) with configs; the labeller could not test training on to epoch 400.",
+    ]
+    return lines
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
@@ -233,15 +287,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     out += confusion(cases, all_preds["engine, with configs"])
     out.append("")
     out.append("splits (same thresholds; macro-F1 with configs / curves only):")
-    splits = {
-        "friedman1 runs": lambda c: c.name.startswith("friedman1"),
-        "wave runs": lambda c: c.name.startswith("wave"),
-        "seed 1 (-s1-)": lambda c: "-s1-" in c.name,
-        "seed 2 (-s2-)": lambda c: "-s2-" in c.name,
-        "cut at epoch 20": lambda c: c.name.endswith("-e20"),
-        "cut at epoch 60": lambda c: c.name.endswith("-e60"),
-        "full 200 epochs": lambda c: c.name.endswith("-e200"),
-    }
+    splits = SPLITS
+    split_f1 = {}
     for split, keep in splits.items():
         idx = [i for i, c in enumerate(cases) if keep(c)]
         sub = [cases[i] for i in idx]
@@ -251,14 +298,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         f_raw = macro_f1(
             scores([c.label for c in sub], [all_preds["engine, curves only"][i][0] for i in idx])
         )
+        split_f1[split] = (f_cfg, f_raw)
         out.append(f"  {split:<18} n={len(sub):<4} {f_cfg:.3f} / {f_raw:.3f}")
+    called, total = final_cut_artifact(cases, all_preds["engine, with configs"])
+    out.append(
+        f"  final-cut artifact: {called}/{total} balanced runs at epoch 200 called underfit (not converged)"
+    )
     out.append("")
     out.append(
         "tuned on one half, reported on the other (grid of FD101/FD301 max_ratio x FD202/FD301 min_gain):"
     )
-    out += cross_check(cases, splits)
+    crossed = cross_check(cases, splits)
+    out += crossed
     out.append("")
     out.append(f"read {len(cases)} labelled runs in {read_s:.2f} s (ambiguous runs excluded)")
+    out.append("")
+    out.append("README table (markdown):")
+    out.append("")
+    out += markdown_table(cases, all_preds, split_f1)
+    out += ["", "Thresholds tuned on one half and scored on the other:", ""]
+    out += [f"- {line.strip()}" for line in crossed]
     print("\n".join(out))
     return 0
 

@@ -21,6 +21,9 @@ from fitdoc.curves import Curves
 NAN = float("nan")
 # Fewest epochs a trend is fitted on (one spike must not decide it).
 MIN_TREND_POINTS = 5
+# Epochs averaged for "val at epoch E" in the stop/continue comparisons: a
+# spiky epoch must not decide, and a longer span would blur the two points.
+POINT_SPAN = 5
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,9 @@ class Features:
     train_noise: float
     blowup: float
     reg_share: float
+    val_stop_gain: float = NAN
+    val_last_fall: float = NAN
+    val_step_noise: float = NAN
 
     def as_dict(self) -> dict[str, float | int | str | bool]:
         return dict(self.__dict__)
@@ -137,6 +143,9 @@ def compute_features(curves: Curves) -> Features:
         train_noise=_noise(train) if positive else NAN,
         blowup=_blowup(train, val),
         reg_share=_reg_share(curves, window),
+        val_stop_gain=_stop_gain(val) if positive else NAN,
+        val_last_fall=-_stop_gain(val) / (1.0 - _stop_gain(val)) if positive else NAN,
+        val_step_noise=_step_noise(val) if positive else NAN,
     )
 
 
@@ -220,6 +229,40 @@ def _gain_if_doubled(values: np.ndarray | None) -> float:
         return NAN
     slope = float(np.polyfit(x[keep], np.log(y[keep]), 1)[0])
     return 1.0 - 2.0**slope
+
+
+def _halfway_and_end(values: np.ndarray) -> tuple[float, float]:
+    """Mean val over the few epochs ending at E/2, and over the last few epochs."""
+    n = values.size
+    span = min(POINT_SPAN, max(1, n // 4))
+    half = n // 2
+    return _mean(values[max(0, half - span) : half]), _mean(values[-span:])
+
+
+def _stop_gain(values: np.ndarray | None) -> float:
+    """Relative fall of the final val had the run stopped at half its epochs:
+    1 - val(E/2) / val(E). 0.10 means stopping at E/2 ends 10 % lower (a missed
+    early stop); negative means val fell over the last doubling of the run."""
+    if values is None or values.size < 4:
+        return NAN
+    half, end = _halfway_and_end(values)
+    return 1.0 - _ratio(half, end)
+
+
+def _step_noise(values: np.ndarray | None) -> float:
+    """Epoch-to-epoch jitter of val over the second half, relative to its level:
+    a robust spread (1.4826 x MAD) of the first differences, divided by sqrt(2)
+    so it is the noise of one epoch, not of a difference of two."""
+    if values is None:
+        return NAN
+    half = values[len(values) // 2 :]
+    half = half[np.isfinite(half)]
+    if half.size < 6:
+        return NAN
+    steps = np.diff(half)
+    mad = float(np.median(np.abs(steps - np.median(steps))))
+    level = float(np.median(half))
+    return _ratio(1.4826 * mad / math.sqrt(2.0), level)
 
 
 def _argmin(values: np.ndarray | None) -> tuple[int, float]:

@@ -7,7 +7,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from fitdoc.features import Features
+from fitdoc.features import POINT_SPAN, Features
 from fitdoc.rules.base import Vote, strength
 from fitdoc.rules.registry import rule
 from fitdoc.verdict import Cause, Verdict
@@ -36,25 +36,35 @@ def gap(f: Features, config: Any, t: Mapping[str, float]) -> Vote | None:
 @rule(
     "FD102",
     "overfit.rebound",
-    "Validation minimum well before the end, then rising while train still improves (missed early stop).",
-    patience=(0.25, "fraction of the run after the validation minimum needed to call it early"),
-    min_delta=(0.10, "rise of the final val error above its minimum, relative to the minimum"),
+    "Stopping at half the epochs would have ended with a clearly lower validation error (missed early stop).",
+    min_gain=(0.10, "fall of the final val had the run stopped at half its epochs (5-epoch means)"),
+    min_z=(2.0, "that fall in units of its own noise (val's epoch-to-epoch jitter) needed to trust it"),
 )
 def rebound(f: Features, config: Any, t: Mapping[str, float]) -> Vote | None:
-    rise, position = f.val_rebound, f.best_position
-    if not (math.isfinite(rise) and math.isfinite(position)):
+    # The same comparison the question "would stopping earlier have helped?"
+    # asks: val over the epochs ending at E/2 against val over the last epochs.
+    gain = f.val_stop_gain
+    if not math.isfinite(gain) or gain < t["min_gain"]:
         return None
-    if position > 1 - t["patience"] or rise < t["min_delta"]:
+    # Noisy small-data runs: a rise no larger than the jitter of two 5-epoch means is no rebound.
+    if _z(gain, f.val_step_noise) < t["min_z"]:
         return None
-    # Only a missed early stop if training kept learning after the minimum.
+    # Only a missed early stop if training kept learning meanwhile.
     if not (math.isfinite(f.train_half_drop) and f.train_half_drop > 0):
         return None
     return Vote(
         Verdict.OVERFIT,
         Cause.REBOUND,
-        strength(rise, t["min_delta"], 3 * t["min_delta"]),
-        rise,
-        t["min_delta"],
-        f"val {f.metric} minimum at epoch {f.best_epoch} of {f.n_epochs}; "
-        f"final {rise:.0%} above it > {t['min_delta']:.0%}",
+        strength(gain, t["min_gain"], 3 * t["min_gain"]),
+        gain,
+        t["min_gain"],
+        f"stopping at epoch {f.n_epochs // 2} of {f.n_epochs} would end val {f.metric} {gain:.0%} lower "
+        f">= {t['min_gain']:.0%} (minimum at epoch {f.best_epoch})",
     )
+
+
+def _z(change: float, noise: float) -> float:
+    """A change between two 5-epoch means in units of its standard error."""
+    if not math.isfinite(noise) or noise <= 0:
+        return math.inf
+    return abs(change) / (noise * math.sqrt(2.0 / POINT_SPAN))

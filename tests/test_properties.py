@@ -586,20 +586,46 @@ def test_history_that_cannot_be_judged_is_inconclusive(tmp_path: Path, text: str
     assert diagnose_curves(outcome).verdict is Verdict.INCONCLUSIVE
 
 
+def test_val_growing_1e17_fold_is_diagnosed(tmp_path: Path) -> None:
+    """Found by hypothesis: a diverging val that stays finite crashed the features (exit 4)."""
+    from fitdoc.diagnosis import diagnose_curves
+
+    path = tmp_path / "history.csv"
+    path.write_text("epoch,mae,val_mae\n" + "".join(f"{e},1,{1 if e < 6 else 1e17}\n" for e in range(12)))
+    curves = read_outcome(path)
+    assert_diagnosis(diagnose_curves(curves), curves)
+
+
 # ------------------------------------------------------------------ through the CLI (in process)
 
 
-@settings(BOUNDED, max_examples=60)
-@given(history=csv_histories(), output_format=st.sampled_from(["text", "json", "markdown", "github"]))
-def test_cli_diagnose_exit_codes(history: tuple[str, dict[str, Any]], output_format: str) -> None:
-    """`fitdoc diagnose` on a random CSV: exit 0 with a report, or exit 2 with one `error:` line."""
+@st.composite
+def any_history_file(draw: st.DrawFn) -> tuple[str, str]:
+    import json
+
+    if draw(st.booleans()):
+        return draw(csv_histories())[0], "history.csv"
+    text = json.dumps(draw(json_histories()))
+    return (text[: draw(st.integers(0, len(text)))] if draw(st.booleans()) else text), "h.json"
+
+
+@settings(BOUNDED, max_examples=80)
+@given(
+    history=any_history_file(),
+    command=st.sampled_from(["diagnose", "compare"]),
+    output_format=st.sampled_from(["text", "json", "markdown", "github"]),
+)
+def test_cli_exit_codes(history: tuple[str, str], command: str, output_format: str) -> None:
+    """`fitdoc diagnose|compare` on a random history: exit 0 with a report, or 2 with one `error:` line."""
     from typer.testing import CliRunner
 
     from fitdoc.cli import app
 
-    text, _ = history
-    path = _write(text, "history.csv")
-    result = CliRunner().invoke(app, ["diagnose", str(path), "--format", output_format])
+    if command == "compare" and output_format == "github":
+        output_format = "text"
+    text, name = history
+    path = _write(text, name)
+    result = CliRunner().invoke(app, [command, str(path), "--format", output_format])
     assert result.exit_code in (0, 2), (result.exit_code, result.stderr)
     if result.exit_code == 2:
         lines = result.stderr.splitlines()

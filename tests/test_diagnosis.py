@@ -156,5 +156,21 @@ def test_corpus_quality_does_not_regress() -> None:
     predict = dq.engine(True)
     table = dq.scores([c.label for c in cases], [predict(c)[0] for c in cases])
     baseline = dq.scores([c.label for c in cases], [dq.gap_ratio_baseline(c)[0] for c in cases])
-    assert dq.macro_f1(table) >= 0.65
+    curves_only = dq.engine(False)
+    raw = dq.scores([c.label for c in cases], [curves_only(c)[0] for c in cases])
+    # Measured 0.743 with configs and 0.655 curves only; the floors leave room for noise.
+    assert dq.macro_f1(table) >= 0.70
+    assert dq.macro_f1(raw) >= 0.60
     assert dq.macro_f1(table) > dq.macro_f1(baseline) + 0.3
+
+
+def test_dropout_fixture_is_shaped_like_a_real_dropout_run() -> None:
+    # Train MAE is logged with dropout on: in a real dropout-0.2 run it sits
+    # above val early and crosses below it late. The balanced verdict must hold
+    # for that shape, not only for a smooth curve with train below val throughout.
+    curves = read_history(FIXTURES / "founding-dropout-0.2" / "history.csv")
+    quarter = len(curves) // 4
+    assert np.mean(curves.train[:quarter]) > np.mean(curves.val[:quarter])
+    assert np.mean(curves.train[-quarter:]) < np.mean(curves.val[-quarter:])
+    d = diagnose_fixture("founding-dropout-0.2")
+    assert d.verdict is Verdict.BALANCED and d.suggestion is None

@@ -144,7 +144,7 @@ def compute_features(curves: Curves) -> Features:
         blowup=_blowup(train, val),
         reg_share=_reg_share(curves, window),
         val_stop_gain=_stop_gain(val) if positive else NAN,
-        val_last_fall=-_stop_gain(val) / (1.0 - _stop_gain(val)) if positive else NAN,
+        val_last_fall=_last_fall(val) if positive else NAN,
         val_step_noise=_step_noise(val) if positive else NAN,
     )
 
@@ -247,6 +247,17 @@ def _stop_gain(values: np.ndarray | None) -> float:
         return NAN
     half, end = _halfway_and_end(values)
     return 1.0 - _ratio(half, end)
+
+
+def _last_fall(values: np.ndarray | None) -> float:
+    """Relative fall of val over the last doubling of the run: 1 - val(E) / val(E/2).
+
+    Equal to -g / (1 - g) for g = `_stop_gain`, but without dividing by 1 - g,
+    which is exactly 0 once val(E) exceeds val(E/2) some 1e16-fold."""
+    if values is None or values.size < 4:
+        return NAN
+    half, end = _halfway_and_end(values)
+    return 1.0 - _ratio(end, half)
 
 
 def _step_noise(values: np.ndarray | None) -> float:

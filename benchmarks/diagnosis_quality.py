@@ -241,10 +241,17 @@ def markdown_table(
         table = scores(truth, [p[0] for p in preds])
         cells = " | ".join(f"{table[label][0]:.2f} / {table[label][1]:.2f}" for label in LABELS)
         lines.append(f"| {title} | {cells} | {macro_f1(table):.3f} |")
-    lines += ["", "| split | n | macro-F1 with configs | curves only |", "| --- | --- | --- | --- |"]
+    lines += [
+        "",
+        "| split | n (overfit / underfit / balanced) | macro-F1 with configs | curves only |",
+        "| --- | --- | --- | --- |",
+    ]
     for split, (f_cfg, f_raw) in split_f1.items():
-        n = sum(SPLITS[split](c) for c in cases)
-        lines.append(f"| {split} | {n} | {f_cfg:.3f} | {f_raw:.3f} |")
+        sub = [c.label for c in cases if SPLITS[split](c)]
+        n = " / ".join(str(sub.count(label)) for label in LABELS)
+        lines.append(f"| {split} | {len(sub)} ({n}) | {f_cfg:.3f} | {f_raw:.3f} |")
+    lines.append("")
+    lines.append("A class with no runs in a split scores F1 0 there (epoch 20 has no overfit runs).")
     called, total = final_cut_artifact(cases, all_preds["engine, with configs"])
     lines += [
         "",

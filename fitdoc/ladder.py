@@ -135,6 +135,11 @@ class Trial:
     reason: str = "the given config"
     run_dir: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
+    # For an inconclusive trial: the verdict its strongest rule voted for
+    # (e.g. a clear overfit gap next to an unstable-training veto), so the
+    # loop can still take a step in that direction.
+    leaning: str | None = None
+    leaning_cause: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -148,6 +153,8 @@ class Trial:
             "val_mae": self.val_mae,
             "suggestion": None if self.suggestion is None else dict(self.suggestion),
             "run_dir": self.run_dir,
+            "leaning": self.leaning,
+            "leaning_cause": self.leaning_cause,
             **dict(self.extra),
         }
 
@@ -164,6 +171,8 @@ class Trial:
             "val_mae",
             "suggestion",
             "run_dir",
+            "leaning",
+            "leaning_cause",
         }
         return cls(
             index=int(data["index"]),
@@ -177,6 +186,8 @@ class Trial:
             reason=str(data.get("reason", "")),
             run_dir=data.get("run_dir"),
             extra={k: v for k, v in data.items() if k not in known},
+            leaning=data.get("leaning"),
+            leaning_cause=data.get("leaning_cause"),
         )
 
 
@@ -224,9 +235,10 @@ def plan_next(
       balanced one on its ladder (both at once when running in parallel);
       stop when they have been tried.
     - Otherwise follow the latest trial's verdict: overfit -> more
-      regularization, underfit over-regularized -> less, not converged or
-      inconclusive -> more epochs, capacity -> more units; falling back to
-      earlier trials when the latest leaves nothing untried.
+      regularization, underfit over-regularized -> less, not converged ->
+      more epochs, capacity -> more units; inconclusive -> the way its
+      strongest rule leans, else a longer history. Fall back to earlier
+      trials when the latest leaves nothing untried.
     """
     left = max_runs - len(trials)
     if left <= 0:
@@ -305,8 +317,11 @@ def _axis_move(
 def _moves_from(trial: Trial, trials: Sequence[Trial], base: Mapping[str, Any], *, wide: bool) -> list[Move]:
     axis = axis_of(trial.settings)
     head = f"trial {trial.index} {_label(trial)}"
+    verdict, cause = trial.verdict, trial.cause
+    if verdict == "inconclusive" and trial.leaning in ("overfit", "underfit"):
+        verdict, cause = trial.leaning, trial.leaning_cause
     moves: list[Move | None] = []
-    if trial.verdict == "overfit":
+    if verdict == "overfit":
         more = f"{head} -> more regularization"
         moves.append(_axis_move(trial, axis, +1, trials, more))
         if axis is L2:
@@ -326,18 +341,18 @@ def _moves_from(trial: Trial, trials: Sequence[Trial], base: Mapping[str, Any], 
             moves.append(_early_stopping(trial, head))
         if not wide:
             moves = [m for m in moves if m is not None][:3]
-    elif trial.verdict == "underfit" and trial.cause == "not converged":
+    elif verdict == "underfit" and cause == "not converged":
         moves.append(_grow(trial, base, "training.epochs", f"{head} -> more epochs"))
-    elif trial.verdict == "underfit" and trial.cause == "capacity":
+    elif verdict == "underfit" and cause == "capacity":
         moves.append(_grow(trial, base, "model.units", f"{head} -> more units"))
-    elif trial.verdict == "underfit":
+    elif verdict == "underfit":
         less = f"{head} -> less regularization"
         moves.append(_axis_move(trial, axis, -1, trials, less))
         if axis is L2 and float(trial.settings.get("model.dropout") or 0.0) > 0:
             moves.append(_axis_move(trial, DROPOUT, -1, trials, less))
-        if trial.cause is None:
+        if cause is None:
             moves.append(_grow(trial, base, "training.epochs", f"{head} -> more epochs"))
-    elif trial.verdict == "inconclusive":
+    if trial.verdict == "inconclusive":
         moves.append(_grow(trial, base, "training.epochs", f"{head} -> a longer history"))
     return [m for m in moves if m is not None]
 
@@ -410,7 +425,10 @@ def _score(trial: Trial) -> float:
 def _label(trial: Trial) -> str:
     if trial.verdict is None:
         return trial.status
-    return trial.verdict + (f" ({trial.cause})" if trial.cause else "")
+    text = trial.verdict + (f" ({trial.cause})" if trial.cause else "")
+    if trial.verdict == "inconclusive" and trial.leaning:
+        text += f", leaning {trial.leaning}" + (f" ({trial.leaning_cause})" if trial.leaning_cause else "")
+    return text
 
 
 def _positive_floor(axis: Axis) -> float:

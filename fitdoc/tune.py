@@ -39,7 +39,7 @@ from rich.text import Text
 
 from fitdoc.config import Config, atomic_write_text, write_config
 from fitdoc.errors import ExitCode, FitdocError
-from fitdoc.ladder import TUNED_KEYS, Move, Trial, best_trial, plan_next
+from fitdoc.ladder import TUNED_KEYS, Move, Trial, best_trial, plan_next, settings_key
 
 TUNE_JSON = "tune.json"
 TUNE_CSV = "tune.csv"
@@ -170,7 +170,7 @@ def run_tune(
         write_config(config_for(config, best.settings), best_path)
     _save(tune_dir, config, trials, max_runs, parallel, status=status, stop_reason=stop_reason)
     plot_path = _plot(tune_dir, config, trials) if plot and trials else None
-    display.summary(best, best_path, stop_reason)
+    display.summary(best, best_path, stop_reason, base)
     return TuneResult(tune_dir, tuple(trials), best, best_path, stop_reason, status, plot_path)
 
 
@@ -298,6 +298,7 @@ def _record(index: int, move: Move, config: Config, run_dir: Path, status: str, 
     diagnosis = diagnose_curves(curves, config)
     suggestion = diagnosis.suggestion.primary.to_dict() if diagnosis.suggestion is not None else None
     extra.update(confidence=round(float(diagnosis.confidence), 3), summary=diagnosis.summary)
+    leaning, leaning_cause = _leaning(diagnosis)
     return Trial(
         index=index,
         settings=dict(move.settings),
@@ -310,7 +311,22 @@ def _record(index: int, move: Move, config: Config, run_dir: Path, status: str, 
         reason=move.reason,
         run_dir=str(run_dir),
         extra=extra,
+        leaning=leaning,
+        leaning_cause=leaning_cause,
     )
+
+
+def _leaning(diagnosis: Any) -> tuple[str | None, str | None]:
+    """For an inconclusive diagnosis: the verdict of its strongest decisive finding."""
+    if diagnosis.verdict.value != "inconclusive":
+        return None, None
+    votes = [
+        f for f in diagnosis.findings if f.verdict is not None and f.verdict.value in ("overfit", "underfit")
+    ]
+    if not votes:
+        return None, None
+    strongest = max(votes, key=lambda f: f.strength)
+    return strongest.verdict.value, None if strongest.cause is None else strongest.cause.value
 
 
 def _jsonable(value: Any) -> Any:
@@ -507,11 +523,13 @@ class TuneDisplay:
         else:
             self._console.print(f"trial {trial.index}: {_outcome(trial)}", highlight=False, soft_wrap=True)
 
-    def summary(self, best: Trial | None, best_path: Path | None, stop_reason: str) -> None:
+    def summary(
+        self, best: Trial | None, best_path: Path | None, stop_reason: str, base: Mapping[str, Any]
+    ) -> None:
         self._console.print(f"stopped: {stop_reason}", highlight=False, soft_wrap=True)
         if best is not None:
             self._console.print(
-                f"best: trial {best.index} ({best.change}), val MAE {best.val_mae:.4g}, "
+                f"best: trial {best.index} ({changes_from(base, best.settings)}), val MAE {best.val_mae:.4g}, "
                 f"{best.verdict or best.status}; config written to {best_path}",
                 highlight=False,
                 soft_wrap=True,
@@ -541,10 +559,31 @@ class TuneDisplay:
         return table
 
 
+def changes_from(base: Mapping[str, Any], settings: Mapping[str, Any]) -> str:
+    """`model.l2: 0 -> 0.0001, training.epochs: 1000 -> 2000`, or `the base config`."""
+    edits = [
+        f"{key}: {_show(base.get(key))} -> {_show(value)}"
+        for key, value in settings.items()
+        if settings_key({key: base.get(key)}) != settings_key({key: value})
+    ]
+    return ", ".join(edits) or "the base config"
+
+
+def _show(value: Any) -> str:
+    if value is None:
+        return "off"
+    if isinstance(value, Mapping):
+        return "patience " + str(value.get("patience", "?"))
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
 def _verdict_text(trial: Trial) -> str:
     if trial.verdict is None:
         return trial.status
-    return trial.verdict + (f" ({trial.cause})" if trial.cause else "")
+    text = trial.verdict + (f" ({trial.cause})" if trial.cause else "")
+    if trial.leaning:
+        text += f", leaning {trial.leaning}"
+    return text
 
 
 def _outcome(trial: Trial) -> str:

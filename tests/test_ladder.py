@@ -144,6 +144,17 @@ def test_direction_follows_the_verdict(start, verdict, cause, key, expected):
     assert verdict in move.reason
 
 
+def test_inconclusive_follows_the_way_its_strongest_rule_leans():
+    trial = Trial(0, BASE, "inconclusive", None, 0.04, leaning="overfit", leaning_cause="gap")
+    moves = next_moves([trial], BASE, max_runs=5, max_parallel=5)
+    assert moves[0].settings["model.l2"] == 1e-4
+    assert "inconclusive, leaning overfit (gap) -> more regularization" in moves[0].reason
+    # A longer history stays the last resort.
+    assert moves[-1].settings["training.epochs"] == 200
+    restored = Trial.from_dict(json.loads(json.dumps(trial.to_dict())))
+    assert restored == trial
+
+
 def test_overfit_at_the_top_of_the_l2_ladder_switches_to_dropout():
     [move] = next_moves([one({"model.l2": 1e-2}, "overfit", "gap")], BASE, max_runs=5)
     assert move.settings["model.l2"] == 0.0

@@ -24,6 +24,7 @@ from fitdoc.tune import (
     TUNE_JSON,
     TuneDisplay,
     _save,
+    changes_from,
     run_tune,
     settings_of,
     trial_config,
@@ -124,6 +125,13 @@ def test_csv_has_one_row_per_trial():
     assert [r["verdict"] for r in rows] == ["overfit", "balanced"]
     assert rows[1]["l2"] == "0.0001" and rows[1]["val_mae"] == "0.01"
     assert rows[1]["reason"].startswith("trial 0 overfit")
+
+
+def test_best_is_described_by_its_changes_from_the_base():
+    base = {"model.l2": 0.0, "model.dropout": 0.0, "training.epochs": 1000, "training.early_stopping": None}
+    best = {**base, "model.l2": 1e-4, "training.epochs": 2000}
+    assert changes_from(base, best) == "model.l2: 0 -> 0.0001, training.epochs: 1000 -> 2000"
+    assert changes_from(base, base) == "the base config"
 
 
 def test_live_table_on_a_terminal_and_plain_lines_elsewhere():

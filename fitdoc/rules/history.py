@@ -42,21 +42,25 @@ def too_short(f: Features, config: Any, t: Mapping[str, float]) -> Vote | None:
 @rule(
     "FD003",
     "history.diverged",
-    "Training diverged: NaN/inf values, or the train metric blew up far above its minimum.",
+    "Training diverged: NaN/inf values, or the train metric blew up far above its minimum and its start.",
     max_blowup=(10.0, "end/minimum ratio of the train metric that counts as blowing up"),
 )
 def diverged(f: Features, config: Any, t: Mapping[str, float]) -> Vote | None:
     bad = f.nonfinite_train + f.nonfinite_val
     if bad:
         return Vote(INCONCLUSIVE, None, 1.0, float(bad), 0.0, f"{bad} NaN/inf values in the train/val series")
-    if math.isfinite(f.blowup) and f.blowup > t["max_blowup"]:
+    # A spiky tail on a tiny minimum (Adam near MAE 0.003) is not divergence: the run
+    # must also have lost all the progress it made since its first epoch.
+    lost_progress = f.train_end >= f.train_start
+    if math.isfinite(f.blowup) and f.blowup > t["max_blowup"] and lost_progress:
         return Vote(
             INCONCLUSIVE,
             None,
             1.0,
             f.blowup,
             t["max_blowup"],
-            f"train {f.metric} at the end is {f.blowup:.3g}x its minimum > {t['max_blowup']:g}x",
+            f"train {f.metric} at the end is {f.blowup:.3g}x its minimum > {t['max_blowup']:g}x, "
+            "and above its first epoch",
         )
     return None
 

@@ -303,77 +303,79 @@ def run_training(config: Config, *, console: Console, progress: bool = True, plo
     data = load_data(config.data, seed=config.seed, validation_split=config.training.validation_split)
     started_wall = time.time()
     started = time.perf_counter()
-    run_dir = create_run_dir(output_dir, config.name, now=started_wall)
-    write_config(config, run_dir / CONFIG_FILE)
-    history_path = run_dir / HISTORY_FILE
-    record: dict[str, Any] = {
-        "schema_version": RUN_JSON_SCHEMA,
-        "status": "running",
-        "message": "",
-        "name": config.name,
-        "seed": config.seed,
-        "engine": config.training.engine,
-        "versions": _versions(),
-        "data": {**data.shape_summary(), "notes": data.notes},
-        "files": {"config": CONFIG_FILE, "history": HISTORY_FILE},
-        "timings": {"started_at": _iso(started_wall)},
-    }
-    write_run_json(run_dir, record)
+    # From here on a signal never leaves a run.json saying `running`: the first one is
+    # recorded and honoured when the epoch in progress (at the earliest the first) ends.
+    with StopSignals() as signals:
+        run_dir = create_run_dir(output_dir, config.name, now=started_wall)
+        write_config(config, run_dir / CONFIG_FILE)
+        history_path = run_dir / HISTORY_FILE
+        record: dict[str, Any] = {
+            "schema_version": RUN_JSON_SCHEMA,
+            "status": "running",
+            "message": "",
+            "name": config.name,
+            "seed": config.seed,
+            "engine": config.training.engine,
+            "versions": _versions(),
+            "data": {**data.shape_summary(), "notes": data.notes},
+            "files": {"config": CONFIG_FILE, "history": HISTORY_FILE},
+            "timings": {"started_at": _iso(started_wall)},
+        }
+        write_run_json(run_dir, record)
 
-    keras.utils.set_random_seed(config.seed)
-    tf.config.experimental.enable_op_determinism()
-    net = compile_model(
-        build_model(config.model, data.n_features, data.n_targets),
-        config.training,
-        extra_metrics=("mse",) if config.training.engine == "keras" else (),
-    )
-    record["model"] = {"parameters": int(net.count_params()), "layers": len(net.layers)}
-    write_run_json(run_dir, record)
-
-    columns = [*HISTORY_COLUMNS] + (["test_mae"] if data.x_test is not None else [])
-    engine = _train_fast if config.training.engine == "fast" else _train_keras
-    train_started = time.perf_counter()
-    with (
-        StopSignals() as signals,
-        HistoryWriter(history_path, columns) as writer,
-        ProgressDisplay(console, total=config.training.epochs, enabled=progress) as display,
-    ):
-        monitor = EpochMonitor(
-            writer=writer,
-            display=display,
-            signals=signals,
-            learning_rate=float(config.training.learning_rate),
-            early_stopping=config.training.early_stopping,
+        keras.utils.set_random_seed(config.seed)
+        tf.config.experimental.enable_op_determinism()
+        net = compile_model(
+            build_model(config.model, data.n_features, data.n_targets),
+            config.training,
+            extra_metrics=("mse",) if config.training.engine == "keras" else (),
         )
-        try:
-            engine(net, data, config, monitor)
-        except KeyboardInterrupt:
-            monitor.decision = Decision.INTERRUPTED
-            monitor.reason = f"interrupted during epoch {len(monitor.rows)}"
-    train_seconds = time.perf_counter() - train_started
+        record["model"] = {"parameters": int(net.count_params()), "layers": len(net.layers)}
+        write_run_json(run_dir, record)
 
-    status, message = _outcome(monitor, config)
-    if monitor.best_weights is not None:
-        net.set_weights(monitor.best_weights)
-    if status != "diverged":
-        net.save(run_dir / MODEL_FILE)
-        record["files"]["model"] = MODEL_FILE
-    record.update(status=status, message=message)
-    record["epochs"] = {
-        "planned": config.training.epochs,
-        "completed": len(monitor.rows),
-        "early_stopped": monitor.decision == Decision.EARLY_STOP,
-    }
-    record["timings"].update(
-        finished_at=_iso(time.time()),
-        total_seconds=round(time.perf_counter() - started, 3),
-        training_seconds=round(train_seconds, 3),
-        first_epoch_seconds=monitor.rows[0]["epoch_seconds"] if monitor.rows else None,
-    )
-    record["final"] = monitor.rows[-1] if monitor.rows else None
-    record["best"] = _best_row(monitor.rows)
-    write_run_json(run_dir, record)
-    return RunResult(run_dir=run_dir, status=status, history_path=history_path, message=message)
+        columns = [*HISTORY_COLUMNS] + (["test_mae"] if data.x_test is not None else [])
+        engine = _train_fast if config.training.engine == "fast" else _train_keras
+        train_started = time.perf_counter()
+        with (
+            HistoryWriter(history_path, columns) as writer,
+            ProgressDisplay(console, total=config.training.epochs, enabled=progress) as display,
+        ):
+            monitor = EpochMonitor(
+                writer=writer,
+                display=display,
+                signals=signals,
+                learning_rate=float(config.training.learning_rate),
+                early_stopping=config.training.early_stopping,
+            )
+            try:
+                engine(net, data, config, monitor)
+            except KeyboardInterrupt:
+                monitor.decision = Decision.INTERRUPTED
+                monitor.reason = f"interrupted during epoch {len(monitor.rows)}"
+        train_seconds = time.perf_counter() - train_started
+
+        status, message = _outcome(monitor, config)
+        if monitor.best_weights is not None:
+            net.set_weights(monitor.best_weights)
+        if status != "diverged":
+            net.save(run_dir / MODEL_FILE)
+            record["files"]["model"] = MODEL_FILE
+        record.update(status=status, message=message)
+        record["epochs"] = {
+            "planned": config.training.epochs,
+            "completed": len(monitor.rows),
+            "early_stopped": monitor.decision == Decision.EARLY_STOP,
+        }
+        record["timings"].update(
+            finished_at=_iso(time.time()),
+            total_seconds=round(time.perf_counter() - started, 3),
+            training_seconds=round(train_seconds, 3),
+            first_epoch_seconds=monitor.rows[0]["epoch_seconds"] if monitor.rows else None,
+        )
+        record["final"] = monitor.rows[-1] if monitor.rows else None
+        record["best"] = _best_row(monitor.rows)
+        write_run_json(run_dir, record)
+        return RunResult(run_dir=run_dir, status=status, history_path=history_path, message=message)
 
 
 def _outcome(monitor: EpochMonitor, config: Config) -> tuple[Status, str]:

@@ -8,6 +8,10 @@ imported only when a function here is called.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
+from collections.abc import Iterator
 from typing import Any
 
 from fitdoc.config import ModelConfig, TrainingConfig
@@ -18,16 +22,39 @@ TENSORFLOW_MISSING = "TensorFlow is not installed; install the training extra: p
 
 def import_keras() -> Any:
     """Keras 3 on TensorFlow, or MissingDependencyError (one line) when absent."""
+    # TensorFlow's C++ start-up chatter (absl "before InitializeLog", oneDNN, CUDA probes)
+    # is not for fitdoc's users; export TF_CPP_MIN_LOG_LEVEL to see it again.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     try:
-        import os
-
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-        import keras
-        import tensorflow  # noqa: F401  (the backend must be importable too)
+        with _native_stderr_silenced(os.environ["TF_CPP_MIN_LOG_LEVEL"].strip() in ("2", "3")):
+            import keras
+            import tensorflow  # noqa: F401  (the backend must be importable too)
     except ImportError:
         raise MissingDependencyError(TENSORFLOW_MISSING) from None
     return keras
+
+
+@contextlib.contextmanager
+def _native_stderr_silenced(active: bool) -> Iterator[None]:
+    """Point file descriptor 2 at /dev/null while native code logs at import time."""
+    if not active or "tensorflow" in sys.modules:
+        yield
+        return
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+    except OSError:
+        yield
+        return
+    os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 def kernel_regularizer(model: ModelConfig) -> Any:

@@ -8,9 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from fitdoc.config import AnyConfig, load_config
 from fitdoc.curves import Curves
+
+if TYPE_CHECKING:
+    # pydantic models and YAML cost ~25 ms of a ~250 ms cold `diagnose`; load them only for a config.
+    from fitdoc.config import AnyConfig
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,8 @@ def load_run(source: object, options: ReadOptions, config: AnyConfig | None = No
     )
     config_path = getattr(source, "config_path", None)
     if config is None and config_path is not None:
+        from fitdoc.config import load_config
+
         config = load_config(Path(config_path), model_only=True)
     return LoadedRun(
         name=str(source.name),  # type: ignore[attr-defined]

@@ -1,7 +1,8 @@
 """How fast `fitdoc diagnose` is: cold start, and a directory of many histories.
 
 Usage:
-    python benchmarks/diagnose_speed.py [--reps 15] [--count 10000] [--epochs 1000] [--keep DIR]
+    python benchmarks/diagnose_speed.py [--reps 15] [--count 10000] [--epochs 1000]
+        [--formats json text] [--keep DIR]
 
 Generates, in a temporary directory, one 1000-epoch Keras-CSVLogger-style
 history (`epoch,loss,mae,val_loss,val_mae`) and `--count` small histories
@@ -14,8 +15,9 @@ shapes; half as flat `*.csv` files, half as run directories holding a
   `fitdoc --help`, and the baseline `python -c "import pandas"`, run in
   alternation `--reps` times after one untimed warm-up each; the figure is
   the median wall time and its ratio to the pandas import;
-- throughput: one `fitdoc diagnose DIR --format json > /dev/null` over the
-  `--count` histories (wall time and milliseconds per history).
+- throughput: one `fitdoc diagnose DIR --format FMT > /dev/null` over the
+  `--count` histories per format in `--formats` (default json, then the
+  rich text default), wall time and milliseconds per history.
 
 Prints a Markdown table, the command line that produced it, and the load
 average before and after (the machine may be shared: medians, not means).
@@ -133,6 +135,9 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=15, help="alternating cold-start repetitions")
     parser.add_argument("--count", type=int, default=10_000, help="histories in the directory run")
     parser.add_argument("--epochs", type=int, default=1000, help="epochs of the single long history")
+    parser.add_argument(
+        "--formats", nargs="+", default=["json", "text"], help="output formats of the directory run"
+    )
     parser.add_argument("--keep", type=Path, help="generate into this (new) directory and keep it")
     args = parser.parse_args()
 
@@ -157,9 +162,10 @@ def main() -> None:
             commands["fitdoc --help"] = [str(script), "--help"]
         times = cold_starts(commands, args.reps, root, env)
 
-        started = time.perf_counter()
-        _time_once([py, "-m", "fitdoc", "diagnose", str(many), "--format", "json"], root, env)
-        many_s = time.perf_counter() - started
+        many_s = {
+            fmt: _time_once([py, "-m", "fitdoc", "diagnose", str(many), "--format", fmt], root, env)
+            for fmt in args.formats
+        }
     load_after = _load()
 
     base = statistics.median(times["python -c 'import pandas'"])
@@ -176,10 +182,11 @@ def main() -> None:
     print()
     print("| throughput (one run) | histories | wall s | ms per history |")
     print("|---|---:|---:|---:|")
-    print(
-        f"| `fitdoc diagnose DIR --format json > /dev/null` | {args.count} | {many_s:.1f} | "
-        f"{1000 * many_s / args.count:.2f} |"
-    )
+    for fmt, seconds in many_s.items():
+        print(
+            f"| `fitdoc diagnose DIR --format {fmt} > /dev/null` | {args.count} | {seconds:.1f} | "
+            f"{1000 * seconds / args.count:.2f} |"
+        )
 
 
 if __name__ == "__main__":

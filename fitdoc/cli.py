@@ -22,6 +22,7 @@ from fitdoc.errors import ExitCode, FitdocError
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from fitdoc.compare import RunView
     from fitdoc.config import AnyConfig
     from fitdoc.loading import LoadedRun, ReadOptions
     from fitdoc.verdict import Diagnosis
@@ -257,15 +258,19 @@ def _write_stdout(text: str) -> None:
     sys.stdout.flush()
 
 
-def _plot(runs: Sequence[LoadedRun], diagnoses: Sequence[Diagnosis | None], out: Path, scale: str) -> Path:
+def _views(runs: Sequence[LoadedRun], diagnoses: Sequence[Diagnosis | None]) -> list[RunView]:
     from fitdoc.compare import RunView
-    from fitdoc.report.plot import plot_runs
 
-    views = [
+    return [
         RunView(name=run.name, curves=run.curves, diagnosis=diag, config=run.config)
         for run, diag in zip(runs, diagnoses, strict=True)
     ]
-    return plot_runs(views, out, scale=scale)
+
+
+def _plot(runs: Sequence[LoadedRun], diagnoses: Sequence[Diagnosis | None], out: Path, scale: str) -> Path:
+    from fitdoc.report.plot import plot_runs
+
+    return plot_runs(_views(runs, diagnoses), out, scale=scale)
 
 
 # ------------------------------------------------------------------ commands
@@ -428,18 +433,13 @@ def compare(
     val_col: ValColOpt = None,
 ) -> None:
     """A table of runs: config differences, best/final train and val MAE, verdicts."""
-    from fitdoc.compare import RunView, compare_runs
+    from fitdoc.compare import compare_runs
     from fitdoc.report import compare as compare_report
 
     runs, errors = _load_runs(paths, _read_options(format_in, train_col, val_col), None)
     code = _report_errors(errors)
     if runs:
-        diagnoses = _diagnose_runs(runs, None)
-        views = [
-            RunView(name=run.name, curves=run.curves, diagnosis=diag, config=run.config)
-            for run, diag in zip(runs, diagnoses, strict=True)
-        ]
-        comparison = compare_runs(views)
+        comparison = compare_runs(_views(runs, _diagnose_runs(runs, None)))
         if output_format is TableFormat.text:
             compare_report.render_comparison(comparison, _stdout())
         elif output_format is TableFormat.json:

@@ -65,9 +65,14 @@ VERDICT_NAMES = ("overfit", "underfit", "balanced", "inconclusive")
 
 def _stdout() -> Console:
     # rich loads only for what it draws (~13 ms of a cold start): JSON, Markdown and annotations skip it.
+    import os
+
     from rich.console import Console
 
-    return Console(soft_wrap=True)
+    # Piped into a CI log or a file, rich would assume 80 columns and wrap run names in
+    # tables; logs are wider than that. COLUMNS still wins when set.
+    piped = not sys.stdout.isatty() and "COLUMNS" not in os.environ
+    return Console(soft_wrap=True, width=120 if piped else None)
 
 
 def _stderr() -> Console:

@@ -61,8 +61,14 @@ def assert_clean_error(exc: FitdocError, path: Path) -> None:
 
 
 def _finite_numbers(config: Config | ModelOnlyConfig) -> None:
-    """A config that validates holds only finite numbers (inf/NaN must be refused)."""
+    """A config that validates holds only finite numbers (inf/NaN must be refused).
+
+    `diagnose --config` keeps a data section it never reads (so --emit-config can
+    write a trainable file) without validating it; only what it reads must be finite.
+    """
     dumped = config.model_dump(mode="python")
+    if isinstance(config, ModelOnlyConfig):
+        dumped.pop("data", None)
 
     def walk(node: Any) -> None:
         if isinstance(node, dict):

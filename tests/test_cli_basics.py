@@ -92,3 +92,27 @@ def test_help_never_imports_tensorflow_or_matplotlib(args: list[str]) -> None:
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert "HEAVY []" in proc.stderr, proc.stderr[-2000:]
+
+
+def test_train_without_tensorflow_says_how_to_install(tmp_path: Path) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text("data:\n  synthetic: founding\n  n_samples: 100\ntraining:\n  epochs: 2\n")
+    # A finder that refuses TensorFlow and Keras, as on a core-only install.
+    code = (
+        "import sys\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in ('tensorflow', 'keras'):\n"
+        "            raise ImportError(name)\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "from fitdoc.cli import main\n"
+        f"main(['train', {str(config)!r}])\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=120
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "error: TensorFlow is not installed; install the training extra: pip install 'fitdoc[train]'"
+    ]
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())

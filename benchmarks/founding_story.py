@@ -1,11 +1,14 @@
-"""Train the founding sample configs and print their final train/val/test MAE.
+"""Train the founding sample configs; print their final train/val/test MAE and fitdoc's verdict.
 
 Usage:
     TF_CPP_MIN_LOG_LEVEL=2 python benchmarks/founding_story.py [CONFIG.yaml ...] [--set KEY=VALUE ...]
 
 Without configs it trains the four quick founding configs in sample_configs/.
 Final values are the mean of the last 5 epochs, so one noisy epoch does not
-decide. Runs go to a temporary directory.
+decide. Each run is diagnosed the way `fitdoc diagnose RUN_DIR` does it (its
+history plus its config), so the README's table comes from this one script.
+Runs go to a temporary directory (`--keep DIR` keeps them there instead, e.g.
+for `scripts/make_readme_plot.py`).
 """
 
 from __future__ import annotations
@@ -20,7 +23,10 @@ import pandas as pd
 from rich.console import Console
 
 from fitdoc.config import load_config
+from fitdoc.diagnosis import diagnose_curves
+from fitdoc.history import read_history
 from fitdoc.train import run_training
+from fitdoc.verdict import Diagnosis
 
 SAMPLES = Path(__file__).resolve().parents[1] / "sample_configs"
 QUICK = ["founding-noreg", "founding-l2-1e-3", "founding-l2-1e-4", "founding-dropout-0.2"]
@@ -30,11 +36,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("configs", nargs="*", type=Path)
     parser.add_argument("--set", action="append", default=[], dest="overrides")
+    parser.add_argument("--keep", type=Path, default=None, help="write the runs here and keep them")
     args = parser.parse_args()
     paths = args.configs or [SAMPLES / f"{name}.yaml" for name in QUICK]
-    print("| config | epochs | seconds | train MAE | val MAE | val/train | test MAE | best val MAE (epoch) |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
-    with tempfile.TemporaryDirectory() as out:
+    print(
+        "| config | epochs | seconds | train MAE | val MAE | val/train | test MAE | best val MAE (epoch) "
+        "| verdict | suggestion |"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    with tempfile.TemporaryDirectory() as scratch:
+        out = str(args.keep) if args.keep is not None else scratch
         for path in paths:
             config = load_config(path, [*args.overrides, f"output.dir={out}"])
             started = time.perf_counter()
@@ -43,12 +54,27 @@ def main() -> None:
             history = pd.read_csv(result.history_path)
             last = history.tail(5).mean()
             best = int(history["val_mae"].idxmin())
+            diagnosis = diagnose_curves(read_history(result.run_dir), config)
             print(
                 f"| {path.stem} | {len(history)} | {seconds:.1f} | {last['mae']:.4f} | {last['val_mae']:.4f} "
                 f"| {last['val_mae'] / last['mae']:.2f} | {last['test_mae']:.4f} "
-                f"| {history['val_mae'][best]:.4f} ({best}) |",
+                f"| {history['val_mae'][best]:.4f} ({best}) | {_verdict(diagnosis)} | {_suggestion(diagnosis)} |",
                 flush=True,
             )
+
+
+def _verdict(diagnosis: Diagnosis) -> str:
+    cause = f" ({diagnosis.cause.value})" if diagnosis.cause is not None else ""
+    return f"**{diagnosis.verdict.value}**{cause}"
+
+
+def _suggestion(diagnosis: Diagnosis) -> str:
+    if diagnosis.suggestion is None:
+        return "-"
+    change = diagnosis.suggestion.primary
+    if change.from_ is None:
+        return change.text
+    return f"`{change.key}: {change.from_:g} -> {change.to:g}`"
 
 
 if __name__ == "__main__":

@@ -24,7 +24,10 @@ from fitdoc.verdict import Verdict
     max_rebound=(0.10, "rise of the final val above its minimum that is still fine"),
 )
 def converged(f: Features, config: Any, t: Mapping[str, float]) -> Vote | None:
-    gain, ratio, rise = f.val_gain_2x, f.gap_ratio_end, f.val_rebound
+    gain, ratio = f.val_gain_2x, f.gap_ratio_end
+    # The rise of the end above half-way (5-epoch means, as FD102 reads it): the spread of
+    # a noisy curve around its single lowest epoch is not a rebound.
+    rise = f.val_stop_gain / (1.0 - f.val_stop_gain) if f.val_stop_gain < 1.0 else math.inf
     if not all(math.isfinite(v) for v in (gain, ratio, rise)):
         return None
     if gain >= t["min_gain"] or ratio > t["max_ratio"] or rise > t["max_rebound"]:

@@ -54,7 +54,16 @@ def over_regularized(f: Features, config: Any, t: Mapping[str, float]) -> Vote |
     # Under dropout, val rising off an early minimum while it stays near train is
     # dropout's train/inference mismatch (its noise), not memorization.
     rise = f.val_rebound
-    if reg is not None and reg.dropout > 0 and ratio < t["max_ratio"] and rise >= t["dropout_rebound"]:
+    # The rise must be a trend, not the spread of a noisy curve around its lowest epoch:
+    # val at the end is no lower than half-way through (5-epoch means).
+    rising = not (math.isfinite(f.val_stop_gain) and f.val_stop_gain < 0)
+    if (
+        reg is not None
+        and reg.dropout > 0
+        and ratio < t["max_ratio"]
+        and rise >= t["dropout_rebound"]
+        and rising
+    ):
         return Vote(
             Verdict.UNDERFIT,
             Cause.OVER_REGULARIZED,

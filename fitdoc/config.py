@@ -227,7 +227,9 @@ def validate_config(raw: dict[str, Any], *, path: object = "<config>", model_onl
 
 
 def config_to_yaml(config: BaseModel) -> str:
-    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
+    # Python mode, not JSON mode: a model-only config keeps its unread data section as
+    # YAML gave it (inf, dates...), and JSON mode would turn those into null or text.
+    return yaml.safe_dump(config.model_dump(mode="python"), sort_keys=False)
 
 
 def write_config(config: BaseModel, path: Path) -> None:

@@ -191,3 +191,11 @@ def test_json_schema_documents_fields() -> None:
     model = schema["$defs"]["ModelConfig"]
     assert model["additionalProperties"] is False
     assert "description" in model["properties"]["l2"]
+
+
+def test_model_only_config_round_trips_its_unread_data_section(tmp_path: Path) -> None:
+    # Found by hypothesis: JSON-mode dumping turned `.inf` in the unread data section into null.
+    path = write(tmp_path, "data:\n  synthetic: {'': .inf}\nmodel:\n  l2: 1e-3\n")
+    config = load_config(path, model_only=True)
+    again = load_config(write(tmp_path, config_to_yaml(config), "again.yaml"), model_only=True)
+    assert again == config

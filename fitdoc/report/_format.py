@@ -33,6 +33,9 @@ def value_text(value: Any) -> str:
         return str(value).lower()
     if isinstance(value, float):
         return repr(int(value)) if value.is_integer() else repr(value)
+    if isinstance(value, dict):
+        # Written as it would be in the YAML config: `{patience: 50}`.
+        return "{" + ", ".join(f"{k}: {value_text(v)}" for k, v in value.items()) + "}"
     return str(value)
 
 

@@ -22,6 +22,10 @@ from fitdoc.verdict import Verdict
     min_gain=(0.10, "predicted fall of val at twice the epochs below which val has settled"),
     max_ratio=(3.0, "val/train ratio at the end above which the gap is too wide"),
     max_rebound=(0.10, "rise of the final val above its minimum that is still fine"),
+    max_last_fall=(
+        0.15,
+        "fall of val over the last doubling of the run (E/2 to E) below which it has settled",
+    ),
 )
 def converged(f: Features, config: Any, t: Mapping[str, float]) -> Vote | None:
     gain, ratio = f.val_gain_2x, f.gap_ratio_end
@@ -31,6 +35,9 @@ def converged(f: Features, config: Any, t: Mapping[str, float]) -> Vote | None:
     if not all(math.isfinite(v) for v in (gain, ratio, rise)):
         return None
     if gain >= t["min_gain"] or ratio > t["max_ratio"] or rise > t["max_rebound"]:
+        return None
+    # A val that fell this much from E/2 to E has not settled, whatever a short tail's trend says.
+    if f.val_last_fall >= t["max_last_fall"]:
         return None
     # Evidence is strongest when val is flat and the gap is small.
     settled = strength(max(gain, 0.0), t["min_gain"], 0.0)

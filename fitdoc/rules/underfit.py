@@ -95,24 +95,43 @@ def over_regularized(f: Features, config: Any, t: Mapping[str, float]) -> Vote |
         "predicted fall of val at twice the epochs (log-epoch trend of the last quarter) from which "
         "training longer helps",
     ),
+    min_last_fall=(
+        0.15,
+        "realized fall of val over the last doubling of the run (E/2 to E, 5-epoch means) from which "
+        "training longer helps",
+    ),
     start_from_epoch=(0.75, "the val minimum must lie in this last part of the run (fraction)"),
 )
 def not_converged(f: Features, config: Any, t: Mapping[str, float]) -> Vote | None:
-    gain = f.val_gain_2x
-    if not (math.isfinite(gain) and math.isfinite(f.best_position)):
+    gain, fall = f.val_gain_2x, f.val_last_fall
+    if not math.isfinite(f.best_position) or not (math.isfinite(gain) or math.isfinite(fall)):
         return None
     # A val that falls again after an early minimum is recovering, not converging.
-    if f.best_position < t["start_from_epoch"] or gain < t["min_gain"]:
+    if f.best_position < t["start_from_epoch"]:
         return None
-    return Vote(
-        Verdict.UNDERFIT,
-        Cause.NOT_CONVERGED,
-        strength(gain, t["min_gain"], 4 * t["min_gain"]),
-        gain,
-        t["min_gain"],
-        f"val {f.metric} still falling: its trend over the last quarter predicts {gain:.0%} lower "
-        f"at twice the epochs >= {t['min_gain']:.0%}",
-    )
+    if math.isfinite(gain) and gain >= t["min_gain"]:
+        return Vote(
+            Verdict.UNDERFIT,
+            Cause.NOT_CONVERGED,
+            strength(gain, t["min_gain"], 4 * t["min_gain"]),
+            gain,
+            t["min_gain"],
+            f"val {f.metric} still falling: its trend over the last quarter predicts {gain:.0%} lower "
+            f"at twice the epochs >= {t['min_gain']:.0%}",
+        )
+    # A short run's last quarter is a handful of noisy epochs whose fitted trend can even
+    # point up; what val actually did over the last doubling is the sturdier evidence there.
+    if math.isfinite(fall) and fall >= t["min_last_fall"]:
+        return Vote(
+            Verdict.UNDERFIT,
+            Cause.NOT_CONVERGED,
+            strength(fall, t["min_last_fall"], 2 * t["min_last_fall"]),
+            fall,
+            t["min_last_fall"],
+            f"val {f.metric} still falling: it fell {fall:.0%} over the last doubling of the run "
+            f">= {t['min_last_fall']:.0%}, with its minimum at the end",
+        )
+    return None
 
 
 @rule(

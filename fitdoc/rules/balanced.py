@@ -21,7 +21,7 @@ from fitdoc.verdict import Verdict
     "Validation error settled (twice the epochs would barely help, no rebound) with a moderate val/train gap.",
     min_gain=(0.10, "predicted fall of val at twice the epochs below which val has settled"),
     max_ratio=(3.0, "val/train ratio at the end above which the gap is too wide"),
-    max_rebound=(0.10, "rise of the final val above its minimum that is still fine"),
+    max_rebound=(0.10, "rise of the final val above its level half-way (5-epoch means) that is still fine"),
     max_last_fall=(
         0.15,
         "fall of val over the last doubling of the run (E/2 to E) below which it has settled",
@@ -48,6 +48,7 @@ def converged(f: Features, config: Any, t: Mapping[str, float]) -> Vote | None:
         min(settled, close),
         ratio,
         t["max_ratio"],
-        f"val {f.metric} settled (trend predicts {gain:+.0%} at twice the epochs < {t['min_gain']:.0%}), "
-        f"val/train {ratio:.2f} <= {t['max_ratio']:.2f}, {rise:.0%} above its minimum",
+        f"val {f.metric} settled (its trend gains {max(gain, 0.0):.0%} at twice the epochs "
+        f"< {t['min_gain']:.0%}; the end is {rise:+.0%} against half-way <= {t['max_rebound']:+.0%}), "
+        f"val/train {ratio:.2f} <= {t['max_ratio']:.2f}",
     )

@@ -126,17 +126,7 @@ def curves_from_mapping(
     val_col: str | None = None,
 ) -> Curves:
     """`Curves` from a dict of lists, e.g. Keras' `History.history`."""
-    table = jsonfmt.table_from_json(dict(mapping), source, "json")
-    return build_curves(
-        table.columns,
-        epochs=table.epochs,
-        source=source,
-        fmt="mapping",
-        notes=table.notes,
-        train_col=train_col,
-        val_col=val_col,
-        path=source,
-    )
+    return _curves_from_columns(dict(mapping), source, "mapping", train_col, val_col)
 
 
 def curves_from_frame(
@@ -156,12 +146,19 @@ def curves_from_frame(
         values = pd.to_numeric(df[name], errors="coerce")
         if values.notna().any():
             columns[str(name)] = values.astype(float).tolist()
+    return _curves_from_columns(columns, source, "pandas", train_col, val_col)
+
+
+def _curves_from_columns(
+    columns: dict[str, Any], source: str, fmt: str, train_col: str | None, val_col: str | None
+) -> Curves:
+    """In-memory series (a dict or a frame's columns) read as a JSON dict of lists is."""
     table = jsonfmt.table_from_json(columns, source, "json")
     return build_curves(
         table.columns,
         epochs=table.epochs,
         source=source,
-        fmt="pandas",
+        fmt=fmt,
         notes=table.notes,
         train_col=train_col,
         val_col=val_col,

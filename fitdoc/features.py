@@ -228,7 +228,8 @@ def _gain_if_doubled(values: np.ndarray | None) -> float:
     if keep.sum() < MIN_TREND_POINTS:
         return NAN
     slope = float(np.polyfit(x[keep], np.log(y[keep]), 1)[0])
-    return 1.0 - 2.0**slope
+    # A curve that explodes by orders of magnitude per epoch would overflow 2**slope.
+    return 1.0 - 2.0 ** min(slope, 1000.0)
 
 
 def _halfway_and_end(values: np.ndarray) -> tuple[float, float]:

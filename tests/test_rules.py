@@ -192,3 +192,12 @@ def test_gain_if_doubled_reads_a_power_law_trend() -> None:
     assert falling.val_gain_2x == pytest.approx(1 - 2**-0.5, rel=1e-6)
     flat = compute_features(Curves(epochs, np.full(n, 0.1), np.full(n, 0.2), "mae"))
     assert flat.val_gain_2x == pytest.approx(0.0, abs=1e-9)
+
+
+def test_gain_at_twice_the_epochs_survives_an_explosive_curve() -> None:
+    # Found by hypothesis: 2**slope overflowed (OverflowError, exit 4) on a curve
+    # jumping 600 orders of magnitude within its last quarter.
+    from fitdoc.features import _gain_if_doubled
+
+    values = np.array([1.0] * 7 + [1e-300, 1e-150, 1.0, 1e150, 1e300])
+    assert _gain_if_doubled(values) < 0

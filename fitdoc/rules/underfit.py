@@ -20,6 +20,7 @@ from fitdoc.verdict import Cause, Verdict
     max_gap=(1.10, "val/train ratio at or below which the regularizer has closed the gap"),
     max_train_drop=(0.20, "relative fall of train over the second half below which train is flat"),
     train_above=(1.0, "val/train ratio below which train-mode regularization dominates the train error"),
+    train_above_unknown=(0.98, "the same, when the config is unknown (a clear margin, not train level with val)"),
     min_l2=(1e-3, "L2 factor from which the config counts as strongly regularized"),
     min_dropout=(0.2, "dropout rate from which the config counts as strongly regularized"),
     min_reg_share=(0.5, "regularization share of the train loss (when logged) that counts as strong"),
@@ -42,14 +43,17 @@ def over_regularized(f: Features, config: Any, t: Mapping[str, float]) -> Vote |
     strong = strong or logged_strong
     ratio = f.gap_ratio_end
     # Train (measured with dropout on) above val: the regularizer, not the data, limits the fit.
-    if train_mode and (reg is None or reg.any) and ratio < t["train_above"]:
+    # Without a config nothing says a train-mode regularizer is there at all, so the
+    # train error must stand clearly above val, not level with it.
+    above = t["train_above"] if reg is not None else t["train_above_unknown"]
+    if train_mode and (reg is None or reg.any) and ratio < above:
         return Vote(
             Verdict.UNDERFIT,
             Cause.OVER_REGULARIZED,
-            strength(ratio, t["train_above"], t["train_above"] - 0.15),
+            strength(ratio, above, above - 0.15),
             ratio,
-            t["train_above"],
-            f"train {f.metric} above val: val/train {ratio:.2f} < {t['train_above']:.2f} ({what})",
+            above,
+            f"train {f.metric} above val: val/train {ratio:.2f} < {above:.2f} ({what})",
         )
     # Under dropout, val rising off an early minimum while it stays near train is
     # dropout's train/inference mismatch (its noise), not memorization.

@@ -20,7 +20,10 @@ from fitdoc.verdict import Cause, Verdict
     max_gap=(1.10, "val/train ratio at or below which the regularizer has closed the gap"),
     max_train_drop=(0.20, "relative fall of train over the second half below which train is flat"),
     train_above=(1.0, "val/train ratio below which train-mode regularization dominates the train error"),
-    train_above_unknown=(0.98, "the same, when the config is unknown (a clear margin, not train level with val)"),
+    train_above_unknown=(
+        0.98,
+        "the same, when the config is unknown (a clear margin, not train level with val)",
+    ),
     min_l2=(1e-3, "L2 factor from which the config counts as strongly regularized"),
     min_dropout=(0.2, "dropout rate from which the config counts as strongly regularized"),
     min_reg_share=(0.5, "regularization share of the train loss (when logged) that counts as strong"),

@@ -304,7 +304,7 @@ def train(
     assert isinstance(config, Config)
     from fitdoc.train import run_training
 
-    result = run_training(config, console=_stderr(), progress=not quiet, plot=plot)
+    result = run_training(config, console=_stderr(), progress=not quiet)
     code = int(ExitCode.OK)
     if result.status == "interrupted":
         _error_line(f"{result.run_dir}: training interrupted; history kept up to the last finished epoch")

@@ -287,12 +287,11 @@ def _train_keras(net: Any, data: Dataset, config: Config, monitor: EpochMonitor)
 # ---------------------------------------------------------------- the entry point
 
 
-def run_training(config: Config, *, console: Console, progress: bool = True, plot: bool = False) -> RunResult:
+def run_training(config: Config, *, console: Console, progress: bool = True) -> RunResult:
     """Train `config`, writing a new run directory; never raises for interrupt or divergence.
 
     Raises FitdocError (DataError, MissingDependencyError, ...) for bad input
-    before any run directory is created. `plot` is accepted for the CLI, which
-    draws the plot itself.
+    before any run directory is created. Plotting is the caller's (the CLI's) job.
     """
     from fitdoc.model import build_model, compile_model, import_keras
 

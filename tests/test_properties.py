@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 
 from fitdoc.config import Config, ModelOnlyConfig, config_to_yaml, load_config, validate_config
 from fitdoc.errors import ConfigError, FitdocError
+from fitdoc.history import FORMATS
 
 BOUNDED = settings(
     max_examples=150,
@@ -290,7 +291,7 @@ def test_validate_config_non_mapping_sections() -> None:
 
 # ------------------------------------------------------------------ histories
 
-FORMAT_CHOICES = [None, "fitdoc", "keras_csv", "pandas", "json", "lightning", "hf_trainer_state", "csv"]
+FORMAT_CHOICES = [None, *FORMATS]
 COLUMN_POOL = [
     "epoch",
     "loss",

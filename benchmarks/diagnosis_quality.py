@@ -1,4 +1,7 @@
-"""How well the rule engine labels real learning curves (shared/corpus/labeled).
+"""How well the rule engine labels the shared labelled corpus (shared/corpus/labeled).
+
+An outside check: the combiner is fitted on the corpus factory's runs
+(benchmarks/calibrate.py), never on these.
 
 Runs `diagnose_curves` over every labelled run, with and without the run's
 config, beside a plain gap-ratio rule (final val/train MAE > 1.1 means
@@ -98,19 +101,6 @@ def load_cases(corpus: Path) -> list[Case]:
     return cases
 
 
-# A few round alternatives for the thresholds that matter most, for the
-# tune-on-one-half, report-on-the-other check (is the default a lucky fit?).
-GRID: tuple[dict[str, dict[str, float]], ...] = tuple(
-    {
-        "FD101": {"max_ratio": ratio},
-        "FD301": {"max_ratio": ratio, "min_gain": gain},
-        "FD202": {"min_gain": gain},
-    }
-    for ratio in (2.5, 3.0, 4.0)
-    for gain in (0.05, 0.10)
-)
-
-
 def engine(with_config: bool, thresholds: Any = None) -> Callable[[Case], tuple[str, str]]:
     from fitdoc.diagnosis import diagnose_curves
 
@@ -181,31 +171,6 @@ def confusion(cases: Sequence[Case], preds: Sequence[tuple[str, str]]) -> list[s
     return lines
 
 
-def cross_check(cases: Sequence[Case], splits: dict[str, Callable[[Case], bool]]) -> list[str]:
-    """Pick the best grid point on split A, report it on split B beside the defaults."""
-    truth = [c.label for c in cases]
-    preds = {i: [engine(True, th)(c)[0] for c in cases] for i, th in enumerate(GRID)}
-    default = [engine(True)(c)[0] for c in cases]
-
-    def f1(pred: Sequence[str], keep: Callable[[Case], bool]) -> float:
-        idx = [i for i, c in enumerate(cases) if keep(c)]
-        return macro_f1(scores([truth[i] for i in idx], [pred[i] for i in idx]))
-
-    lines = []
-    for a, b in (
-        ("friedman1 runs", "wave runs"),
-        ("wave runs", "friedman1 runs"),
-        ("seed 1 (-s1-)", "seed 2 (-s2-)"),
-    ):
-        best = max(preds, key=lambda i: f1(preds[i], splits[a]))
-        lines.append(
-            f"  tuned on {a:<15} -> {GRID[best]['FD101']['max_ratio']:g}/{GRID[best]['FD202']['min_gain']:g}: "
-            f"{f1(preds[best], splits[a]):.3f} there, {f1(preds[best], splits[b]):.3f} on {b} "
-            f"(defaults {f1(default, splits[b]):.3f})"
-        )
-    return lines
-
-
 SPLITS: dict[str, Callable[[Case], bool]] = {
     "friedman1 runs": lambda c: c.name.startswith("friedman1"),
     "wave runs": lambda c: c.name.startswith("wave"),
@@ -215,16 +180,6 @@ SPLITS: dict[str, Callable[[Case], bool]] = {
     "cut at epoch 60": lambda c: c.name.endswith("-e60"),
     "full 200 epochs": lambda c: c.name.endswith("-e200"),
 }
-FINAL_CUT = "full 200 epochs"
-
-
-def final_cut_artifact(cases: Sequence[Case], preds: Sequence[tuple[str, str]]) -> tuple[int, int]:
-    """(balanced runs at the final cut called not converged, balanced runs at the final cut)."""
-    at_end = [
-        (c, p) for c, p in zip(cases, preds, strict=True) if SPLITS[FINAL_CUT](c) and c.label == "balanced"
-    ]
-    called = sum(p == ("underfit", "not converged") for _, p in at_end)
-    return called, len(at_end)
 
 
 def markdown_table(
@@ -251,13 +206,7 @@ def markdown_table(
         n = " / ".join(str(sub.count(label)) for label in LABELS)
         lines.append(f"| {split} | {len(sub)} ({n}) | {f_cfg:.3f} | {f_raw:.3f} |")
     lines.append("")
-    lines.append("A class with no runs in a split scores F1 0 there (epoch 20 has no overfit runs).")
-    called, total = final_cut_artifact(cases, all_preds["engine, with configs"])
-    lines += [
-        "",
-        f"Final-cut artifact: {called} of the {total} balanced runs at epoch 200 are called "
-        "underfit (not converged) with configs; the labeller could not test training on to epoch 400.",
-    ]
+    lines.append("A class with no runs in a split scores F1 0 there.")
     return lines
 
 
@@ -307,24 +256,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         split_f1[split] = (f_cfg, f_raw)
         out.append(f"  {split:<18} n={len(sub):<4} {f_cfg:.3f} / {f_raw:.3f}")
-    called, total = final_cut_artifact(cases, all_preds["engine, with configs"])
-    out.append(
-        f"  final-cut artifact: {called}/{total} balanced runs at epoch 200 called underfit (not converged)"
-    )
-    out.append("")
-    out.append(
-        "tuned on one half, reported on the other (grid of FD101/FD301 max_ratio x FD202/FD301 min_gain):"
-    )
-    crossed = cross_check(cases, splits)
-    out += crossed
     out.append("")
     out.append(f"read {len(cases)} labelled runs in {read_s:.2f} s (ambiguous runs excluded)")
     out.append("")
     out.append("README table (markdown):")
     out.append("")
     out += markdown_table(cases, all_preds, split_f1)
-    out += ["", "Thresholds tuned on one half and scored on the other:", ""]
-    out += [f"- {line.strip()}" for line in crossed]
     print("\n".join(out))
     return 0
 

@@ -496,18 +496,23 @@ def rules(
     ] = None,
     output_format: Annotated[TableFormat, typer.Option("--format", help="Output format.")] = TableFormat.text,
 ) -> None:
-    """Every rule: its id, what it measures, and its thresholds."""
+    """Every rule (id, what it measures, thresholds) and the fitted combiner's weights."""
+    from fitdoc.report.rules import render_combiner
     from fitdoc.report.text import render_rules, rules_to_json, rules_to_markdown
+    from fitdoc.rules.combiner import default_combiner
     from fitdoc.rules.registry import all_rules
 
     overrides = _load_thresholds(thresholds)
     rule_list = all_rules(overrides) if overrides else all_rules()
+    combiner = default_combiner()
     if output_format is TableFormat.text:
-        render_rules(rule_list, _stdout())
+        console = _stdout()
+        render_rules(rule_list, console)
+        render_combiner(combiner, console)
     elif output_format is TableFormat.json:
-        _write_stdout(rules_to_json(rule_list))
+        _write_stdout(rules_to_json(rule_list, combiner))
     else:
-        _write_stdout(rules_to_markdown(rule_list))
+        _write_stdout(rules_to_markdown(rule_list, combiner))
 
 
 @app.command()

@@ -1,54 +1,58 @@
 """Runs every rule over a history's features and combines the findings into
 one verdict, with a confidence, a one-sentence summary and the next change.
 
-Which verdict wins is the `PRECEDENCE` table below, not the order of an
-if/elif chain; with no finding at all the verdict is `inconclusive`, never
-`balanced`.
+Two steps decide. First the gates: a history with no validation series, too
+few evaluations, a divergence or val too noisy to read gets `inconclusive`,
+whatever else fired. Otherwise the fitted combiner (`fitdoc.rules.combiner`)
+weighs every finding's strength together with the curve features and the
+run's regularization, and the most probable of overfit / underfit / balanced
+wins, with its calibrated probability as the confidence. There is no default
+verdict: with no validation series it is `inconclusive`, never `balanced`.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fitdoc.curves import Curves
 from fitdoc.features import Features, compute_features
+from fitdoc.rules._config import Regularization, regularization
 from fitdoc.rules.base import Rule
+from fitdoc.rules.combiner import Combiner, default_combiner, evidence
 from fitdoc.rules.registry import all_rules
 from fitdoc.suggest import suggest
 from fitdoc.verdict import Cause, Diagnosis, Finding, Verdict
 
-# First row with a finding wins. Inconclusive gates (no validation, too short,
-# diverged, noisy) come first: a history that cannot be judged gets no label.
-# A wide gap outranks the rest (the founding case); over-regularization is
-# checked before "not converged" because a regularizer that holds train at val
-# also slows convergence, and easing it is the change that helps.
-PRECEDENCE: tuple[tuple[Verdict, Cause | None], ...] = (
-    (Verdict.INCONCLUSIVE, None),
-    (Verdict.OVERFIT, Cause.GAP),
-    (Verdict.UNDERFIT, Cause.OVER_REGULARIZED),
-    (Verdict.OVERFIT, Cause.REBOUND),
-    (Verdict.UNDERFIT, Cause.NOT_CONVERGED),
-    (Verdict.UNDERFIT, Cause.CAPACITY),
-    (Verdict.BALANCED, None),
+# Findings that decide by themselves once the gates pass: a model that never learned
+# is underfit whatever its ratios say, and the corpus the combiner is fitted on has
+# too few such runs to weigh it.
+OVERRIDES = ("FD206",)
+# When the winning verdict has no finding of its own, the cause it most likely has.
+# Overfit: a val minimum well inside the run is a missed early stop, else a gap.
+# Underfit: a known regularizer is the first thing to ease, else train longer.
+PLATEAU_NOTE = (
+    "val is level with train on a flat plateau and the config is unknown: a noise floor (balanced) "
+    "and a stalled fit (underfit) look alike here; the run's config (--config) or its data's noise "
+    "level would decide"
 )
-
-# How much a strong finding for another verdict lowers the winner's confidence.
-CONFLICT_PENALTY = 0.3
 
 
 def diagnose_curves(
     curves: Curves,
     config: Any = None,
     thresholds: Mapping[str, Mapping[str, Any]] | None = None,
+    combiner: Combiner | None = None,
 ) -> Diagnosis:
     """Diagnose one run. `config` (Config, ModelOnlyConfig or None) makes the
     suggestion concrete and lets rules use the run's regularization;
     `thresholds` overrides rule thresholds (`{"FD101": {"max_ratio": 3}}`)."""
     rules = all_rules(thresholds) if thresholds else all_rules()
     features = compute_features(curves)
-    findings = run_rules(rules, features, config)
-    verdict, cause, confidence = combine(findings)
+    reg = regularization(config)
+    findings = run_rules(rules, features, reg)
+    verdict, cause, confidence, notes = combine(findings, features, reg, combiner or default_combiner())
     suggestion = suggest(verdict, cause, config, features)
     return Diagnosis(
         source=curves.source,
@@ -60,35 +64,69 @@ def diagnose_curves(
         metric=curves.metric,
         epochs=len(curves),
         summary=summarize(verdict, cause, findings, features),
-        notes=tuple(curves.notes),
+        notes=(*curves.notes, *notes),
     )
 
 
-def run_rules(rules: Sequence[Rule], features: Features, config: Any = None) -> tuple[Finding, ...]:
-    found = (rule.evaluate(features, config) for rule in rules)
+def run_rules(rules: Sequence[Rule], features: Features, reg: Regularization | None = None) -> tuple[Finding, ...]:
+    found = (rule.evaluate(features, reg) for rule in rules)
     return tuple(f for f in found if f is not None)
 
 
-def combine(findings: Sequence[Finding]) -> tuple[Verdict, Cause | None, float]:
-    """(verdict, cause, confidence) by the precedence table."""
-    for verdict, cause in PRECEDENCE:
-        winners = [f for f in findings if f.verdict is verdict and (cause is None or f.cause is cause)]
-        if not winners:
-            continue
-        if verdict is Verdict.INCONCLUSIVE:
-            return verdict, None, max(f.strength for f in winners)
-        best = max(f.strength for f in winners)
-        against = [f.strength for f in findings if f.verdict not in (verdict, Verdict.INCONCLUSIVE, None)]
-        penalty = 1.0 - CONFLICT_PENALTY * max(against, default=0.0)
-        return verdict, cause, round(best * penalty, 3)
-    return Verdict.INCONCLUSIVE, None, 0.0
+def combine(
+    findings: Sequence[Finding],
+    features: Features,
+    reg: Regularization | None,
+    combiner: Combiner,
+) -> tuple[Verdict, Cause | None, float, tuple[str, ...]]:
+    """(verdict, cause, confidence, notes): the gates, then the overrides, then the fitted combiner."""
+    gates = [f for f in findings if f.verdict is Verdict.INCONCLUSIVE]
+    if gates:
+        return Verdict.INCONCLUSIVE, None, round(max(f.strength for f in gates), 3), ()
+    overrides = [f for f in findings if f.rule_id in OVERRIDES]
+    if overrides:
+        best = max(overrides, key=lambda f: f.strength)
+        return best.verdict or Verdict.INCONCLUSIVE, best.cause, round(best.strength, 3), ()
+    verdict, confidence, _ = combiner.decide(evidence(features, findings, reg))
+    notes: tuple[str, ...] = ()
+    if verdict is Verdict.BALANCED and reg is None and _flat_and_level(features):
+        notes = (PLATEAU_NOTE,)
+    return verdict, _cause(verdict, findings, features, reg), round(confidence, 3), notes
+
+
+def _cause(
+    verdict: Verdict, findings: Sequence[Finding], features: Features, reg: Regularization | None
+) -> Cause | None:
+    own = [f for f in findings if f.verdict is verdict and f.cause is not None]
+    if own:
+        return max(own, key=lambda f: f.strength).cause
+    if verdict is Verdict.OVERFIT:
+        early = math.isfinite(features.best_position) and features.best_position < 0.75
+        return Cause.REBOUND if early and features.val_stop_gain > 0 else Cause.GAP
+    if verdict is Verdict.UNDERFIT:
+        still_falling = features.val_gain_2x >= 0.05 or features.val_last_fall >= 0.05
+        if reg is not None and reg.any and not still_falling:
+            return Cause.OVER_REGULARIZED
+        return Cause.NOT_CONVERGED
+    return None
+
+
+def _flat_and_level(f: Features) -> bool:
+    """Val within 10 % of train and train barely moving over the second half."""
+    return (
+        math.isfinite(f.gap_ratio_end)
+        and 0.9 <= f.gap_ratio_end <= 1.1
+        and math.isfinite(f.train_half_drop)
+        and abs(f.train_half_drop) < 0.05
+    )
 
 
 def summarize(verdict: Verdict, cause: Cause | None, findings: Sequence[Finding], features: Features) -> str:
     """One sentence with numbers: the verdict and the evidence that decided it."""
     label = verdict.value if cause is None else f"{verdict.value} ({cause.value})"
     deciding = [f for f in findings if f.verdict is verdict and (cause is None or f.cause is cause)]
-    span = f"over {features.n_epochs} epochs"
+    deciding = deciding or [f for f in findings if f.verdict is verdict]
+    span = features.span or f"over {features.n_epochs} epochs"
     if deciding:
         best = max(deciding, key=lambda f: f.strength)
         return f"{label}: {best.message}, {span}."
@@ -97,7 +135,7 @@ def summarize(verdict: Verdict, cause: Cause | None, findings: Sequence[Finding]
     if not features.positive:
         return f"{label}: the series have non-positive values, so no ratio rule applies, {span}."
     return (
-        f"{label}: no rule found clear evidence {span} "
+        f"{label}: no single rule fired; the curves as a whole lean this way "
         f"(val/train {features.metric} {features.gap_ratio_end:.2f}, "
-        f"val {features.val_half_drop:+.0%} since mid-run)."
+        f"val {features.val_half_drop:+.0%} since mid-run, minimum at epoch {features.best_epoch}), {span}."
     )

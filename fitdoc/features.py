@@ -37,35 +37,30 @@ class Features:
     n_epochs: int
     metric: str
     has_validation: bool
-    window: int
     nonfinite_train: int
     nonfinite_val: int
     positive: bool
     train_start: float
     train_end: float
-    train_min: float
-    val_end: float
-    val_min: float
     best_epoch: int
-    last_epoch: int
     best_position: float
     val_rebound: float
     gap_ratio_end: float
     gap_ratio_best: float
-    gap_ratio_trend: float
-    train_tail_drop: float
-    val_tail_drop: float
     train_half_drop: float
     val_half_drop: float
     val_gain_2x: float
-    train_total_drop: float
+    train_gain_2x: float
     val_noise: float
-    train_noise: float
     blowup: float
     reg_share: float
     val_stop_gain: float = NAN
     val_last_fall: float = NAN
     val_step_noise: float = NAN
+    train_progress: float = NAN
+    val_progress: float = NAN
+    val_rise_run: int = 0
+    span: str = ""
 
     def as_dict(self) -> dict[str, float | int | str | bool]:
         return dict(self.__dict__)
@@ -87,9 +82,7 @@ def compute_features(curves: Curves) -> Features:
 
     train_end = _tail_mean(train, window)
     val_end = _tail_mean(val, window) if val is not None else NAN
-    train_min = float(np.nanmin(train)) if train_f.size else NAN
     best_epoch, val_min = _argmin(val)
-    last_epoch = int(epochs[-1]) if n else -1
     if best_epoch >= 0 and n:
         best_epoch_label = int(epochs[best_epoch])
         best_position = (best_epoch + 1) / n
@@ -104,48 +97,35 @@ def compute_features(curves: Curves) -> Features:
         gap_best = _ratio(
             _mean(val[lo : best_epoch + window // 2 + 1]), _mean(train[lo : best_epoch + window // 2 + 1])
         )
-    gap_trend = NAN
-    if ratios_ok and n >= 2 * window:
-        mid = n // 2
-        gap_mid = _ratio(
-            _mean(val[mid - window // 2 : mid + window // 2 + 1]),
-            _mean(train[mid - window // 2 : mid + window // 2 + 1]),
-        )
-        gap_trend = gap_end / gap_mid - 1.0 if gap_mid > 0 else NAN
 
     return Features(
         n_epochs=n,
         metric=curves.metric,
         has_validation=val is not None and val_f.size > 0,
-        window=window,
         nonfinite_train=nonfinite_train,
         nonfinite_val=nonfinite_val,
         positive=positive,
         train_start=_head_mean(train, window),
         train_end=train_end,
-        train_min=train_min,
-        val_end=val_end,
-        val_min=val_min,
         best_epoch=best_epoch_label,
-        last_epoch=last_epoch,
         best_position=best_position,
         val_rebound=_ratio(val_end, val_min) - 1.0 if ratios_ok else NAN,
         gap_ratio_end=gap_end,
         gap_ratio_best=gap_best,
-        gap_ratio_trend=gap_trend,
-        train_tail_drop=_drop(train, n - 1 - n // 4, window) if positive else NAN,
-        val_tail_drop=_drop(val, n - 1 - n // 4, window) if positive else NAN,
         train_half_drop=_drop(train, n // 2 - 1, window) if positive else NAN,
         val_half_drop=_drop(val, n // 2 - 1, window) if positive else NAN,
         val_gain_2x=_gain_if_doubled(val) if positive else NAN,
-        train_total_drop=_ratio(_head_mean(train, window), train_end) - 1.0 if positive else NAN,
+        train_gain_2x=_gain_if_doubled(train) if positive else NAN,
         val_noise=_noise(val) if positive else NAN,
-        train_noise=_noise(train) if positive else NAN,
         blowup=_blowup(train, val),
         reg_share=_reg_share(curves, window),
         val_stop_gain=_stop_gain(val) if positive else NAN,
         val_last_fall=_last_fall(val) if positive else NAN,
         val_step_noise=_step_noise(val) if positive else NAN,
+        train_progress=_progress(train),
+        val_progress=_progress(val),
+        val_rise_run=_rise_run(val),
+        span=describe_span(epochs),
     )
 
 
@@ -285,8 +265,12 @@ def _argmin(values: np.ndarray | None) -> tuple[int, float]:
 
 
 def _noise(values: np.ndarray | None) -> float:
-    """Typical epoch-to-epoch jitter relative to the level: median |log step|
-    over the second half, after removing the trend (second differences)."""
+    """Typical epoch-to-epoch jitter relative to the level over the second half:
+    the median |log value - log running median of 5|, scaled to one epoch's spread.
+
+    A running median follows a trend and a level shift (val jumping up after its
+    minimum, which is the overfit itself, not noise), so only the jitter is left.
+    """
     if values is None:
         return NAN
     half = values[len(values) // 2 :]
@@ -294,8 +278,50 @@ def _noise(values: np.ndarray | None) -> float:
     if half.size < 6 or (half <= 0).any():
         return NAN
     logs = np.log(half)
-    # Second differences cancel a smooth trend, leaving the jitter (scaled to one step).
-    return float(np.median(np.abs(np.diff(logs, n=2))) / 2.0)
+    padded = np.concatenate([logs[:1].repeat(2), logs, logs[-1:].repeat(2)])
+    smooth = np.median(np.lib.stride_tricks.sliding_window_view(padded, 5), axis=1)
+    return float(np.median(np.abs(logs - smooth)) * 1.4826)
+
+
+def _progress(values: np.ndarray | None) -> float:
+    """How much the series ever fell below its first value: 1 - min / first.
+
+    0.02 means the run never got more than 2 % below where it started: it has
+    barely learned. NaN when the series has no two finite positive values."""
+    if values is None:
+        return NAN
+    finite = values[np.isfinite(values)]
+    if finite.size < 2 or finite[0] <= 0 or (finite <= 0).any():
+        return NAN
+    return float(1.0 - finite.min() / finite[0])
+
+
+def _rise_run(values: np.ndarray | None) -> int:
+    """Consecutive rises of val at the end of the run (4 means the last four values each rose)."""
+    if values is None:
+        return 0
+    finite = values[np.isfinite(values)]
+    count = 0
+    for a, b in zip(finite[-2::-1], finite[::-1], strict=False):
+        if b > a:
+            count += 1
+        else:
+            break
+    return count
+
+
+def describe_span(epochs: np.ndarray) -> str:
+    """'over 200 epochs', or 'over 7 evaluations (13.5 epochs)' when points are not one per epoch."""
+    n = len(epochs)
+    values = np.asarray(epochs, dtype=float)
+    finite = values[np.isfinite(values)]
+    if n < 2 or finite.size < 2:
+        return f"over {n} epochs"
+    steps = np.diff(finite)
+    if np.allclose(steps, 1.0):
+        return f"over {n} epochs"
+    extent = finite[-1] - finite[0] + (float(np.median(steps)) if steps.size else 0.0)
+    return f"over {n} evaluations ({extent:.3g} epochs)"
 
 
 def _blowup(train: np.ndarray, val: np.ndarray | None) -> float:

@@ -24,10 +24,12 @@ from fitdoc.config import validate_config
 from fitdoc.curves import Curves
 from fitdoc.errors import ConfigError
 from fitdoc.features import compute_features
+from fitdoc.rules._config import Regularization, regularization
 from fitdoc.rules.base import Rule, Threshold
 from fitdoc.rules.registry import all_rules, get_rule, load_threshold_overrides, register, validate_overrides
 
 CASES_DIR = Path(__file__).parent / "rules"
+UNITS = {"ratio", "fraction", "fraction of the run", "epochs", "noise units", "L2 factor", "dropout rate"}
 
 
 def series(spec: Any) -> np.ndarray | None:
@@ -62,6 +64,10 @@ def case_config(case: dict[str, Any]) -> Any:
     return validate_config(dict(case["config"]), model_only=True)
 
 
+def case_regularization(case: dict[str, Any]) -> Regularization | None:
+    return regularization(case_config(case))
+
+
 def load_cases() -> list[tuple[str, str, dict[str, Any]]]:
     found = []
     for path in sorted(CASES_DIR.glob("*.yml")):
@@ -79,7 +85,7 @@ def test_rule_case(code: str, name: str, case: dict[str, Any]) -> None:
     rule = get_rule(code)
     if "thresholds" in case:
         rule = rule.with_thresholds(validate_overrides({code: case["thresholds"]}, source="case")[code])
-    finding = rule.evaluate(compute_features(case_curves(case)), case_config(case))
+    finding = rule.evaluate(compute_features(case_curves(case)), case_regularization(case))
     if case["expect"] == "pass":
         assert finding is None, f"{code} fired on a passing case: {finding and finding.message}"
         return
@@ -105,6 +111,7 @@ def test_every_rule_is_documented_and_has_a_passing_and_a_failing_case() -> None
         assert rule.name.count(".") == 1, rule.name
         for spec in rule.specs:
             assert spec.description, f"{rule.code}.{spec.name} has no description"
+            assert spec.unit in UNITS, f"{rule.code}.{spec.name} has no known unit: {spec.unit!r}"
         counts = expected[rule.code]
         assert counts["pass"] >= 1 and counts["fail"] >= 1, f"{rule.code} needs a passing and a failing case"
 

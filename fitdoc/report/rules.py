@@ -33,6 +33,7 @@ def rule_thresholds(rule: Any) -> list[dict[str, Any]]:
                 "value": in_force.get(spec.name, default),
                 "default": default,
                 "description": getattr(spec, "description", ""),
+                "unit": getattr(spec, "unit", ""),
             }
         )
     named = {row["name"] for row in rows}
@@ -40,6 +41,40 @@ def rule_thresholds(rule: Any) -> list[dict[str, Any]]:
         if name not in named:
             rows.append({"name": name, "value": value, "default": value, "description": ""})
     return rows
+
+
+def combiner_rows(combiner: Any) -> list[dict[str, Any]]:
+    """`[{"evidence", "description", "overfit", "underfit", "balanced"}]`, the bias last."""
+    from fitdoc.rules.combiner import CLASSES, EVIDENCE
+
+    rows = []
+    for i, (name, description) in enumerate(EVIDENCE):
+        row: dict[str, Any] = {"evidence": name, "description": description}
+        row.update({c.value: round(float(combiner.weights[k][i]), 3) for k, c in enumerate(CLASSES)})
+        rows.append(row)
+    bias = {c.value: round(float(combiner.bias[k]), 3) for k, c in enumerate(CLASSES)}
+    rows.append({"evidence": "bias", "description": "constant term", **bias})
+    return rows
+
+
+def render_combiner(combiner: Any, console: Console) -> None:
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True, show_edge=False)
+    for name in ("evidence", "overfit", "underfit", "balanced", "description"):
+        table.add_column(name, no_wrap=name != "description", justify="right" if name in _CLASSES else "left")
+    for row in combiner_rows(combiner):
+        table.add_row(row["evidence"], *(f"{row[c]:+.2f}" for c in _CLASSES), row["description"])
+    console.print(
+        "\nThe combiner (a verdict is the class with the largest weighted sum of the evidence; "
+        f"fitted by benchmarks/calibrate.py on {combiner.fitted_on}):"
+    )
+    console.print(table)
+    pairs = ", ".join(
+        f"{x:.2f}->{y:.2f}" for x, y in zip(combiner.calibration_x, combiner.calibration_y, strict=True)
+    )
+    console.print(f"confidence = calibration map of the winning probability: {pairs}")
+
+
+_CLASSES = ("overfit", "underfit", "balanced")
 
 
 def render_rules(rules: Sequence[Any], console: Console) -> None:
@@ -58,11 +93,13 @@ def render_rules(rules: Sequence[Any], console: Console) -> None:
     console.print(table)
 
 
-def rules_to_json(rules: Sequence[Any]) -> str:
+def rules_to_json(rules: Sequence[Any], combiner: Any = None) -> str:
+    extra = {} if combiner is None else {"combiner": {**combiner.to_dict(), "rows": combiner_rows(combiner)}}
     return dumps(
         {
             "schema_version": SCHEMA_VERSION,
             "kind": "rules",
+            **extra,
             "rules": [
                 {
                     "code": str(rule.code),
@@ -76,11 +113,17 @@ def rules_to_json(rules: Sequence[Any]) -> str:
     )
 
 
-def rules_to_markdown(rules: Sequence[Any]) -> str:
+def rules_to_markdown(rules: Sequence[Any], combiner: Any = None) -> str:
     lines = ["## fitdoc rules", "", "| id | name | description | thresholds |", "| --- | --- | --- | --- |"]
     for rule in rules:
         thresholds = "<br>".join(f"`{_threshold_text(t)}`" for t in rule_thresholds(rule)) or "-"
         lines.append(f"| {rule.code} | `{cell(rule.name)}` | {cell(rule.description)} | {thresholds} |")
+    if combiner is not None:
+        lines += ["", f"### Combiner weights (fitted on {combiner.fitted_on})", ""]
+        lines += ["| evidence | overfit | underfit | balanced | what it measures |", "| --- | ---: | ---: | ---: | --- |"]
+        for row in combiner_rows(combiner):
+            weights = " | ".join(f"{row[c]:+.2f}" for c in _CLASSES)
+            lines.append(f"| `{row['evidence']}` | {weights} | {cell(row['description'])} |")
     return "\n".join(lines) + "\n"
 
 

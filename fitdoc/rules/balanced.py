@@ -1,15 +1,15 @@
 """Balanced: positive evidence that the run settled with a moderate gap.
 
-The combiner never says `balanced` by default; only this rule can vote for it.
+The combiner never says `balanced` by default; only this rule votes for it.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any
 
 from fitdoc.features import Features
+from fitdoc.rules._config import Regularization
 from fitdoc.rules.base import Vote, strength
 from fitdoc.rules.registry import rule
 from fitdoc.verdict import Verdict
@@ -19,22 +19,23 @@ from fitdoc.verdict import Verdict
     "FD301",
     "balanced.converged",
     "Validation error settled (twice the epochs would barely help, no rebound) with a moderate val/train gap.",
-    min_gain=(0.10, "predicted fall of val at twice the epochs below which val has settled"),
-    max_ratio=(3.0, "val/train ratio at the end above which the gap is too wide"),
-    max_rebound=(0.10, "rise of the final val above its level half-way (5-epoch means) that is still fine"),
+    min_gain=(0.10, "fraction", "predicted fall of val at twice the epochs below which val has settled"),
+    max_ratio=(3.0, "ratio", "val/train ratio at the end above which the gap is too wide"),
+    max_rebound=(0.10, "fraction", "rise of the final val above its level half-way (5-epoch means) that is still fine"),
     max_last_fall=(
         0.15,
+        "fraction",
         "fall of val over the last doubling of the run (E/2 to E) below which it has settled",
     ),
 )
-def converged(f: Features, config: Any, t: Mapping[str, float]) -> Vote | None:
+def converged(f: Features, reg: Regularization | None, t: Mapping[str, float]) -> Vote | None:
     gain, ratio = f.val_gain_2x, f.gap_ratio_end
-    # The rise of the end above half-way (5-epoch means, as FD102 reads it): the spread of
-    # a noisy curve around its single lowest epoch is not a rebound.
-    rise = f.val_stop_gain / (1.0 - f.val_stop_gain) if f.val_stop_gain < 1.0 else math.inf
-    if not all(math.isfinite(v) for v in (gain, ratio, rise)):
+    # The change of the end against half-way (5-epoch means, as FD102 reads it): the spread
+    # of a noisy curve around its single lowest epoch is not a rebound.
+    change = f.val_stop_gain / (1.0 - f.val_stop_gain) if f.val_stop_gain < 1.0 else math.inf
+    if not all(math.isfinite(v) for v in (gain, ratio, change)):
         return None
-    if gain >= t["min_gain"] or ratio > t["max_ratio"] or rise > t["max_rebound"]:
+    if gain >= t["min_gain"] or ratio > t["max_ratio"] or change > t["max_rebound"]:
         return None
     # A val that fell this much from E/2 to E has not settled, whatever a short tail's trend says.
     if f.val_last_fall >= t["max_last_fall"]:
@@ -42,13 +43,15 @@ def converged(f: Features, config: Any, t: Mapping[str, float]) -> Vote | None:
     # Evidence is strongest when val is flat and the gap is small.
     settled = strength(max(gain, 0.0), t["min_gain"], 0.0)
     close = strength(ratio, t["max_ratio"], 1.0)
+    moved = "rose" if change >= 0 else "fell"
     return Vote(
         Verdict.BALANCED,
         None,
         min(settled, close),
         ratio,
         t["max_ratio"],
-        f"val {f.metric} settled (its trend gains {max(gain, 0.0):.0%} at twice the epochs "
-        f"< {t['min_gain']:.0%}; the end is {rise:+.0%} against half-way <= {t['max_rebound']:+.0%}), "
+        f"val {f.metric} levelling off: its trend gains {max(gain, 0.0):.0%} at twice the epochs "
+        f"< {t['min_gain']:.0%}, and it {moved} {abs(change):.0%} from half-way to the end "
+        f"(settled: rise <= {t['max_rebound']:.0%}, fall < {t['max_last_fall']:.0%}); "
         f"val/train {ratio:.2f} <= {t['max_ratio']:.2f}",
     )

@@ -11,19 +11,28 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from fitdoc.features import Features
+from fitdoc.rules._config import Regularization
 from fitdoc.verdict import Cause, Finding, Verdict
 
 
 @dataclass(frozen=True)
 class Threshold:
-    """One named, documented threshold and its default value."""
+    """One named, documented threshold: its default and its unit. A finding's
+    strength is 0.5 at its threshold and 1.0 at a declared `full_*` threshold.
+
+    Units: `ratio` (val/train), `fraction` (a share of a value: 0.10 is 10 %),
+    `fraction of the run` (a position, 0.75 is the last quarter), `epochs`,
+    `noise units` (a change divided by its standard error), `L2 factor`,
+    `dropout rate`.
+    """
 
     name: str
     default: float
     description: str
+    unit: str = "fraction"
 
 
 class Vote(NamedTuple):
@@ -35,7 +44,7 @@ class Vote(NamedTuple):
     message: str
 
 
-Check = Callable[[Features, Any, Mapping[str, float]], "Vote | None"]
+Check = Callable[[Features, "Regularization | None", Mapping[str, float]], "Vote | None"]
 
 
 @dataclass(frozen=True)
@@ -55,9 +64,9 @@ class Rule:
         values.update(self.thresholds)
         object.__setattr__(self, "thresholds", MappingProxyType(values))
 
-    def evaluate(self, features: Features, config: Any = None) -> Finding | None:
-        """The rule's finding for these features (and the run's config, or None)."""
-        vote = self.check(features, config, self.thresholds)
+    def evaluate(self, features: Features, reg: Regularization | None = None) -> Finding | None:
+        """The rule's finding for these features (and the run's regularization, or None)."""
+        vote = self.check(features, reg, self.thresholds)
         if vote is None:
             return None
         return Finding(

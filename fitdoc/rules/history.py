@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any
 
 from fitdoc.features import Features
+from fitdoc.rules._config import Regularization
 from fitdoc.rules.base import Vote, strength
 from fitdoc.rules.registry import rule
 from fitdoc.verdict import Verdict
@@ -19,7 +19,7 @@ INCONCLUSIVE = Verdict.INCONCLUSIVE
 
 
 @rule("FD001", "history.no_validation", "The history has no validation series, so generalization is unknown.")
-def no_validation(f: Features, config: Any, t: Mapping[str, float]) -> Vote | None:
+def no_validation(f: Features, reg: Regularization | None, t: Mapping[str, float]) -> Vote | None:
     if f.has_validation:
         return None
     return Vote(INCONCLUSIVE, None, 1.0, None, None, "no validation series (val_mae / val_loss)")
@@ -28,14 +28,19 @@ def no_validation(f: Features, config: Any, t: Mapping[str, float]) -> Vote | No
 @rule(
     "FD002",
     "history.too_short",
-    "Too few epochs to tell a trend from noise.",
-    min_epochs=(10.0, "fewest epochs a history needs to be judged"),
+    "Too few evaluations to tell a trend from noise.",
+    min_epochs=(6.0, "epochs", "fewest evaluations a history needs to be judged"),
 )
-def too_short(f: Features, config: Any, t: Mapping[str, float]) -> Vote | None:
+def too_short(f: Features, reg: Regularization | None, t: Mapping[str, float]) -> Vote | None:
     if f.n_epochs >= t["min_epochs"]:
         return None
     return Vote(
-        INCONCLUSIVE, None, 1.0, f.n_epochs, t["min_epochs"], f"{f.n_epochs} epochs < {t['min_epochs']:g}"
+        INCONCLUSIVE,
+        None,
+        1.0,
+        f.n_epochs,
+        t["min_epochs"],
+        f"{f.n_epochs} evaluations < {t['min_epochs']:g}",
     )
 
 
@@ -43,9 +48,9 @@ def too_short(f: Features, config: Any, t: Mapping[str, float]) -> Vote | None:
     "FD003",
     "history.diverged",
     "Training diverged: NaN/inf values, or the train metric blew up far above its minimum and its start.",
-    max_blowup=(10.0, "end/minimum ratio of the train metric that counts as blowing up"),
+    max_blowup=(10.0, "ratio", "end/minimum ratio of the train metric that counts as blowing up"),
 )
-def diverged(f: Features, config: Any, t: Mapping[str, float]) -> Vote | None:
+def diverged(f: Features, reg: Regularization | None, t: Mapping[str, float]) -> Vote | None:
     bad = f.nonfinite_train + f.nonfinite_val
     if bad:
         return Vote(INCONCLUSIVE, None, 1.0, float(bad), 0.0, f"{bad} NaN/inf values in the train/val series")
@@ -69,16 +74,21 @@ def diverged(f: Features, config: Any, t: Mapping[str, float]) -> Vote | None:
     "FD004",
     "history.noisy",
     "Validation curve jitters so much from epoch to epoch that its trend cannot be read.",
-    max_noise=(0.15, "typical relative epoch-to-epoch jitter of val (second half) above which it is noise"),
+    max_noise=(
+        0.15,
+        "fraction",
+        "typical relative jitter of val around its running median (second half) above which it is noise",
+    ),
+    full_noise=(0.30, "fraction", "jitter at which the finding is at full strength"),
 )
-def noisy(f: Features, config: Any, t: Mapping[str, float]) -> Vote | None:
+def noisy(f: Features, reg: Regularization | None, t: Mapping[str, float]) -> Vote | None:
     if not math.isfinite(f.val_noise) or f.val_noise <= t["max_noise"]:
         return None
     return Vote(
         INCONCLUSIVE,
         None,
-        strength(f.val_noise, t["max_noise"], 2 * t["max_noise"]),
+        strength(f.val_noise, t["max_noise"], t["full_noise"]),
         f.val_noise,
         t["max_noise"],
-        f"val {f.metric} jitters {f.val_noise:.0%} per epoch > {t['max_noise']:.0%}",
+        f"val {f.metric} jitters {f.val_noise:.0%} per epoch around its trend > {t['max_noise']:.0%}",
     )

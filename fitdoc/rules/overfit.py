@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any
 
 from fitdoc.features import POINT_SPAN, Features
+from fitdoc.rules._config import Regularization
 from fitdoc.rules.base import Vote, strength
 from fitdoc.rules.registry import rule
 from fitdoc.verdict import Cause, Verdict
@@ -17,16 +17,17 @@ from fitdoc.verdict import Cause, Verdict
     "FD101",
     "overfit.gap",
     "Validation error stays several times the train error at the end of training.",
-    max_ratio=(3.0, "val/train ratio (mean of the last tenth) above which the run overfits"),
+    max_ratio=(3.0, "ratio", "val/train ratio (mean of the last tenth) above which the run overfits"),
+    full_ratio=(6.0, "ratio", "val/train ratio at which the finding is at full strength"),
 )
-def gap(f: Features, config: Any, t: Mapping[str, float]) -> Vote | None:
+def gap(f: Features, reg: Regularization | None, t: Mapping[str, float]) -> Vote | None:
     ratio = f.gap_ratio_end
     if not math.isfinite(ratio) or ratio <= t["max_ratio"]:
         return None
     return Vote(
         Verdict.OVERFIT,
         Cause.GAP,
-        strength(ratio, t["max_ratio"], 2 * t["max_ratio"]),
+        strength(ratio, t["max_ratio"], t["full_ratio"]),
         ratio,
         t["max_ratio"],
         f"val/train {f.metric} {ratio:.2f} > {t['max_ratio']:.2f} at the end",
@@ -37,10 +38,11 @@ def gap(f: Features, config: Any, t: Mapping[str, float]) -> Vote | None:
     "FD102",
     "overfit.rebound",
     "Stopping at half the epochs would have ended with a clearly lower validation error (missed early stop).",
-    min_gain=(0.10, "fall of the final val had the run stopped at half its epochs (5-epoch means)"),
-    min_z=(2.0, "that fall in units of its own noise (val's epoch-to-epoch jitter) needed to trust it"),
+    min_gain=(0.10, "fraction", "fall of the final val had the run stopped at half its epochs (5-epoch means)"),
+    full_gain=(0.30, "fraction", "that fall at which the finding is at full strength"),
+    min_z=(2.0, "noise units", "that fall in units of val's epoch-to-epoch jitter needed to trust it"),
 )
-def rebound(f: Features, config: Any, t: Mapping[str, float]) -> Vote | None:
+def rebound(f: Features, reg: Regularization | None, t: Mapping[str, float]) -> Vote | None:
     # The same comparison the question "would stopping earlier have helped?"
     # asks: val over the epochs ending at E/2 against val over the last epochs.
     gain = f.val_stop_gain
@@ -55,11 +57,36 @@ def rebound(f: Features, config: Any, t: Mapping[str, float]) -> Vote | None:
     return Vote(
         Verdict.OVERFIT,
         Cause.REBOUND,
-        strength(gain, t["min_gain"], 3 * t["min_gain"]),
+        strength(gain, t["min_gain"], t["full_gain"]),
         gain,
         t["min_gain"],
-        f"stopping at epoch {f.n_epochs // 2} of {f.n_epochs} would end val {f.metric} {gain:.0%} lower "
+        f"stopping at evaluation {f.n_epochs // 2} of {f.n_epochs} would end val {f.metric} {gain:.0%} lower "
         f">= {t['min_gain']:.0%} (minimum at epoch {f.best_epoch})",
+    )
+
+
+@rule(
+    "FD103",
+    "overfit.rising_tail",
+    "Validation error rose at every one of the last evaluations while train kept falling (short runs too).",
+    min_rises=(4.0, "epochs", "consecutive rises of val at the end that make a trend, not jitter"),
+    full_rises=(8.0, "epochs", "consecutive rises at which the finding is at full strength"),
+    min_rise=(0.05, "fraction", "rise of the last val above the run's minimum needed to matter"),
+)
+def rising_tail(f: Features, reg: Regularization | None, t: Mapping[str, float]) -> Vote | None:
+    rises, rise = f.val_rise_run, f.val_rebound
+    if rises < t["min_rises"] or not math.isfinite(rise) or rise < t["min_rise"]:
+        return None
+    if not (math.isfinite(f.train_half_drop) and f.train_half_drop > 0):
+        return None
+    return Vote(
+        Verdict.OVERFIT,
+        Cause.REBOUND,
+        strength(rises, t["min_rises"], t["full_rises"]),
+        float(rises),
+        t["min_rises"],
+        f"val {f.metric} rose at each of the last {rises} evaluations (>= {t['min_rises']:g}), "
+        f"ending {rise:.0%} above its minimum at epoch {f.best_epoch}, while train kept falling",
     )
 
 

@@ -35,11 +35,15 @@ def register(new: Rule) -> Rule:
     return new
 
 
-def rule(code: str, name: str, description: str, **thresholds: tuple[float, str]) -> Callable[[Check], Rule]:
-    """Declare a rule: `@rule("FD101", "overfit.gap", "...", max_ratio=(2.5, "why"))`."""
+def rule(
+    code: str, name: str, description: str, **thresholds: tuple[float, str, str]
+) -> Callable[[Check], Rule]:
+    """Declare a rule: `@rule("FD101", "overfit.gap", "...", max_ratio=(3.0, "ratio", "why"))`."""
 
     def wrap(check: Check) -> Rule:
-        specs = tuple(Threshold(key, float(default), text) for key, (default, text) in thresholds.items())
+        specs = tuple(
+            Threshold(key, float(default), text, unit) for key, (default, unit, text) in thresholds.items()
+        )
         return register(Rule(code=code, name=name, description=description, specs=specs, check=check))
 
     return wrap

@@ -1,96 +1,115 @@
-"""Underfitting, with its cause: over-regularized, not converged, too little capacity."""
+"""Underfitting, with its cause: over-regularized, not converged, too little
+capacity, or a model that has barely learned at all."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any
 
 from fitdoc.features import Features
-from fitdoc.rules._config import regularization
+from fitdoc.rules._config import Regularization
 from fitdoc.rules.base import Vote, strength
 from fitdoc.rules.registry import rule
 from fitdoc.verdict import Cause, Verdict
 
 
+def _what(reg: Regularization | None, f: Features, logged_strong: bool) -> str:
+    if reg is not None:
+        return f"L2 {reg.l2:g}, L1 {reg.l1:g}, dropout {reg.dropout:g}" if reg.l1 else f"L2 {reg.l2:g}, dropout {reg.dropout:g}"
+    return f"regularization {f.reg_share:.0%} of the loss" if logged_strong else "regularization unknown"
+
+
 @rule(
     "FD201",
     "underfit.over_regularized",
-    "Train and val close together and flat (or train above val) under strong regularization.",
-    max_gap=(1.10, "val/train ratio at or below which the regularizer has closed the gap"),
-    max_train_drop=(0.20, "relative fall of train over the second half below which train is flat"),
-    train_above=(1.0, "val/train ratio below which train-mode regularization dominates the train error"),
+    "Train and val close together and train flat under strong regularization.",
+    max_gap=(1.10, "ratio", "val/train ratio at or below which the regularizer has closed the gap"),
+    max_train_drop=(0.20, "fraction", "fall of train over the second half below which train is flat"),
+    min_l2=(1e-3, "L2 factor", "L2 (or L1) factor from which the config counts as strongly regularized"),
+    min_dropout=(0.2, "dropout rate", "dropout rate from which the config counts as strongly regularized"),
+    min_reg_share=(0.5, "fraction", "regularization share of the train loss (when logged) that counts as strong"),
+)
+def over_regularized(f: Features, reg: Regularization | None, t: Mapping[str, float]) -> Vote | None:
+    ratio, drop = f.gap_ratio_end, f.train_half_drop
+    if not (math.isfinite(ratio) and math.isfinite(drop)):
+        return None
+    logged_strong = math.isfinite(f.reg_share) and f.reg_share >= t["min_reg_share"]
+    strong = logged_strong or (
+        reg is not None and (max(reg.l2, reg.l1) >= t["min_l2"] or reg.dropout >= t["min_dropout"])
+    )
+    if not strong or ratio > t["max_gap"] or drop >= t["max_train_drop"]:
+        return None
+    return Vote(
+        Verdict.UNDERFIT,
+        Cause.OVER_REGULARIZED,
+        strength(drop, t["max_train_drop"], 0.0),
+        ratio,
+        t["max_gap"],
+        f"val/train {f.metric} {ratio:.2f} <= {t['max_gap']:.2f} and train fell only "
+        f"{drop:.0%} over the second half < {t['max_train_drop']:.0%} ({_what(reg, f, logged_strong)})",
+    )
+
+
+@rule(
+    "FD204",
+    "underfit.train_above_val",
+    "Train error (measured with dropout on) above val: the regularizer, not the data, limits the fit.",
+    train_above=(1.0, "ratio", "val/train ratio below which train-mode regularization dominates, config known"),
     train_above_unknown=(
         0.98,
-        "the same, when the config is unknown (a clear margin, not train level with val)",
+        "ratio",
+        "the same when the config is unknown (a clear margin, not train level with val)",
     ),
-    min_l2=(1e-3, "L2 factor from which the config counts as strongly regularized"),
-    min_dropout=(0.2, "dropout rate from which the config counts as strongly regularized"),
-    min_reg_share=(0.5, "regularization share of the train loss (when logged) that counts as strong"),
-    max_ratio=(2.5, "val/train ratio below which a val rise under dropout is not memorization"),
-    dropout_rebound=(0.10, "rise of val above its minimum, under dropout, read as dropout's noise"),
+    full_margin=(0.15, "ratio", "how far below that ratio the finding is at full strength"),
 )
-def over_regularized(f: Features, config: Any, t: Mapping[str, float]) -> Vote | None:
-    if not (math.isfinite(f.gap_ratio_end) and math.isfinite(f.train_half_drop)):
-        return None
-    reg = regularization(config)
-    logged_strong = math.isfinite(f.reg_share) and f.reg_share >= t["min_reg_share"]
-    if reg is not None:
-        strong = reg.l2 >= t["min_l2"] or reg.l1 >= t["min_l2"] or reg.dropout >= t["min_dropout"]
-        what = f"L2 {reg.l2:g}, dropout {reg.dropout:g}"
-        train_mode = reg.dropout > 0
-    else:
-        strong = logged_strong
-        what = f"regularization {f.reg_share:.0%} of the loss" if logged_strong else "regularization unknown"
-        train_mode = True
-    strong = strong or logged_strong
+def train_above_val(f: Features, reg: Regularization | None, t: Mapping[str, float]) -> Vote | None:
     ratio = f.gap_ratio_end
-    # Train (measured with dropout on) above val: the regularizer, not the data, limits the fit.
-    # Without a config nothing says a train-mode regularizer is there at all, so the
-    # train error must stand clearly above val, not level with it.
+    if not math.isfinite(ratio):
+        return None
+    # Only dropout (or an unknown regularizer) runs train in a different mode than val.
+    if reg is not None and reg.dropout <= 0:
+        return None
     above = t["train_above"] if reg is not None else t["train_above_unknown"]
-    if train_mode and (reg is None or reg.any) and ratio < above:
-        return Vote(
-            Verdict.UNDERFIT,
-            Cause.OVER_REGULARIZED,
-            strength(ratio, above, above - 0.15),
-            ratio,
-            above,
-            f"train {f.metric} above val: val/train {ratio:.2f} < {above:.2f} ({what})",
-        )
-    # Under dropout, val rising off an early minimum while it stays near train is
-    # dropout's train/inference mismatch (its noise), not memorization.
-    rise = f.val_rebound
+    if ratio >= above:
+        return None
+    return Vote(
+        Verdict.UNDERFIT,
+        Cause.OVER_REGULARIZED,
+        strength(ratio, above, above - t["full_margin"]),
+        ratio,
+        above,
+        f"train {f.metric} above val: val/train {ratio:.2f} < {above:.2f} ({_what(reg, f, False)})",
+    )
+
+
+@rule(
+    "FD205",
+    "underfit.dropout_noise",
+    "Under dropout, val rising off an early minimum while it stays near train is dropout's noise, not memorization.",
+    max_ratio=(2.5, "ratio", "val/train ratio below which a val rise under dropout is not memorization"),
+    min_rebound=(0.10, "fraction", "rise of val above its minimum, under dropout, read as dropout's noise"),
+    full_rebound=(0.30, "fraction", "that rise at which the finding is at full strength"),
+)
+def dropout_noise(f: Features, reg: Regularization | None, t: Mapping[str, float]) -> Vote | None:
+    if reg is None or reg.dropout <= 0:
+        return None
+    ratio, rise = f.gap_ratio_end, f.val_rebound
     # The rise must be a trend, not the spread of a noisy curve around its lowest epoch:
     # val at the end is no lower than half-way through (5-epoch means).
-    rising = not (math.isfinite(f.val_stop_gain) and f.val_stop_gain < 0)
-    if (
-        reg is not None
-        and reg.dropout > 0
-        and ratio < t["max_ratio"]
-        and rise >= t["dropout_rebound"]
-        and rising
-    ):
-        return Vote(
-            Verdict.UNDERFIT,
-            Cause.OVER_REGULARIZED,
-            strength(rise, t["dropout_rebound"], 3 * t["dropout_rebound"]),
-            rise,
-            t["dropout_rebound"],
-            f"under dropout {reg.dropout:g}, val {f.metric} rose {rise:.0%} above its minimum "
-            f">= {t['dropout_rebound']:.0%} while val/train stayed {ratio:.2f} < {t['max_ratio']:.2f}",
-        )
-    if strong and ratio <= t["max_gap"] and f.train_half_drop < t["max_train_drop"]:
-        return Vote(
-            Verdict.UNDERFIT,
-            Cause.OVER_REGULARIZED,
-            strength(f.train_half_drop, t["max_train_drop"], 0.0),
-            ratio,
-            t["max_gap"],
-            f"val/train {f.metric} {ratio:.2f} <= {t['max_gap']:.2f} and train fell only "
-            f"{f.train_half_drop:.0%} over the second half < {t['max_train_drop']:.0%} ({what})",
-        )
-    return None
+    falling = math.isfinite(f.val_stop_gain) and f.val_stop_gain < 0
+    if not (math.isfinite(ratio) and math.isfinite(rise)) or falling:
+        return None
+    if ratio >= t["max_ratio"] or rise < t["min_rebound"]:
+        return None
+    return Vote(
+        Verdict.UNDERFIT,
+        Cause.OVER_REGULARIZED,
+        strength(rise, t["min_rebound"], t["full_rebound"]),
+        rise,
+        t["min_rebound"],
+        f"under dropout {reg.dropout:g}, val {f.metric} rose {rise:.0%} above its minimum "
+        f">= {t['min_rebound']:.0%} while val/train stayed {ratio:.2f} < {t['max_ratio']:.2f}",
+    )
 
 
 @rule(
@@ -99,28 +118,36 @@ def over_regularized(f: Features, config: Any, t: Mapping[str, float]) -> Vote |
     "Validation error still falling at the end: twice the epochs would lower it measurably.",
     min_gain=(
         0.10,
+        "fraction",
         "predicted fall of val at twice the epochs (log-epoch trend of the last quarter) from which "
         "training longer helps",
     ),
+    full_gain=(0.40, "fraction", "that predicted fall at which the finding is at full strength"),
     min_last_fall=(
         0.15,
+        "fraction",
         "realized fall of val over the last doubling of the run (E/2 to E, 5-epoch means) from which "
         "training longer helps",
     ),
-    start_from_epoch=(0.75, "the val minimum must lie in this last part of the run (fraction)"),
+    full_last_fall=(0.30, "fraction", "that realized fall at which the finding is at full strength"),
+    min_best_position=(
+        0.75,
+        "fraction of the run",
+        "the val minimum must lie at or after this point of the run (0.75: its last quarter)",
+    ),
 )
-def not_converged(f: Features, config: Any, t: Mapping[str, float]) -> Vote | None:
+def not_converged(f: Features, reg: Regularization | None, t: Mapping[str, float]) -> Vote | None:
     gain, fall = f.val_gain_2x, f.val_last_fall
     if not math.isfinite(f.best_position) or not (math.isfinite(gain) or math.isfinite(fall)):
         return None
     # A val that falls again after an early minimum is recovering, not converging.
-    if f.best_position < t["start_from_epoch"]:
+    if f.best_position < t["min_best_position"]:
         return None
     if math.isfinite(gain) and gain >= t["min_gain"]:
         return Vote(
             Verdict.UNDERFIT,
             Cause.NOT_CONVERGED,
-            strength(gain, t["min_gain"], 4 * t["min_gain"]),
+            strength(gain, t["min_gain"], t["full_gain"]),
             gain,
             t["min_gain"],
             f"val {f.metric} still falling: its trend over the last quarter predicts {gain:.0%} lower "
@@ -132,7 +159,7 @@ def not_converged(f: Features, config: Any, t: Mapping[str, float]) -> Vote | No
         return Vote(
             Verdict.UNDERFIT,
             Cause.NOT_CONVERGED,
-            strength(fall, t["min_last_fall"], 2 * t["min_last_fall"]),
+            strength(fall, t["min_last_fall"], t["full_last_fall"]),
             fall,
             t["min_last_fall"],
             f"val {f.metric} still falling: it fell {fall:.0%} over the last doubling of the run "
@@ -145,11 +172,10 @@ def not_converged(f: Features, config: Any, t: Mapping[str, float]) -> Vote | No
     "FD203",
     "underfit.capacity",
     "No regularization left, train flat and val as low as train: the network is too small.",
-    max_gap=(1.05, "val/train ratio at or below which there is no overfitting at all"),
-    max_train_drop=(0.05, "relative fall of train over the second half below which train is flat"),
+    max_gap=(1.05, "ratio", "val/train ratio at or below which there is no overfitting at all"),
+    max_train_drop=(0.05, "fraction", "fall of train over the second half below which train is flat"),
 )
-def capacity(f: Features, config: Any, t: Mapping[str, float]) -> Vote | None:
-    reg = regularization(config)
+def capacity(f: Features, reg: Regularization | None, t: Mapping[str, float]) -> Vote | None:
     if reg is None or reg.any:
         return None
     ratio, drop = f.gap_ratio_end, f.train_half_drop
@@ -165,4 +191,27 @@ def capacity(f: Features, config: Any, t: Mapping[str, float]) -> Vote | None:
         t["max_train_drop"],
         f"no regularization, train {f.metric} flat ({drop:.1%} over the second half < "
         f"{t['max_train_drop']:.0%}) and val/train {ratio:.2f} <= {t['max_gap']:.2f}",
+    )
+
+
+@rule(
+    "FD206",
+    "underfit.not_learning",
+    "Neither train nor val ever got clearly below its first value: the model has barely learned.",
+    min_progress=(0.05, "fraction", "fall of the best value below the first one that counts as learning"),
+)
+def not_learning(f: Features, reg: Regularization | None, t: Mapping[str, float]) -> Vote | None:
+    train, val = f.train_progress, f.val_progress
+    if not (math.isfinite(train) and math.isfinite(val)):
+        return None
+    if max(train, val) >= t["min_progress"]:
+        return None
+    return Vote(
+        Verdict.UNDERFIT,
+        Cause.NOT_CONVERGED,
+        strength(max(train, val), t["min_progress"], 0.0),
+        max(train, val),
+        t["min_progress"],
+        f"the model has barely learned: train {f.metric} never fell more than {train:.1%} below its first "
+        f"value and val {val:.1%} (< {t['min_progress']:.0%}) {f.span}; check the learning rate and inputs",
     )

@@ -1,0 +1,414 @@
+"""Fit fitdoc's combiner on the corpus factory's runs and score it honestly.
+
+What it does, in order:
+
+1. Reads every stored path (`benchmarks/corpus/data`), cuts and labels its
+   runs (the rule of `shared/corpus/labeled/README.md`), and measures each
+   run's evidence twice: with its config known and from curves alone.
+2. Leave-one-family-out: for each data family, fits the combiner on all the
+   other families and predicts the one left out. Quality (per-class
+   precision and recall, macro-F1, with configs and from curves alone, per
+   family and per row order) is reported on those held-out predictions only.
+3. Confidence: a calibration map (winning probability -> chance of being
+   right) fitted on held-out predictions, itself checked leave-one-family-out
+   in a reliability table.
+4. Advice: each held-out verdict's suggestion is followed on the trained grid
+   (another penalty or dropout value on the path, stopping at the val
+   minimum, training to 2E) and its held-out error compared with the run's
+   own and with the best one-step change.
+5. With `--write`, fits on every family and writes
+   `fitdoc/rules/combiner.json`, the weights `fitdoc rules` shows.
+
+    python benchmarks/calibrate.py [--write] [--markdown]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from benchmarks.corpus.labels import Member, mean_at  # noqa: E402
+from benchmarks.corpus.store import DATA_DIR, Run, read_paths, runs_of  # noqa: E402
+
+LABELS = ("overfit", "underfit", "balanced")
+# Inverse regularization strength of the logistic fit: weights stay small and readable.
+C = 0.5
+
+
+@dataclass
+class Sample:
+    run: Run
+    x_config: np.ndarray | None  # None when a gate fired (inconclusive)
+    x_curves: np.ndarray | None
+    features: Any
+    findings_config: tuple[Any, ...]
+    config: Any
+
+
+def load_samples(data_dir: Path) -> tuple[list[Sample], dict[str, list[Member]]]:
+    from fitdoc.config import validate_config
+    from fitdoc.diagnosis import run_rules
+    from fitdoc.features import compute_features
+    from fitdoc.history import curves_from_mapping
+    from fitdoc.rules._config import regularization
+    from fitdoc.rules.combiner import evidence
+    from fitdoc.rules.registry import all_rules
+    from fitdoc.verdict import Verdict
+
+    rules = all_rules()
+    samples, members = [], {}
+    for path in read_paths(data_dir):
+        kind = path["path_kind"]
+        members[path["key"]] = [
+            Member(n[kind], n["dropout"], np.asarray(n["test_error"], dtype=float)) for n in path["nets"]
+        ]
+        for run in runs_of(path):
+            if run.label.label not in LABELS:
+                continue
+            curves = curves_from_mapping(run.history, source=run.name)
+            config = validate_config({"model": run.model, "training": run.training}, model_only=True)
+            features = compute_features(curves)
+            reg = regularization(config)
+            with_cfg = run_rules(rules, features, reg)
+            without = run_rules(rules, features, None)
+
+            def vector(findings: Sequence[Any], r: Any) -> np.ndarray | None:
+                if any(f.verdict is Verdict.INCONCLUSIVE for f in findings):
+                    return None
+                return evidence(features, findings, r)
+
+            samples.append(
+                Sample(run, vector(with_cfg, reg), vector(without, None), features, with_cfg, config)
+            )
+    return samples, members
+
+
+# ---------------------------------------------------------------- fitting
+
+
+def fit(xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Multinomial logistic regression, classes weighted to equal total weight."""
+    from sklearn.linear_model import LogisticRegression
+
+    model = LogisticRegression(C=C, class_weight="balanced", max_iter=2000)
+    model.fit(xs, ys)
+    # sklearn orders classes by label; map back to LABELS order.
+    order = [list(model.classes_).index(k) for k in range(len(LABELS))]
+    return model.coef_[order], model.intercept_[order]
+
+
+def training_rows(samples: Iterable[Sample]) -> tuple[np.ndarray, np.ndarray]:
+    xs, ys = [], []
+    for s in samples:
+        y = LABELS.index(s.run.label.label)
+        for x in (s.x_config, s.x_curves):
+            if x is not None:
+                xs.append(x)
+                ys.append(y)
+    return np.asarray(xs), np.asarray(ys)
+
+
+def probabilities(weights: np.ndarray, bias: np.ndarray, x: np.ndarray) -> np.ndarray:
+    z = weights @ x + bias
+    p = np.exp(z - z.max())
+    return p / p.sum()
+
+
+def calibration_map(probs: Sequence[float], right: Sequence[bool]) -> tuple[list[float], list[float]]:
+    """Monotone map p -> P(right): pool-adjacent-violators over probability bins."""
+    bins = np.linspace(1 / 3, 1.0, 9)
+    p, r = np.asarray(probs), np.asarray(right, dtype=float)
+    centers, rates, counts = [], [], []
+    for lo, hi in zip(bins[:-1], bins[1:], strict=True):
+        inside = (p >= lo) & (p < hi) if hi < 1.0 else (p >= lo)
+        if inside.sum() >= 10:
+            centers.append(float(p[inside].mean()))
+            rates.append(float(r[inside].mean()))
+            counts.append(int(inside.sum()))
+    # Pool adjacent violators so confidence never falls as probability rises.
+    blocks = [[c, v, n] for c, v, n in zip(centers, rates, counts, strict=True)]
+    merged: list[list[float]] = []
+    for block in blocks:
+        merged.append(block)
+        while len(merged) > 1 and merged[-2][1] > merged[-1][1]:
+            b, a = merged.pop(), merged.pop()
+            n = a[2] + b[2]
+            merged.append([(a[0] * a[2] + b[0] * b[2]) / n, (a[1] * a[2] + b[1] * b[2]) / n, n])
+    return [round(m[0], 4) for m in merged], [round(m[1], 4) for m in merged]
+
+
+# ---------------------------------------------------------------- scoring
+
+
+@dataclass
+class Prediction:
+    sample: Sample
+    with_config: bool
+    verdict: str
+    cause: str
+    p: float
+    confidence: float = math.nan
+
+
+def leave_one_family_out(samples: list[Sample]) -> list[Prediction]:
+    from fitdoc.diagnosis import _cause
+    from fitdoc.rules._config import regularization
+    from fitdoc.verdict import Verdict
+
+    families = sorted({s.run.family for s in samples})
+    predictions = []
+    for family in families:
+        train = [s for s in samples if s.run.family != family]
+        weights, bias = fit(*training_rows(train))
+        for s in (s for s in samples if s.run.family == family):
+            for with_config, x in ((True, s.x_config), (False, s.x_curves)):
+                if x is None:
+                    predictions.append(Prediction(s, with_config, "inconclusive", "", 0.0))
+                    continue
+                p = probabilities(weights, bias, x)
+                verdict = Verdict(LABELS[int(np.argmax(p))])
+                findings = s.findings_config if with_config else ()
+                reg = regularization(s.config) if with_config else None
+                cause = _cause(verdict, findings, s.features, reg)
+                predictions.append(
+                    Prediction(s, with_config, verdict.value, "" if cause is None else cause.value, float(p.max()))
+                )
+    return predictions
+
+
+def scores(preds: Sequence[Prediction]) -> dict[str, Any]:
+    out: dict[str, Any] = {"n": len(preds)}
+    f1s = []
+    for label in LABELS:
+        tp = sum(p.verdict == label and p.sample.run.label.label == label for p in preds)
+        said = sum(p.verdict == label for p in preds)
+        real = sum(p.sample.run.label.label == label for p in preds)
+        precision = tp / said if said else 0.0
+        recall = tp / real if real else math.nan
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall > 0 else 0.0
+        out[label] = (precision, recall, real)
+        if real:
+            f1s.append(f1)
+    out["macro_f1"] = float(np.mean(f1s)) if f1s else math.nan
+    return out
+
+
+def reliability(preds: Sequence[Prediction]) -> list[tuple[str, int, float, float]]:
+    """Rows (confidence bin, count, mean confidence, share right) on held-out families."""
+    families = sorted({p.sample.run.family for p in preds})
+    for family in families:
+        others = [p for p in preds if p.sample.run.family != family and p.verdict != "inconclusive"]
+        xs, ys = calibration_map([p.p for p in others], [p.verdict == p.sample.run.label.label for p in others])
+        for p in preds:
+            if p.sample.run.family == family and p.verdict != "inconclusive":
+                p.confidence = float(np.interp(p.p, xs, ys)) if xs else p.p
+    rows = []
+    edges = (0.0, 0.5, 0.6, 0.7, 0.8, 0.9, 1.01)
+    judged = [p for p in preds if p.verdict != "inconclusive"]
+    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+        inside = [p for p in judged if lo <= p.confidence < hi]
+        if inside:
+            right = np.mean([p.verdict == p.sample.run.label.label for p in inside])
+            conf = np.mean([p.confidence for p in inside])
+            rows.append((f"{lo:.1f}-{min(hi, 1.0):.1f}", len(inside), float(conf), float(right)))
+    return rows
+
+
+# ---------------------------------------------------------------- advice
+
+
+def advice_outcome(pred: Prediction, members: dict[str, list[Member]]) -> float | None:
+    """Relative gain in held-out error from following the suggestion (None: not on the grid)."""
+    from fitdoc.suggest import suggest
+    from fitdoc.verdict import Cause, Verdict
+
+    run = pred.sample.run
+    verdict = Verdict(pred.verdict)
+    if verdict is Verdict.BALANCED:
+        return 0.0
+    cause = Cause(pred.cause) if pred.cause else None
+    suggestion = suggest(verdict, cause, pred.sample.config, pred.sample.features)
+    if suggestion is None:
+        return 0.0
+    path = members[run.path_key]
+    me = next(m for m in path if m.penalty == _penalty(run) and m.dropout == run.model["dropout"])
+    base = mean_at(me.test_error, run.epochs)
+    change = suggestion.primary
+    target: float | None = None
+    if change.key in ("model.l2", "model.l1", "model.dropout"):
+        penalty, dropout = _penalty(run), run.model["dropout"]
+        if change.key == "model.dropout":
+            dropout = float(change.to)
+        elif change.key == f"model.{_kind(run)}":
+            penalty = float(change.to)
+        else:
+            return None
+        other = next((m for m in path if math.isclose(m.penalty, penalty) and math.isclose(m.dropout, dropout)), None)
+        target = None if other is None else mean_at(other.test_error, run.epochs)
+    elif change.key == "training.epochs" and change.to and int(change.to) > run.epochs:
+        target = mean_at(me.test_error, int(change.to)) if int(change.to) <= me.test_error.size else None
+    elif change.key in ("training.early_stopping", "training.epochs"):
+        # Early stopping restores the weights at the val minimum: read the test error there.
+        val = np.asarray(run.history["val_loss"])
+        best = int(np.nanargmin(val)) + 1
+        target = mean_at(me.test_error, best)
+    if target is None or not math.isfinite(target):
+        return None
+    return 1.0 - target / base
+
+
+def _kind(run: Run) -> str:
+    return "l1" if run.model["l1"] and not run.model["l2"] else "l2"
+
+
+def _penalty(run: Run) -> float:
+    return float(run.model["l1"] or run.model["l2"])
+
+
+def advice_table(preds: Sequence[Prediction], members: dict[str, list[Member]]) -> dict[str, float]:
+    captured, harmful, unscored, scored = [], 0, 0, 0
+    for pred in preds:
+        if not pred.with_config or pred.verdict == "inconclusive":
+            continue
+        gain = advice_outcome(pred, members)
+        if gain is None:
+            unscored += 1
+            continue
+        scored += 1
+        if gain <= -0.05:
+            harmful += 1
+        best = max(pred.sample.run.label.gains.values())
+        if best >= 0.10:
+            captured.append(max(-1.0, gain / best))
+    return {
+        "captured": float(np.mean(captured)) if captured else math.nan,
+        "harmful": harmful / scored if scored else math.nan,
+        "scored": scored,
+        "unscored": unscored,
+        "runs_with_gain": len(captured),
+    }
+
+
+def baseline_advice(samples: Sequence[Sample], members: dict[str, list[Member]]) -> dict[str, dict[str, float]]:
+    """Always 'train twice as long' and always 'ten times more penalty', for scale."""
+    out = {}
+    for name in ("epochs x2", "penalty x10"):
+        captured, harmful = [], 0
+        for s in samples:
+            run = s.run
+            path = members[run.path_key]
+            me = next(m for m in path if m.penalty == _penalty(run) and m.dropout == run.model["dropout"])
+            base = mean_at(me.test_error, run.epochs)
+            if name == "epochs x2":
+                target = mean_at(me.test_error, 2 * run.epochs)
+            else:
+                up = 1e-4 if _penalty(run) == 0 else _penalty(run) * 10
+                other = next((m for m in path if math.isclose(m.penalty, up) and m.dropout == me.dropout), None)
+                target = mean_at(other.test_error, run.epochs) if other else me.test_error[run.epochs - 1]
+            gain = 1 - target / base
+            harmful += gain <= -0.05
+            best = max(run.label.gains.values())
+            if best >= 0.10:
+                captured.append(max(-1.0, gain / best))
+        out[name] = {"captured": float(np.mean(captured)), "harmful": harmful / len(samples)}
+    return out
+
+
+# ---------------------------------------------------------------- report
+
+
+def print_report(samples: list[Sample], preds: list[Prediction], members: dict[str, list[Member]]) -> None:
+    counts = Counter(s.run.label.label for s in samples)
+    fams = Counter(s.run.family for s in samples)
+    print(f"{len(samples)} labelled runs from {len({s.run.path_key for s in samples})} paths, {len(fams)} families")
+    print("labels: " + ", ".join(f"{k} {counts[k]}" for k in LABELS))
+    print()
+    print("Leave-one-family-out (fitted without the family it scores)")
+    print(f"{'':<14}{'macro-F1':>9}  " + "  ".join(f"{k + ' P/R':>16}" for k in LABELS))
+    for with_config in (True, False):
+        s = scores([p for p in preds if p.with_config is with_config])
+        print(
+            f"{'with config' if with_config else 'curves only':<14}{s['macro_f1']:>9.3f}  "
+            + "  ".join(f"{s[k][0]:>7.2f}/{s[k][1]:.2f}".rjust(16) for k in LABELS)
+        )
+    print()
+    print(f"{'family (held out)':<18}{'runs':>5}{'cfg F1':>8}{'curves F1':>10}   labels o/u/b")
+    for fam in sorted(fams):
+        a = scores([p for p in preds if p.with_config and p.sample.run.family == fam])
+        b = scores([p for p in preds if not p.with_config and p.sample.run.family == fam])
+        c = Counter(s.run.label.label for s in samples if s.run.family == fam)
+        print(f"{fam:<18}{fams[fam]:>5}{a['macro_f1']:>8.3f}{b['macro_f1']:>10.3f}   {c['overfit']}/{c['underfit']}/{c['balanced']}")
+    print()
+    print(f"{'row order':<18}{'runs':>5}{'cfg F1':>8}{'curves F1':>10}")
+    for order in ("reshuffle", "fixed"):
+        a = scores([p for p in preds if p.with_config and p.sample.run.order == order])
+        b = scores([p for p in preds if not p.with_config and p.sample.run.order == order])
+        print(f"{order:<18}{a['n']:>5}{a['macro_f1']:>8.3f}{b['macro_f1']:>10.3f}")
+    print()
+    print("Reliability (held-out families; calibration map fitted without the family it maps)")
+    print(f"{'confidence':<12}{'verdicts':>9}{'mean conf':>11}{'right':>8}")
+    for name, n, conf, right in reliability(preds):
+        print(f"{name:<12}{n:>9}{conf:>11.2f}{right:>8.2f}")
+    print()
+    adv = advice_table(preds, members)
+    print("Advice followed on the grid (held-out verdicts, with config)")
+    print(
+        f"captures {adv['captured']:.0%} of the best one-step gain (over {adv['runs_with_gain']} runs where "
+        f"some change gains >= 10 %); harmful (>= 5 % worse) {adv['harmful']:.1%} of {adv['scored']} scored; "
+        f"{adv['unscored']} suggestions not on the grid"
+    )
+    for name, row in baseline_advice(samples, members).items():
+        print(f"  always {name:<12}: captures {row['captured']:.0%}, harmful {row['harmful']:.1%}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", type=Path, default=DATA_DIR)
+    parser.add_argument("--write", action="store_true", help="fit on every family and write combiner.json")
+    args = parser.parse_args(argv)
+
+    start = time.perf_counter()
+    samples, members = load_samples(args.data_dir)
+    print(f"read and measured in {time.perf_counter() - start:.1f} s")
+    preds = leave_one_family_out(samples)
+    print_report(samples, preds, members)
+    if args.write:
+        write_combiner(samples, preds)
+    return 0
+
+
+def write_combiner(samples: list[Sample], preds: list[Prediction]) -> None:
+    from fitdoc.rules.combiner import WEIGHTS_FILE, Combiner
+
+    weights, bias = fit(*training_rows(samples))
+    judged = [p for p in preds if p.verdict != "inconclusive"]
+    xs, ys = calibration_map([p.p for p in judged], [p.verdict == p.sample.run.label.label for p in judged])
+    paths = len({s.run.path_key for s in samples})
+    families = len({s.run.family for s in samples})
+    combiner = Combiner(
+        weights, bias, tuple(xs), tuple(ys), f"{len(samples)} labelled runs, {paths} paths, {families} families"
+    )
+    import json
+
+    WEIGHTS_FILE.write_text(json.dumps(combiner.to_dict(), indent=1) + "\n")
+    print(f"wrote {WEIGHTS_FILE.relative_to(REPO)}")
+    by_family: dict[str, int] = defaultdict(int)
+    for s in samples:
+        by_family[s.run.family] += 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

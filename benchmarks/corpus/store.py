@@ -1,0 +1,145 @@
+"""The factory's stored trajectories, and the labelled runs cut from them.
+
+Storage: `benchmarks/corpus/data/*.jsonl.gz`, one JSON line per trained path
+(a data family, a network, an optimizer, a row order and eight regularization
+settings, each trained to twice the longest cut). A shard is appended one
+gzip member per path, so a killed factory leaves every finished path
+readable; a torn last member is skipped.
+
+A labelled run is one member of a path cut at one epoch count (and, for the
+early-stopping variant, cut where Keras' `EarlyStopping` would have stopped).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks.corpus.labels import Label, Member, label_run
+
+DATA_DIR = Path(__file__).resolve().parent / "data"
+
+
+@dataclass(frozen=True)
+class Run:
+    """One labelled run: its visible history, its config, its label."""
+
+    name: str
+    family: str
+    task: str
+    order: str
+    early_stopping: bool
+    epochs: int
+    history: dict[str, list[float]]
+    model: dict[str, Any]
+    training: dict[str, Any]
+    label: Label
+    path_key: str
+
+
+def read_paths(data_dir: Path = DATA_DIR) -> Iterator[dict[str, Any]]:
+    """Every stored path, shard by shard; a torn final gzip member is skipped."""
+    for shard in sorted(data_dir.glob("*.jsonl.gz")):
+        yield from _read_shard(shard)
+
+
+def _read_shard(shard: Path) -> Iterator[dict[str, Any]]:
+    raw = shard.read_bytes()
+    while raw:
+        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        try:
+            text = inflater.decompress(raw)
+        except zlib.error:
+            return
+        if not inflater.eof:
+            return  # torn member: the writer was killed mid-path
+        for line in text.decode().splitlines():
+            if line.strip():
+                yield json.loads(line)
+        raw = inflater.unused_data
+
+
+def append_path(shard: Path, record: dict[str, Any]) -> None:
+    shard.parent.mkdir(parents=True, exist_ok=True)
+    with gzip.open(shard, "ab", compresslevel=9) as handle:
+        handle.write((json.dumps(record, separators=(",", ":")) + "\n").encode())
+
+
+def early_stop_epochs(val_loss: np.ndarray, patience: int, limit: int) -> int:
+    """Epochs Keras' EarlyStopping(monitor='val_loss', patience) trains before stopping (<= limit)."""
+    best, wait = np.inf, 0
+    for epoch in range(limit):
+        if val_loss[epoch] < best:
+            best, wait = val_loss[epoch], 0
+        else:
+            wait += 1
+            if wait >= patience:
+                return epoch + 1
+    return limit
+
+
+def runs_of(path: dict[str, Any]) -> Iterator[Run]:
+    """Every labelled run cut from one stored path (ambiguous ones included)."""
+    kind = path["path_kind"]
+    nets = path["nets"]
+    members = [Member(net[kind], net["dropout"], np.asarray(net["test_error"], dtype=float)) for net in nets]
+    metric = "mae" if path["task"] == "regression" else "accuracy"
+    for index, net in enumerate(nets):
+        cuts = [(e, False) for e in path["cuts"]]
+        patience = path.get("patience")
+        if patience:
+            stop = early_stop_epochs(np.asarray(net["val_loss"]), patience, max(path["cuts"]))
+            if stop < max(path["cuts"]):
+                cuts.append((stop, True))
+        for epochs, stopped in cuts:
+            label = label_run(members, index, epochs, kind)
+            if label is None:
+                continue
+            yield Run(
+                name=f"{path['key']}-{kind}_{net[kind]:g}-do_{net['dropout']:g}-e{epochs}{'-es' if stopped else ''}",
+                family=path["family"],
+                task=path["task"],
+                order=path["order"],
+                early_stopping=stopped,
+                epochs=epochs,
+                history=_history(net, metric, epochs),
+                model={
+                    "hidden_layers": path["layers"],
+                    "units": path["units"],
+                    "l2": net["l2"],
+                    "l1": net["l1"],
+                    "dropout": net["dropout"],
+                },
+                training=_training(path, stopped, epochs),
+                label=label,
+                path_key=path["key"],
+            )
+
+
+def _history(net: dict[str, Any], metric: str, epochs: int) -> dict[str, list[float]]:
+    return {
+        "epoch": list(range(epochs)),
+        "loss": net["loss"][:epochs],
+        metric: net["metric"][:epochs],
+        "val_loss": net["val_loss"][:epochs],
+        f"val_{metric}": net["val_metric"][:epochs],
+    }
+
+
+def _training(path: dict[str, Any], stopped: bool, epochs: int) -> dict[str, Any]:
+    training: dict[str, Any] = {
+        "epochs": max(path["cuts"]) if stopped else epochs,
+        "batch_size": path["batch"],
+        "learning_rate": path["lr"],
+        "shuffle": True,
+    }
+    if stopped:
+        training["early_stopping"] = {"patience": path["patience"]}
+    return training

@@ -25,6 +25,7 @@ What it does, in order:
 from __future__ import annotations
 
 import argparse
+import itertools
 import math
 import sys
 import time
@@ -64,9 +65,7 @@ def load_samples(data_dir: Path) -> tuple[list[Sample], dict[str, list[Member]]]
     from fitdoc.features import compute_features
     from fitdoc.history import curves_from_mapping
     from fitdoc.rules._config import regularization
-    from fitdoc.rules.combiner import evidence
     from fitdoc.rules.registry import all_rules
-    from fitdoc.verdict import Verdict
 
     rules = all_rules()
     samples, members = [], {}
@@ -85,15 +84,28 @@ def load_samples(data_dir: Path) -> tuple[list[Sample], dict[str, list[Member]]]
             with_cfg = run_rules(rules, features, reg)
             without = run_rules(rules, features, None)
 
-            def vector(findings: Sequence[Any], r: Any) -> np.ndarray | None:
-                if any(f.verdict is Verdict.INCONCLUSIVE for f in findings):
-                    return None
-                return evidence(features, findings, r)
-
             samples.append(
-                Sample(run, vector(with_cfg, reg), vector(without, None), features, with_cfg, config)
+                Sample(
+                    run,
+                    _vector(features, with_cfg, reg),
+                    _vector(features, without, None),
+                    features,
+                    with_cfg,
+                    config,
+                )
             )
     return samples, members
+
+
+def _vector(features: Any, findings: Sequence[Any], reg: Any) -> np.ndarray | None:
+    """The evidence vector, or None when a gate (or the FD206 override) decides alone."""
+    from fitdoc.diagnosis import OVERRIDES
+    from fitdoc.rules.combiner import evidence
+    from fitdoc.verdict import Verdict
+
+    if any(f.verdict is Verdict.INCONCLUSIVE or f.rule_id in OVERRIDES for f in findings):
+        return None
+    return evidence(features, findings, reg)
 
 
 # ---------------------------------------------------------------- fitting
@@ -132,7 +144,7 @@ def calibration_map(probs: Sequence[float], right: Sequence[bool]) -> tuple[list
     bins = np.linspace(1 / 3, 1.0, 9)
     p, r = np.asarray(probs), np.asarray(right, dtype=float)
     centers, rates, counts = [], [], []
-    for lo, hi in zip(bins[:-1], bins[1:], strict=True):
+    for lo, hi in itertools.pairwise(bins):
         inside = (p >= lo) & (p < hi) if hi < 1.0 else (p >= lo)
         if inside.sum() >= 10:
             centers.append(float(p[inside].mean()))
@@ -184,7 +196,9 @@ def leave_one_family_out(samples: list[Sample]) -> list[Prediction]:
                 reg = regularization(s.config) if with_config else None
                 cause = _cause(verdict, findings, s.features, reg)
                 predictions.append(
-                    Prediction(s, with_config, verdict.value, "" if cause is None else cause.value, float(p.max()))
+                    Prediction(
+                        s, with_config, verdict.value, "" if cause is None else cause.value, float(p.max())
+                    )
                 )
     return predictions
 
@@ -211,14 +225,16 @@ def reliability(preds: Sequence[Prediction]) -> list[tuple[str, int, float, floa
     families = sorted({p.sample.run.family for p in preds})
     for family in families:
         others = [p for p in preds if p.sample.run.family != family and p.verdict != "inconclusive"]
-        xs, ys = calibration_map([p.p for p in others], [p.verdict == p.sample.run.label.label for p in others])
+        xs, ys = calibration_map(
+            [p.p for p in others], [p.verdict == p.sample.run.label.label for p in others]
+        )
         for p in preds:
             if p.sample.run.family == family and p.verdict != "inconclusive":
                 p.confidence = float(np.interp(p.p, xs, ys)) if xs else p.p
     rows = []
     edges = (0.0, 0.5, 0.6, 0.7, 0.8, 0.9, 1.01)
     judged = [p for p in preds if p.verdict != "inconclusive"]
-    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+    for lo, hi in itertools.pairwise(edges):
         inside = [p for p in judged if lo <= p.confidence < hi]
         if inside:
             right = np.mean([p.verdict == p.sample.run.label.label for p in inside])
@@ -256,7 +272,9 @@ def advice_outcome(pred: Prediction, members: dict[str, list[Member]]) -> float 
             penalty = float(change.to)
         else:
             return None
-        other = next((m for m in path if math.isclose(m.penalty, penalty) and math.isclose(m.dropout, dropout)), None)
+        other = next(
+            (m for m in path if math.isclose(m.penalty, penalty) and math.isclose(m.dropout, dropout)), None
+        )
         target = None if other is None else mean_at(other.test_error, run.epochs)
     elif change.key == "training.epochs" and change.to and int(change.to) > run.epochs:
         target = mean_at(me.test_error, int(change.to)) if int(change.to) <= me.test_error.size else None
@@ -302,7 +320,9 @@ def advice_table(preds: Sequence[Prediction], members: dict[str, list[Member]]) 
     }
 
 
-def baseline_advice(samples: Sequence[Sample], members: dict[str, list[Member]]) -> dict[str, dict[str, float]]:
+def baseline_advice(
+    samples: Sequence[Sample], members: dict[str, list[Member]]
+) -> dict[str, dict[str, float]]:
     """Always 'train twice as long' and always 'ten times more penalty', for scale."""
     out = {}
     for name in ("epochs x2", "penalty x10"):
@@ -316,7 +336,9 @@ def baseline_advice(samples: Sequence[Sample], members: dict[str, list[Member]])
                 target = mean_at(me.test_error, 2 * run.epochs)
             else:
                 up = 1e-4 if _penalty(run) == 0 else _penalty(run) * 10
-                other = next((m for m in path if math.isclose(m.penalty, up) and m.dropout == me.dropout), None)
+                other = next(
+                    (m for m in path if math.isclose(m.penalty, up) and m.dropout == me.dropout), None
+                )
                 target = mean_at(other.test_error, run.epochs) if other else me.test_error[run.epochs - 1]
             gain = 1 - target / base
             harmful += gain <= -0.05
@@ -333,7 +355,9 @@ def baseline_advice(samples: Sequence[Sample], members: dict[str, list[Member]])
 def print_report(samples: list[Sample], preds: list[Prediction], members: dict[str, list[Member]]) -> None:
     counts = Counter(s.run.label.label for s in samples)
     fams = Counter(s.run.family for s in samples)
-    print(f"{len(samples)} labelled runs from {len({s.run.path_key for s in samples})} paths, {len(fams)} families")
+    print(
+        f"{len(samples)} labelled runs from {len({s.run.path_key for s in samples})} paths, {len(fams)} families"
+    )
     print("labels: " + ", ".join(f"{k} {counts[k]}" for k in LABELS))
     print()
     print("Leave-one-family-out (fitted without the family it scores)")
@@ -350,7 +374,9 @@ def print_report(samples: list[Sample], preds: list[Prediction], members: dict[s
         a = scores([p for p in preds if p.with_config and p.sample.run.family == fam])
         b = scores([p for p in preds if not p.with_config and p.sample.run.family == fam])
         c = Counter(s.run.label.label for s in samples if s.run.family == fam)
-        print(f"{fam:<18}{fams[fam]:>5}{a['macro_f1']:>8.3f}{b['macro_f1']:>10.3f}   {c['overfit']}/{c['underfit']}/{c['balanced']}")
+        print(
+            f"{fam:<18}{fams[fam]:>5}{a['macro_f1']:>8.3f}{b['macro_f1']:>10.3f}   {c['overfit']}/{c['underfit']}/{c['balanced']}"
+        )
     print()
     print(f"{'row order':<18}{'runs':>5}{'cfg F1':>8}{'curves F1':>10}")
     for order in ("reshuffle", "fixed"):
@@ -399,7 +425,11 @@ def write_combiner(samples: list[Sample], preds: list[Prediction]) -> None:
     paths = len({s.run.path_key for s in samples})
     families = len({s.run.family for s in samples})
     combiner = Combiner(
-        weights, bias, tuple(xs), tuple(ys), f"{len(samples)} labelled runs, {paths} paths, {families} families"
+        weights,
+        bias,
+        tuple(xs),
+        tuple(ys),
+        f"{len(samples)} labelled runs, {paths} paths, {families} families",
     )
     import json
 

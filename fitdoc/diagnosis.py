@@ -68,7 +68,9 @@ def diagnose_curves(
     )
 
 
-def run_rules(rules: Sequence[Rule], features: Features, reg: Regularization | None = None) -> tuple[Finding, ...]:
+def run_rules(
+    rules: Sequence[Rule], features: Features, reg: Regularization | None = None
+) -> tuple[Finding, ...]:
     found = (rule.evaluate(features, reg) for rule in rules)
     return tuple(f for f in found if f is not None)
 
@@ -98,6 +100,10 @@ def _cause(
     verdict: Verdict, findings: Sequence[Finding], features: Features, reg: Regularization | None
 ) -> Cause | None:
     own = [f for f in findings if f.verdict is verdict and f.cause is not None]
+    # Without a config, "over-regularized" is read off the curves alone (train above val,
+    # which a running mean over an epoch also gives early on): a val still falling says more.
+    if reg is None and any(f.cause is Cause.NOT_CONVERGED for f in own):
+        return Cause.NOT_CONVERGED
     if own:
         return max(own, key=lambda f: f.strength).cause
     if verdict is Verdict.OVERFIT:
@@ -132,6 +138,8 @@ def summarize(verdict: Verdict, cause: Cause | None, findings: Sequence[Finding]
         return f"{label}: {best.message}, {span}."
     if not features.has_validation:
         return f"{label}: no validation series to judge generalization, {span}."
+    if not features.has_train:
+        return f"{label}: no train series, so val is judged alone and no ratio rule applies, {span}."
     if not features.positive:
         return f"{label}: the series have non-positive values, so no ratio rule applies, {span}."
     return (

@@ -37,6 +37,7 @@ class Features:
     n_epochs: int
     metric: str
     has_validation: bool
+    has_train: bool
     nonfinite_train: int
     nonfinite_val: int
     positive: bool
@@ -102,6 +103,7 @@ def compute_features(curves: Curves) -> Features:
         n_epochs=n,
         metric=curves.metric,
         has_validation=val is not None and val_f.size > 0,
+        has_train=train_f.size > 0,
         nonfinite_train=nonfinite_train,
         nonfinite_val=nonfinite_val,
         positive=positive,

@@ -15,8 +15,8 @@ from fitdoc.config import load_config
 from fitdoc.curves import Curves
 from fitdoc.diagnosis import combine, diagnose_curves
 from fitdoc.features import Features, compute_features
-from fitdoc.rules.combiner import CLASSES, EVIDENCE_NAMES, Combiner, default_combiner, evidence
 from fitdoc.history import read_history
+from fitdoc.rules.combiner import CLASSES, EVIDENCE_NAMES, Combiner, default_combiner, evidence
 from fitdoc.verdict import Cause, Finding, Verdict
 
 FIXTURES = Path(__file__).parent / "fixtures" / "verdicts"

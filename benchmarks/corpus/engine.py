@@ -28,6 +28,7 @@ logs them; `val_*` are measured after the epoch's last step.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,8 +47,6 @@ class NetSpec:
     l2: float
     l1: float
     dropout: float
-
-
 
 
 def make_optimizer(keras: Any, name: str, lr: float) -> Any:
@@ -82,10 +81,12 @@ class PathTrainer:
         k = len(specs)
         self._k = k
         layers, units = specs[0].layers, specs[0].units
-        sizes = [split.x_train.shape[1]] + [units] * layers + [classes if classes > 1 else split.y_train.shape[1]]
+        sizes = (
+            [split.x_train.shape[1]] + [units] * layers + [classes if classes > 1 else split.y_train.shape[1]]
+        )
         rng = np.random.default_rng(seed)
         self._kernels, self._biases = [], []
-        for fan_in, fan_out in zip(sizes[:-1], sizes[1:], strict=True):
+        for fan_in, fan_out in itertools.pairwise(sizes):
             limit = np.sqrt(6.0 / (fan_in + fan_out))
             w = rng.uniform(-limit, limit, size=(fan_in, fan_out)).astype(np.float32)
             self._kernels.append(keras.Variable(np.repeat(w[None], k, axis=0)))
@@ -130,7 +131,9 @@ class PathTrainer:
             hits = tf.cast(tf.equal(tf.argmax(out, axis=-1, output_type=tf.int32), labels), tf.float32)
             return tf.reduce_mean(ce, axis=1), tf.reduce_sum(hits, axis=1)
         err = y[None] - out
-        return tf.reduce_mean(tf.square(err), axis=[1, 2]), tf.reduce_sum(tf.reduce_mean(tf.abs(err), axis=2), axis=1)
+        return tf.reduce_mean(tf.square(err), axis=[1, 2]), tf.reduce_sum(
+            tf.reduce_mean(tf.abs(err), axis=2), axis=1
+        )
 
     def _penalty(self) -> Any:
         """[K] L1/L2 penalty of each net's hidden kernels (not the output layer's)."""
@@ -180,7 +183,8 @@ class PathTrainer:
         # few hundred real rows moves in coarse steps and hides what regularizing does).
         test_error = test_loss if self._classes > 1 else test_metric / n_test
         return tf.stack(
-            [loss_sum / self._n, metric_sum / self._n, val_loss + penalty, val_metric / n_val, test_error], axis=1
+            [loss_sum / self._n, metric_sum / self._n, val_loss + penalty, val_metric / n_val, test_error],
+            axis=1,
         )
 
     def run(self, epochs: int) -> np.ndarray:

@@ -163,7 +163,7 @@ def make_split(family: Family, n: int, noise: float, seed: int, validation_split
         x_all, y_all = family.real()
         order = rng.permutation(len(x_all))
         # A real dataset is small: 60 % for train+val, 40 % held out.
-        cut = int(round(0.6 * len(order)))
+        cut = round(0.6 * len(order))
         fit, test = order[:cut], order[cut:]
         x, y, x_test, y_test = x_all[fit], y_all[fit], x_all[test], y_all[test]
     else:
@@ -172,7 +172,7 @@ def make_split(family: Family, n: int, noise: float, seed: int, validation_split
         # The test set is noise-free in its inputs' distribution but keeps the
         # label noise: held-out error is what a user would see on new data.
         x_test, y_test = family.draw(rng, SYNTHETIC_TEST_ROWS, noise)
-    n_val = max(1, int(round(validation_split * len(x))))
+    n_val = max(1, round(validation_split * len(x)))
     n_train = len(x) - n_val
     mean, std = x[:n_train].mean(axis=0), x[:n_train].std(axis=0)
     std = np.where(std > 0, std, 1.0)

@@ -120,7 +120,10 @@ def rules_to_markdown(rules: Sequence[Any], combiner: Any = None) -> str:
         lines.append(f"| {rule.code} | `{cell(rule.name)}` | {cell(rule.description)} | {thresholds} |")
     if combiner is not None:
         lines += ["", f"### Combiner weights (fitted on {combiner.fitted_on})", ""]
-        lines += ["| evidence | overfit | underfit | balanced | what it measures |", "| --- | ---: | ---: | ---: | --- |"]
+        lines += [
+            "| evidence | overfit | underfit | balanced | what it measures |",
+            "| --- | ---: | ---: | ---: | --- |",
+        ]
         for row in combiner_rows(combiner):
             weights = " | ".join(f"{row[c]:+.2f}" for c in _CLASSES)
             lines.append(f"| `{row['evidence']}` | {weights} | {cell(row['description'])} |")

@@ -21,11 +21,20 @@ from fitdoc.verdict import Verdict
     "Validation error settled (twice the epochs would barely help, no rebound) with a moderate val/train gap.",
     min_gain=(0.10, "fraction", "predicted fall of val at twice the epochs below which val has settled"),
     max_ratio=(3.0, "ratio", "val/train ratio at the end above which the gap is too wide"),
-    max_rebound=(0.10, "fraction", "rise of the final val above its level half-way (5-epoch means) that is still fine"),
+    max_rebound=(
+        0.10,
+        "fraction",
+        "rise of the final val above its level half-way (5-epoch means) that is still fine",
+    ),
     max_last_fall=(
         0.15,
         "fraction",
         "fall of val over the last doubling of the run (E/2 to E) below which it has settled",
+    ),
+    max_rise_2x=(
+        0.05,
+        "fraction",
+        "predicted rise of val at twice the epochs (its trend over the last quarter) below which it has settled",
     ),
 )
 def converged(f: Features, reg: Regularization | None, t: Mapping[str, float]) -> Vote | None:
@@ -36,6 +45,9 @@ def converged(f: Features, reg: Regularization | None, t: Mapping[str, float]) -
     if not all(math.isfinite(v) for v in (gain, ratio, change)):
         return None
     if gain >= t["min_gain"] or ratio > t["max_ratio"] or change > t["max_rebound"]:
+        return None
+    # A val whose recent trend points up is getting worse, not settling (short runs above all).
+    if gain <= -t["max_rise_2x"]:
         return None
     # A val that fell this much from E/2 to E has not settled, whatever a short tail's trend says.
     if f.val_last_fall >= t["max_last_fall"]:

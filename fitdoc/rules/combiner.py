@@ -87,7 +87,8 @@ def evidence(features: Features, findings: Sequence[Finding], reg: Regularizatio
         _clip(f.best_position, 0.0, 1.0),
         _clip(f.val_noise, 0.0, 1.0),
         _clip(max(f.train_progress, f.val_progress), 0.0, 1.0),
-        _clip(20.0 / max(f.n_epochs, 1), 0.0, 3.0),
+        # Clipped at the shortest runs the combiner was fitted on (10 evaluations).
+        _clip(20.0 / max(f.n_epochs, 1), 0.0, 2.0),
     )
     if reg is None:
         config = (0.0, 0.0, 0.0)

@@ -29,7 +29,7 @@ def no_validation(f: Features, reg: Regularization | None, t: Mapping[str, float
     "FD002",
     "history.too_short",
     "Too few evaluations to tell a trend from noise.",
-    min_epochs=(6.0, "epochs", "fewest evaluations a history needs to be judged"),
+    min_epochs=(5.0, "epochs", "fewest evaluations a history needs to be judged"),
 )
 def too_short(f: Features, reg: Regularization | None, t: Mapping[str, float]) -> Vote | None:
     if f.n_epochs >= t["min_epochs"]:

@@ -38,7 +38,11 @@ def gap(f: Features, reg: Regularization | None, t: Mapping[str, float]) -> Vote
     "FD102",
     "overfit.rebound",
     "Stopping at half the epochs would have ended with a clearly lower validation error (missed early stop).",
-    min_gain=(0.10, "fraction", "fall of the final val had the run stopped at half its epochs (5-epoch means)"),
+    min_gain=(
+        0.10,
+        "fraction",
+        "fall of the final val had the run stopped at half its epochs (5-epoch means)",
+    ),
     full_gain=(0.30, "fraction", "that fall at which the finding is at full strength"),
     min_z=(2.0, "noise units", "that fall in units of val's epoch-to-epoch jitter needed to trust it"),
 )

@@ -15,7 +15,11 @@ from fitdoc.verdict import Cause, Verdict
 
 def _what(reg: Regularization | None, f: Features, logged_strong: bool) -> str:
     if reg is not None:
-        return f"L2 {reg.l2:g}, L1 {reg.l1:g}, dropout {reg.dropout:g}" if reg.l1 else f"L2 {reg.l2:g}, dropout {reg.dropout:g}"
+        return (
+            f"L2 {reg.l2:g}, L1 {reg.l1:g}, dropout {reg.dropout:g}"
+            if reg.l1
+            else f"L2 {reg.l2:g}, dropout {reg.dropout:g}"
+        )
     return f"regularization {f.reg_share:.0%} of the loss" if logged_strong else "regularization unknown"
 
 
@@ -27,7 +31,11 @@ def _what(reg: Regularization | None, f: Features, logged_strong: bool) -> str:
     max_train_drop=(0.20, "fraction", "fall of train over the second half below which train is flat"),
     min_l2=(1e-3, "L2 factor", "L2 (or L1) factor from which the config counts as strongly regularized"),
     min_dropout=(0.2, "dropout rate", "dropout rate from which the config counts as strongly regularized"),
-    min_reg_share=(0.5, "fraction", "regularization share of the train loss (when logged) that counts as strong"),
+    min_reg_share=(
+        0.5,
+        "fraction",
+        "regularization share of the train loss (when logged) that counts as strong",
+    ),
 )
 def over_regularized(f: Features, reg: Regularization | None, t: Mapping[str, float]) -> Vote | None:
     ratio, drop = f.gap_ratio_end, f.train_half_drop
@@ -54,7 +62,11 @@ def over_regularized(f: Features, reg: Regularization | None, t: Mapping[str, fl
     "FD204",
     "underfit.train_above_val",
     "Train error (measured with dropout on) above val: the regularizer, not the data, limits the fit.",
-    train_above=(1.0, "ratio", "val/train ratio below which train-mode regularization dominates, config known"),
+    train_above=(
+        1.0,
+        "ratio",
+        "val/train ratio below which train-mode regularization dominates, config known",
+    ),
     train_above_unknown=(
         0.98,
         "ratio",

@@ -1,0 +1,164 @@
+"""The corpus factory (benchmarks/corpus_factory.py): its labelling rule, its
+store, its early-stopping cut and one tiny path trained for real."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from benchmarks.corpus.labels import Member, label_run, mean_at, step_direction
+from benchmarks.corpus.store import append_path, early_stop_epochs, read_paths, runs_of
+
+
+def flat(value: float, n: int = 40) -> np.ndarray:
+    return np.full(n, value)
+
+
+def test_mean_at_averages_the_five_epochs_ending_at_e() -> None:
+    test = np.arange(1.0, 41.0)
+    assert mean_at(test, 10) == pytest.approx(np.mean([6, 7, 8, 9, 10]))
+    assert np.isnan(mean_at(test, 41))
+
+
+def test_neighbours_are_one_sensible_step() -> None:
+    none, l2_4, l2_2, do2, do5, both = (
+        Member(0.0, 0.0, flat(1)),
+        Member(1e-4, 0.0, flat(1)),
+        Member(1e-2, 0.0, flat(1)),
+        Member(0.0, 0.2, flat(1)),
+        Member(0.0, 0.5, flat(1)),
+        Member(1e-4, 0.2, flat(1)),
+    )
+    assert step_direction(none, l2_4) == 1  # no L2 counts as 1e-6: two decades
+    assert step_direction(none, l2_2) == 0  # four decades: not one step
+    assert step_direction(l2_4, none) == -1
+    assert step_direction(none, do2) == 1 and step_direction(do5, do2) == -1
+    assert step_direction(none, do5) == 0  # two dropout steps
+    assert step_direction(none, both) == 1
+    assert step_direction(l2_4, do2) == 0  # less L2 but more dropout: no direction
+
+
+def path_with(me: np.ndarray, more_reg: np.ndarray, less_reg: np.ndarray) -> list[Member]:
+    return [Member(1e-4, 0.0, me), Member(1e-3, 0.0, more_reg), Member(1e-5, 0.0, less_reg)]
+
+
+def test_a_run_that_more_regularization_helps_is_overfit() -> None:
+    label = label_run(path_with(flat(1.0), flat(0.8), flat(1.05)), 0, 20)
+    assert label is not None
+    assert (label.label, label.cause, label.best_change) == (
+        "overfit",
+        "more regularization",
+        "l2=0.001,dropout=0",
+    )
+    assert label.gain_more == pytest.approx(0.2)
+
+
+def test_a_run_still_improving_is_underfit_not_converged() -> None:
+    me = np.concatenate([flat(1.0, 20), flat(0.7, 20)])
+    label = label_run(path_with(me, flat(1.0), flat(1.0)), 0, 20)
+    assert label is not None and (label.label, label.cause) == ("underfit", "not converged")
+
+
+def test_a_run_less_regularization_helps_is_underfit_over_regularized() -> None:
+    label = label_run(path_with(flat(1.0), flat(1.2), flat(0.85)), 0, 20)
+    assert label is not None and (label.label, label.cause) == ("underfit", "over-regularized")
+
+
+def test_balanced_and_ambiguous() -> None:
+    balanced = label_run(path_with(flat(1.0), flat(0.97), flat(0.98)), 0, 20)
+    ambiguous = label_run(path_with(flat(1.0), flat(0.93), flat(1.0)), 0, 20)
+    assert balanced is not None and balanced.label == "balanced"
+    assert ambiguous is not None and ambiguous.label == "ambiguous"
+
+
+def test_a_cut_that_was_not_trained_to_twice_its_epochs_is_not_labelled() -> None:
+    assert label_run(path_with(flat(1.0), flat(1.0), flat(1.0)), 0, 30) is None
+
+
+def test_early_stopping_stops_where_keras_would() -> None:
+    val = np.array([1.0, 0.8, 0.7, 0.71, 0.72, 0.73, 0.6, 0.9, 0.9, 0.9])
+    # patience 3: no improvement at epochs 3, 4, 5 -> stops after epoch 5 (6 epochs trained).
+    assert early_stop_epochs(val, 3, 10) == 6
+    assert early_stop_epochs(val, 4, 10) == 10
+
+
+def stored_path(key: str = "p0-00000") -> dict:
+    rng = np.random.default_rng(0)
+    n = 40
+    nets = []
+    for penalty, dropout in ((0.0, 0.0), (1e-4, 0.0), (0.0, 0.2)):
+        curve = list(0.2 + np.exp(-np.arange(n) / 8) + 0.01 * rng.standard_normal(n))
+        nets.append(
+            {
+                "l2": penalty,
+                "l1": 0.0,
+                "dropout": dropout,
+                "loss": curve,
+                "metric": curve,
+                "val_loss": curve,
+                "val_metric": curve,
+                "test_error": curve,
+            }
+        )
+    return {
+        "key": key,
+        "family": "wave",
+        "task": "regression",
+        "order": "fixed",
+        "path_kind": "l2",
+        "layers": 2,
+        "units": 16,
+        "batch": 32,
+        "lr": 0.001,
+        "cuts": [10, 20],
+        "patience": 5,
+        "nets": nets,
+    }
+
+
+def test_the_store_keeps_every_finished_path_and_skips_a_torn_one(tmp_path: Path) -> None:
+    shard = tmp_path / "paths-s1-w0.jsonl.gz"
+    append_path(shard, stored_path("p0-00000"))
+    append_path(shard, stored_path("p0-00001"))
+    whole = shard.read_bytes()
+    torn = gzip.compress(json.dumps(stored_path("p0-00002")).encode())[:-20]
+    shard.write_bytes(whole + torn)
+    assert [p["key"] for p in read_paths(tmp_path)] == ["p0-00000", "p0-00001"]
+
+
+def test_runs_are_cut_from_a_path_with_their_history_and_config() -> None:
+    runs = list(runs_of(stored_path()))
+    assert {r.epochs for r in runs} >= {10, 20}
+    run = next(r for r in runs if r.epochs == 10 and r.model["l2"] == 1e-4)
+    assert list(run.history) == ["epoch", "loss", "mae", "val_loss", "val_mae"]
+    assert len(run.history["val_mae"]) == 10
+    assert run.training["epochs"] == 10 and "early_stopping" not in run.training
+    assert run.label.label in {"overfit", "underfit", "balanced", "ambiguous"}
+
+
+@pytest.mark.training
+def test_a_tiny_path_trains_for_real_in_both_row_orders() -> None:
+    from benchmarks.corpus.engine import FIELDS, NetSpec, PathTrainer
+    from benchmarks.corpus.families import FAMILIES, make_split
+
+    split = make_split(FAMILIES["moons"], 200, 0.1, seed=3)
+    specs = [NetSpec(2, 16, 0.0, 0.0, 0.0), NetSpec(2, 16, 1e-3, 0.0, 0.2)]
+    curves = {}
+    for order in ("reshuffle", "fixed"):
+        trainer = PathTrainer(
+            specs, split, classes=2, optimizer="adam", lr=0.01, batch_size=32, order=order, seed=1
+        )
+        curves[order] = trainer.run(6)
+    for values in curves.values():
+        assert values.shape == (2, 6, len(FIELDS))
+        assert np.isfinite(values).all()
+        accuracy = values[0, :, FIELDS.index("metric")]
+        assert accuracy.min() >= 0.0 and accuracy.max() <= 1.0
+        assert values[0, -1, FIELDS.index("loss")] < values[0, 0, FIELDS.index("loss")]
+    # Same seed, same first epoch (one permutation), different from then on.
+    assert np.allclose(curves["fixed"][:, 0], curves["reshuffle"][:, 0])
+    assert not np.allclose(curves["fixed"][:, 1:], curves["reshuffle"][:, 1:])

@@ -382,20 +382,58 @@ def diagnose(
 
 
 def _emit_config(runs: Sequence[LoadedRun], diagnoses: Sequence[Diagnosis], out: Path) -> None:
+    """Write the config to train next, renamed after its change; nothing when there is no change.
+
+    A balanced (or inconclusive) run has no next step: that is an answer, not
+    bad input, so a CI job that always passes --emit-config keeps exit 0.
+    """
     from fitdoc.config import write_config
     from fitdoc.suggest import next_config
 
     if len(runs) != 1:
         raise FitdocError(f"needs exactly one history, got {len(runs)}", field="--emit-config")
     run, diagnosis = runs[0], diagnoses[0]
+    suggestion = diagnosis.suggestion
+    if suggestion is None or (suggestion.primary.to is None and run.config is not None):
+        why = f"the run is {diagnosis.verdict}" if suggestion is None else "the ladder has no further step"
+        _stderr().print(f"{out}: nothing written: {why}, so there is no change to apply", highlight=False)
+        return
     if run.config is None:
         raise FitdocError(
             "the run's config is unknown; pass --config or diagnose a run directory", field="--emit-config"
         )
-    if diagnosis.suggestion is None or diagnosis.suggestion.primary.to is None:
-        raise FitdocError(f"no concrete change to apply (verdict {diagnosis.verdict})", field="--emit-config")
-    write_config(next_config(run.config, diagnosis.suggestion), out)
-    _stderr().print(f"wrote {out} ({diagnosis.suggestion.primary.text})", highlight=False)
+    change = suggestion.primary
+    config = next_config(run.config, suggestion)
+    config = config.with_changes({"name": next_run_name(run.config.name, change.key, change.to)})
+    write_config(config, out)
+    _stderr().print(f"wrote {out} as {config.name!r} ({change.text})", highlight=False)
+
+
+def next_run_name(name: str, key: str, value: Any) -> str:
+    """`founding-noreg` + `model.l2 -> 0.0001` -> `founding-noreg-l2-0.0001`.
+
+    A suffix of an earlier change to the same key is replaced, not stacked
+    (`founding-l2-1e-3` -> `founding-l2-0.0001`), and the result fits the
+    100 characters a name may have.
+    """
+    import re
+
+    leaf = key.rsplit(".", 1)[-1].replace("_", "-")
+    if isinstance(value, dict):
+        text = "-".join(f"{k.replace('_', '-')}-{_name_value(v)}" for k, v in value.items())
+    else:
+        text = _name_value(value)
+    suffix = f"-{leaf}-{text}" if text else f"-{leaf}"
+    base = re.sub(rf"-{re.escape(leaf)}-[0-9][0-9a-z.+-]*$", "", name) or name
+    return base[: 100 - len(suffix)] + suffix
+
+
+def _name_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() else f"{value:g}"
+    return "" if value is None else str(value)
 
 
 @app.command()

@@ -97,7 +97,8 @@ def exit_boundary(command: F) -> F:
         except (typer.Exit, typer.Abort):
             raise
         except FitdocError as exc:
-            _error_line(exc.one_line())
+            for line in exc.lines():
+                _error_line(line)
             raise typer.Exit(int(exc.exit_code)) from None
         except KeyboardInterrupt:
             _error_line("interrupted")
@@ -207,7 +208,8 @@ def _load_runs(
 def _report_errors(errors: Iterable[FitdocError]) -> int:
     code = 0
     for exc in errors:
-        _error_line(exc.one_line())
+        for line in exc.lines():
+            _error_line(line)
         code = max(code, int(exc.exit_code))
     return code
 

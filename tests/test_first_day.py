@@ -72,3 +72,61 @@ def test_balanced_run_writes_nothing_says_so_and_exits_0(tmp_path: Path) -> None
     assert (
         proc.stderr.strip() == f"{out}: nothing written: the run is balanced, so there is no change to apply"
     )
+
+
+# ---------------------------------------------------------------- 6. messages
+
+
+def test_every_config_problem_gets_its_own_line(tmp_path: Path) -> None:
+    config = tmp_path / "three.yaml"
+    config.write_text(
+        "data:\n  synthetic: founding\nmodel:\n  l2: -1\n  unitz: 3\ntraining:\n  epochs: many\n"
+    )
+    proc = run_fitdoc("train", str(config))
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert [line.split(": ")[1:3] for line in lines] == [
+        [str(config), "model.l2"],
+        [str(config), "model.unitz"],
+        [str(config), "training.epochs"],
+    ]
+    assert all(line.startswith("error: ") for line in lines)
+    assert "did you mean 'units'" in lines[1] and "'many'" in lines[2]
+    assert "more problem" not in proc.stderr
+
+
+def test_a_tab_in_yaml_is_named_as_such(tmp_path: Path) -> None:
+    config = tmp_path / "tab.yaml"
+    config.write_text("data:\n\tsynthetic: founding\n")
+    proc = run_fitdoc("train", str(config))
+    assert proc.returncode == 2
+    assert proc.stderr == (
+        f"error: {config}: invalid YAML: a tab at line 2, column 1; YAML forbids tabs for indentation "
+        "and between tokens: use spaces\n"
+    )
+
+
+@pytest.mark.parametrize("text", ["model:\n  l2: 0.001\n", ""])
+def test_a_config_without_data_says_synthetic_or_path(tmp_path: Path, text: str) -> None:
+    config = tmp_path / "nodata.yaml"
+    config.write_text(text)
+    proc = run_fitdoc("train", str(config))
+    assert proc.returncode == 2
+    assert len(proc.stderr.splitlines()) == 1
+    assert "`data.synthetic`" in proc.stderr and "`data.path`" in proc.stderr
+    assert "founding" in proc.stderr
+
+
+def test_errors_raised_through_the_api_name_their_file(tmp_path: Path) -> None:
+    import fitdoc
+    from fitdoc.errors import HistoryError
+
+    missing = tmp_path / "nowhere" / "history.csv"
+    with pytest.raises(HistoryError) as caught:
+        fitdoc.diagnose(missing)
+    assert str(caught.value).startswith(f"{missing}: ")
+    bad = tmp_path / "abc.json"
+    bad.write_text("{not json")
+    with pytest.raises(HistoryError) as caught:
+        fitdoc.diagnose(bad)
+    assert str(bad) in str(caught.value)

@@ -94,6 +94,12 @@ class DataConfig(_Section):
         description="Fraction held out before training as a test set; adds a `test_mae` column "
         "(never read by the rules).",
     )
+    heldout_samples: Int = Field(
+        0,
+        ge=0,
+        description="With `synthetic` and no `test_split`: rows of a separate fresh sample scored "
+        "each epoch as `test_mae` (never read by the rules); 0 adds no column.",
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> DataConfig:
@@ -101,6 +107,12 @@ class DataConfig(_Section):
             raise ValueError("give exactly one of `synthetic` or `path`")
         if self.path is not None and self.target is None:
             raise ValueError("`target` is required with `path`")
+        if self.heldout_samples and self.path is not None:
+            raise ValueError(
+                "`heldout_samples` draws fresh rows of a `synthetic` dataset; with `path` use `test_split`"
+            )
+        if self.heldout_samples and self.test_split > 0:
+            raise ValueError("give `test_split` or `heldout_samples`, not both")
         return self
 
 

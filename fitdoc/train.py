@@ -295,11 +295,15 @@ def run_training(config: Config, *, console: Console, progress: bool = True) -> 
     """
     from fitdoc.model import build_model, compile_model, import_keras
 
+    # Bad data is named before anything is created and before TensorFlow's seconds of
+    # import; what was left out of it is said aloud.
+    data = load_data(config.data, seed=config.seed, validation_split=config.training.validation_split)
+    for note in data.notes:
+        console.print(f"note: {data.source}: {note}", highlight=False, soft_wrap=True)
+    output_dir = prepare_output_dir(config.output.dir)
     keras = import_keras()
     import tensorflow as tf
 
-    output_dir = prepare_output_dir(config.output.dir)
-    data = load_data(config.data, seed=config.seed, validation_split=config.training.validation_split)
     started_wall = time.time()
     started = time.perf_counter()
     # From here on a signal never leaves a run.json saying `running`: the first one is

@@ -130,3 +130,58 @@ def test_errors_raised_through_the_api_name_their_file(tmp_path: Path) -> None:
     with pytest.raises(HistoryError) as caught:
         fitdoc.diagnose(bad)
     assert str(bad) in str(caught.value)
+
+
+# ---------------------------------------------------------------- 5. bad input accepted silently
+
+
+def write_csv(path: Path, rows: int, *, city: bool = False) -> Path:
+    lines = ["a,b,y" + (",city" if city else "")]
+    for i in range(rows):
+        lines.append(f"{i},{(i * 7) % 5},{i * 0.5}" + (",paris" if city else ""))
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_a_tiny_csv_is_refused_naming_the_count(tmp_path: Path) -> None:
+    write_csv(tmp_path / "three.csv", 3)
+    config = tmp_path / "c.yaml"
+    config.write_text(f"data:\n  path: three.csv\n  target: y\noutput:\n  dir: {tmp_path / 'runs'}\n")
+    proc = run_fitdoc("train", str(config))
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr == (
+        f"error: {tmp_path / 'three.csv'}: data.path: 3 rows give 2 training and 1 validation rows; "
+        "fitdoc needs at least 10 training and 5 validation rows (at least 21 rows at validation_split=0.2)\n"
+    )
+    assert not (tmp_path / "runs").exists()  # refused before any run directory
+
+
+def test_too_few_synthetic_rows_name_n_samples() -> None:
+    from fitdoc.config import DataConfig
+    from fitdoc.data import load_data
+    from fitdoc.errors import DataError
+
+    with pytest.raises(
+        DataError, match=r"^data\.n_samples: 12 rows give 9 training and 3 validation"
+    ) as caught:
+        load_data(DataConfig(synthetic="wave", n_samples=12), seed=0, validation_split=0.25)
+    assert "at least 17 rows at validation_split=0.25" in str(caught.value)
+    with pytest.raises(DataError, match="16 rows give 12 training and 4 validation"):
+        load_data(DataConfig(synthetic="wave", n_samples=16), seed=0, validation_split=0.25)
+    load_data(DataConfig(synthetic="wave", n_samples=17), seed=0, validation_split=0.25)  # just enough
+
+
+@pytest.mark.training
+def test_left_out_columns_are_printed_and_no_test_mae_without_a_test_split(tmp_path: Path) -> None:
+    write_csv(tmp_path / "d.csv", 60, city=True)
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        "data:\n  path: d.csv\n  target: y\nmodel:\n  hidden_layers: 1\n  units: 4\n"
+        f"training:\n  epochs: 2\noutput:\n  dir: {tmp_path / 'runs'}\n"
+    )
+    proc = run_fitdoc("train", str(config), "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    assert f"note: {tmp_path / 'd.csv'}: non-numeric columns not used as features: city" in proc.stderr
+    run_dir = Path(proc.stdout.strip().splitlines()[-1])
+    header = (run_dir / "history.csv").read_text().splitlines()[0].split(",")
+    assert "test_mae" not in header and "val_mae" in header

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -185,3 +186,41 @@ def test_left_out_columns_are_printed_and_no_test_mae_without_a_test_split(tmp_p
     run_dir = Path(proc.stdout.strip().splitlines()[-1])
     header = (run_dir / "history.csv").read_text().splitlines()[0].split(",")
     assert "test_mae" not in header and "val_mae" in header
+
+
+# ---------------------------------------------------------------- 7. help text
+
+COMMANDS = ["", "train", "diagnose", "plot", "compare", "tune", "rules", "schema"]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_help_reads_like_a_well_kept_cli(command: str) -> None:
+    result = runner.invoke(app, [*command.split(), "--help"], env={"COLUMNS": "120"})
+    assert result.exit_code == 0, result.output
+    text = result.stdout
+    # No Python types as metavars (`<bool>`, `<list[str]>`, `<path>`), no `{CONFIG}`.
+    assert not re.search(r"<[a-zA-Z_\[\]|, ]+>", text), text
+    assert "{" not in text and "list[" not in text
+    usage = next(line.strip() for line in text.splitlines() if line.strip().startswith("Usage:"))
+    expected = {
+        "": "Usage: fitdoc [OPTIONS] COMMAND [ARGS]...",
+        "train": "Usage: fitdoc train [OPTIONS] CONFIG",
+        "tune": "Usage: fitdoc tune [OPTIONS] CONFIG",
+        "diagnose": "Usage: fitdoc diagnose [OPTIONS] PATH...",
+        "plot": "Usage: fitdoc plot [OPTIONS] PATH...",
+        "compare": "Usage: fitdoc compare [OPTIONS] PATH...",
+        "rules": "Usage: fitdoc rules [OPTIONS]",
+        "schema": "Usage: fitdoc schema [OPTIONS]",
+    }
+    assert usage == expected[command]
+
+
+def test_flags_show_no_value_and_options_name_theirs() -> None:
+    text = runner.invoke(app, ["train", "--help"], env={"COLUMNS": "120"}).stdout
+    quiet = next(line for line in text.splitlines() if "--quiet" in line)
+    assert re.sub(r"[│\s]+", " ", quiet).strip() == "--quiet -q No progress output (for CI logs)."
+    assert re.search(r"--set\s+KEY=VALUE", text)
+    assert re.search(r"--format\s+\[text\|json\|markdown\|github\]", text)
+    diagnose = runner.invoke(app, ["diagnose", "--help"], env={"COLUMNS": "120"}).stdout
+    for option, metavar in [("--emit-config", "FILE"), ("--train-col", "COLUMN"), ("--fail-on", "VERDICTS")]:
+        assert re.search(rf"{option}\s+{metavar}\s", diagnose), option

@@ -387,7 +387,8 @@ def train(
     else:
         diagnoses = _diagnose_runs([run], None)
         if plot:
-            _plot([run], diagnoses, result.run_dir / "curves.png", "auto")
+            written = _plot([run], diagnoses, result.run_dir / "curves.png", "auto")
+            _stderr().print(f"wrote {written}", highlight=False, soft_wrap=True)
         _render_diagnoses(diagnoses, output_format, None)
         code = max(code, _verdict_code(diagnoses, fail))
     typer.echo(str(result.run_dir))

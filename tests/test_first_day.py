@@ -224,3 +224,73 @@ def test_flags_show_no_value_and_options_name_theirs() -> None:
     diagnose = runner.invoke(app, ["diagnose", "--help"], env={"COLUMNS": "120"}).stdout
     for option, metavar in [("--emit-config", "FILE"), ("--train-col", "COLUMN"), ("--fail-on", "VERDICTS")]:
         assert re.search(rf"{option}\s+{metavar}\s", diagnose), option
+
+
+# ---------------------------------------------------------------- 8. progress
+
+
+class Clock:
+    """Seconds that pass only when the test says so."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def row(epoch: int) -> dict[str, float]:
+    return {"epoch": epoch, "loss": 0.5, "mae": 0.25, "val_loss": 0.6, "val_mae": 0.3}
+
+
+def test_no_eta_until_a_few_epochs_and_none_from_the_compile_epoch() -> None:
+    import io
+
+    from rich.console import Console
+
+    from fitdoc.train import ProgressDisplay
+
+    clock, out = Clock(), io.StringIO()
+    console = Console(file=out, width=200)
+    with ProgressDisplay(console, total=1000, enabled=True, every=1, clock=clock) as display:
+        for epoch in range(5):
+            clock.now += 9.75 if epoch == 0 else 0.01  # the first epoch traces and compiles
+            display.epoch_done(row(epoch))
+    lines = out.getvalue().splitlines()
+    assert lines[0] == "epoch 1/1000  loss 0.5  mae 0.25  val_loss 0.6  val_mae 0.3  9.8s elapsed"
+    assert "ETA" not in lines[1]
+    # From the third epoch on: 0.01 s an epoch for the 997 left, not the first epoch's 9.75 s.
+    assert lines[2].endswith("9.8s elapsed, ETA 10s")
+    assert lines[4].endswith(", ETA 10s")
+
+
+def test_the_bar_leaves_a_one_line_summary_on_a_terminal() -> None:
+    import io
+
+    from rich.console import Console
+
+    from fitdoc.train import ProgressDisplay
+
+    clock, out = Clock(), io.StringIO()
+    console = Console(file=out, width=120, force_terminal=True, color_system=None)
+    with ProgressDisplay(console, total=20, enabled=True, clock=clock) as display:
+        for epoch in range(20):
+            clock.now += 0.5
+            display.epoch_done(row(epoch))
+    text = out.getvalue()
+    assert text.rstrip().endswith("epoch 20/20  loss 0.5  mae 0.25  val_loss 0.6  val_mae 0.3  (10.0s)")
+    assert display.eta(20) == 0.0
+
+
+@pytest.mark.training
+def test_train_plot_says_where_the_picture_went(tmp_path: Path) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        "data:\n  synthetic: wave\n  n_samples: 200\nmodel:\n  hidden_layers: 1\n  units: 4\n"
+        f"training:\n  epochs: 3\noutput:\n  dir: {tmp_path / 'runs'}\n"
+    )
+    proc = run_fitdoc("train", str(config), "--quiet", "--plot")
+    assert proc.returncode == 0, proc.stderr
+    run_dir = Path(proc.stdout.strip().splitlines()[-1])
+    assert (run_dir / "curves.png").stat().st_size > 1000
+    assert f"wrote {run_dir / 'curves.png'}" in proc.stderr.splitlines()

@@ -294,3 +294,48 @@ def test_train_plot_says_where_the_picture_went(tmp_path: Path) -> None:
     run_dir = Path(proc.stdout.strip().splitlines()[-1])
     assert (run_dir / "curves.png").stat().st_size > 1000
     assert f"wrote {run_dir / 'curves.png'}" in proc.stderr.splitlines()
+
+
+# ---------------------------------------------------------------- 9. small things
+
+
+def test_inconclusive_shows_no_confidence_in_text_or_markdown() -> None:
+    too_short = VERDICTS / "too-short"
+    text = runner.invoke(app, ["diagnose", str(too_short)], env={"COLUMNS": "120"}).stdout
+    assert "inconclusive  no verdict on this evidence" in text
+    assert "confidence" not in text
+    markdown = runner.invoke(app, ["diagnose", str(too_short), "--format", "markdown"]).stdout
+    assert "| ⚪ inconclusive | - |" in markdown
+    assert "confidence 1.00" not in markdown
+    # A verdict that claims something keeps its number.
+    assert "confidence 0." in runner.invoke(app, ["diagnose", str(NOREG)]).stdout
+
+
+def test_text_gives_the_early_stopping_reason_markdown_gives() -> None:
+    import io
+
+    from rich.console import Console
+
+    from fitdoc.report.markdown import diagnoses_to_markdown
+    from fitdoc.report.text import render_diagnosis
+    from fitdoc.verdict import Cause, Change, Diagnosis, Suggestion, Verdict
+
+    reason = "stop at the validation minimum (epoch 101): training.early_stopping: none -> patience 30"
+    diagnosis = Diagnosis(
+        source="run/history.csv",
+        verdict=Verdict.OVERFIT,
+        cause=Cause.GAP,
+        confidence=0.8,
+        findings=(),
+        suggestion=Suggestion(
+            Change("model.l2", 0.0, 1e-4, "add L2: model.l2 0 -> 0.0001"),
+            (Change("training.early_stopping", None, {"patience": 30}, reason),),
+        ),
+        metric="mae",
+        epochs=300,
+        summary="overfit (gap)",
+    )
+    out = io.StringIO()
+    render_diagnosis(diagnosis, Console(file=out, width=200))
+    assert f"or: {reason}" in out.getvalue()
+    assert reason in diagnoses_to_markdown([diagnosis])

@@ -339,3 +339,38 @@ def test_text_gives_the_early_stopping_reason_markdown_gives() -> None:
     render_diagnosis(diagnosis, Console(file=out, width=200))
     assert f"or: {reason}" in out.getvalue()
     assert reason in diagnoses_to_markdown([diagnosis])
+
+
+def test_a_run_retraced_by_a_later_one_stays_visible_in_the_plot() -> None:
+    import numpy as np
+
+    from fitdoc.compare import RunView
+    from fitdoc.curves import Curves
+    from fitdoc.report.plot import HALO_WIDTH, build_figure, covered_runs
+
+    def curves(epochs: int, source: str) -> Curves:
+        e = np.arange(epochs, dtype=float)
+        return Curves(
+            epochs=e, train=0.02 + np.exp(-e / 20), val=0.1 + np.exp(-e / 25), metric="mae", source=source
+        )
+
+    short, long_, other = (
+        RunView("trial 1", curves(50, "t1.csv")),
+        RunView("trial 2", curves(100, "t2.csv")),  # the same seed, twice the epochs
+        RunView(
+            "trial 3", Curves(np.arange(100.0), np.full(100, 0.5), np.full(100, 0.6), "mae", source="t3")
+        ),
+    )
+    assert covered_runs([short, long_, other]) == {0: (1, 49.0)}
+    assert covered_runs([long_, short]) == {}  # the shorter one is drawn on top: nothing hidden
+    figure = build_figure([short, long_, other])
+    widths = {}
+    for line in figure.axes[0].get_lines():
+        if line.get_linestyle() == "-" and len(line.get_xdata()) > 1:
+            widths[len(line.get_xdata()), float(line.get_ydata()[-1])] = line.get_linewidth()
+    drawn = sorted(widths.items())
+    short_width = next(w for (n, _), w in drawn if n == 50)
+    long_width = next(w for (n, y), w in drawn if n == 100 and y != 0.6)
+    assert short_width == pytest.approx(long_width * HALO_WIDTH)
+    text = "\n".join(t.get_text() for t in figure.findobj(lambda a: hasattr(a, "get_text")))
+    assert "trial 1 runs exactly under trial 2 to epoch 49 (drawn wide beneath it)" in text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -374,3 +375,76 @@ def test_a_run_retraced_by_a_later_one_stays_visible_in_the_plot() -> None:
     assert short_width == pytest.approx(long_width * HALO_WIDTH)
     text = "\n".join(t.get_text() for t in figure.findobj(lambda a: hasattr(a, "get_text")))
     assert "trial 1 runs exactly under trial 2 to epoch 49 (drawn wide beneath it)" in text
+
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def readme_block(after: str, language: str) -> str:
+    """The first fenced block of `language` after the heading or line `after`."""
+    text = README.read_text(encoding="utf-8")
+    start = text.index(f"```{language}\n", text.index(after)) + len(language) + 4
+    return text[start : text.index("```", start)]
+
+
+def test_the_readme_api_example_prints_what_its_comments_say() -> None:
+    import contextlib
+    import io
+
+    code = readme_block("## Python API and the Keras callback", "python")
+    expected = [
+        line.split("  # ", 1)[1] if "  # " in line else None
+        for line in code.splitlines()
+        if line.startswith("print(")
+    ]
+    assert any(expected)
+    out = io.StringIO()
+    cwd = os.getcwd()
+    try:
+        os.chdir(README.parent)  # the example's path is relative to the repository root
+        with contextlib.redirect_stdout(out):
+            exec(compile(code, "README.md", "exec"), {})
+    finally:
+        os.chdir(cwd)
+    printed = out.getvalue().splitlines()
+    assert len(printed) == len(expected)
+    for got, want in zip(printed, expected, strict=True):
+        if want is not None:
+            assert got == want
+
+
+def test_the_readme_callback_sample_has_the_form_and_thresholds_the_callback_prints() -> None:
+    import io
+
+    import numpy as np
+
+    keras = pytest.importorskip("keras")
+    from fitdoc.keras import FitdocCallback
+
+    sample = [line for line in readme_block("stderr when the verdict changes", "").splitlines() if line]
+    # A real callback on a real (untrained) model, fed an overfitting history epoch by epoch.
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    out = io.StringIO()
+    doctor = FitdocCallback(stop_on="overfit", stream=out)
+    model.stop_training = False  # as fit() sets it before the first epoch
+    doctor.set_model(model)
+    doctor.set_params({"epochs": 1000})
+    doctor.on_train_begin()
+    for epoch in range(1000):
+        train = 0.01 + 0.5 * np.exp(-epoch / 3)
+        val = 0.05 + 0.5 * np.exp(-epoch / 3) + 0.0005 * epoch
+        doctor.on_epoch_begin(epoch)
+        doctor.on_epoch_end(epoch, {"loss": train**2, "mae": train, "val_loss": val**2, "val_mae": val})
+        if model.stop_training:
+            break
+    doctor.on_train_end()
+    printed = out.getvalue().splitlines()
+
+    def form(line: str) -> str:
+        return re.sub(r"\d+(\.\d+)?", "N", line)
+
+    def thresholds(line: str) -> list[str]:
+        return re.findall(r"(?:>|<|>=|<=) (\d+(?:\.\d+)?%?)", line)
+
+    assert [form(line) for line in sample] == [form(line) for line in printed], printed
+    assert [thresholds(line) for line in sample] == [thresholds(line) for line in printed]

@@ -34,7 +34,8 @@ class _HelpTidying:
 
     Typer 0.29 prints each parameter's Python type as its metavar; here flags get none,
     choices the usual brackets, and arguments only their name. Options that take a
-    value name it themselves (`metavar="FILE"`), and a test keeps it so.
+    value name it themselves (`metavar="FILE"`), and a test keeps it so. Typer's
+    internals are touched only where present, so an older typer keeps its own help.
     """
 
     def get_params(self, ctx: Any) -> list[Any]:
@@ -47,6 +48,8 @@ class _HelpTidying:
         pieces: list[str] = super().collect_usage_pieces(ctx)  # type: ignore[misc]
         arguments = [p for p in self.get_params(ctx) if p.param_type_name == "argument"]
         for argument in arguments:
+            if not hasattr(argument, "_usage_display_name"):  # an older typer writes usage as click does
+                continue
             raw = argument._usage_display_name()
             name = argument.metavar or argument.name.upper()
             if argument.nargs != 1 and not name.endswith("..."):
@@ -61,7 +64,7 @@ def _tidy_param(param: Any, ctx: Any) -> None:
         param.display_type_rich = lambda ctx: None
     elif param.metavar is None and getattr(param, "is_flag", False):
         param.metavar = ""
-    elif param.metavar is None:
+    elif param.metavar is None and hasattr(param, "display_type"):
         label = param.display_type(ctx)
         if "|" in label:
             param.metavar = "[" + label.strip("<>") + "]"

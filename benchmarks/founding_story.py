@@ -23,6 +23,7 @@ import pandas as pd
 from rich.console import Console
 
 from fitdoc.config import load_config
+from fitdoc.data import SYNTHETIC_HELDOUT_ROWS
 from fitdoc.diagnosis import diagnose_curves
 from fitdoc.history import read_history
 from fitdoc.train import run_training
@@ -47,7 +48,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         out = str(args.keep) if args.keep is not None else scratch
         for path in paths:
-            config = load_config(path, [*args.overrides, f"output.dir={out}"])
+            # A fresh held-out sample gives the test MAE column (never read by the rules).
+            held_out = f"data.heldout_samples={SYNTHETIC_HELDOUT_ROWS}"
+            config = load_config(path, [held_out, *args.overrides, f"output.dir={out}"])
             started = time.perf_counter()
             result = run_training(config, console=Console(file=io.StringIO()), progress=False)
             seconds = time.perf_counter() - started

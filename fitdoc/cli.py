@@ -27,8 +27,60 @@ if TYPE_CHECKING:
     from fitdoc.loading import LoadedRun, ReadOptions
     from fitdoc.verdict import Diagnosis
 
+
+class _HelpTidying:
+    """`--help` as a well-kept CLI writes it: `--quiet, -q` with no `<bool>`, choices as
+    `[text|json]`, arguments as `CONFIG` and `PATH...` (not `{CONFIG}`, `<list[Path]>`).
+
+    Typer 0.29 prints each parameter's Python type as its metavar; here flags get none,
+    choices the usual brackets, and arguments only their name. Options that take a
+    value name it themselves (`metavar="FILE"`), and a test keeps it so. Typer's
+    internals are touched only where present, so an older typer keeps its own help.
+    """
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        params: list[Any] = super().get_params(ctx)  # type: ignore[misc]
+        for param in params:
+            _tidy_param(param, ctx)
+        return params
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        pieces: list[str] = super().collect_usage_pieces(ctx)  # type: ignore[misc]
+        arguments = [p for p in self.get_params(ctx) if p.param_type_name == "argument"]
+        for argument in arguments:
+            if not hasattr(argument, "_usage_display_name"):  # an older typer writes usage as click does
+                continue
+            raw = argument._usage_display_name()
+            name = argument.metavar or argument.name.upper()
+            if argument.nargs != 1 and not name.endswith("..."):
+                name += "..."
+            pieces = [name if piece == raw else piece for piece in pieces]
+        return pieces
+
+
+def _tidy_param(param: Any, ctx: Any) -> None:
+    if param.param_type_name == "argument":
+        # The name says it (CONFIG, PATH...); the Python type beside it says nothing more.
+        param.display_type_rich = lambda ctx: None
+    elif param.metavar is None and getattr(param, "is_flag", False):
+        param.metavar = ""
+    elif param.metavar is None and hasattr(param, "display_type"):
+        label = param.display_type(ctx)
+        if "|" in label:
+            param.metavar = "[" + label.strip("<>") + "]"
+
+
+class _Command(_HelpTidying, typer.core.TyperCommand):
+    pass
+
+
+class _Group(_HelpTidying, typer.core.TyperGroup):
+    pass
+
+
 app = typer.Typer(
     name="fitdoc",
+    cls=_Group,
     help="Train dense regression nets and diagnose their learning curves: "
     "overfit, underfit or balanced, and the next regularization change to try.",
     no_args_is_help=True,
@@ -97,7 +149,8 @@ def exit_boundary(command: F) -> F:
         except (typer.Exit, typer.Abort):
             raise
         except FitdocError as exc:
-            _error_line(exc.one_line())
+            for line in exc.lines():
+                _error_line(line)
             raise typer.Exit(int(exc.exit_code)) from None
         except KeyboardInterrupt:
             _error_line("interrupted")
@@ -138,27 +191,39 @@ def _root(
 PathsArg = Annotated[
     list[Path],
     typer.Argument(
-        help="History files, run directories, or directories holding them (searched recursively)."
+        metavar="PATH...",
+        help="History files, run directories, or directories holding them (searched recursively).",
     ),
 ]
 FormatInOpt = Annotated[
     str | None,
     typer.Option(
-        "--format-in", help="Force the history format (fitdoc, keras_csv, pandas, json, lightning, hf)."
+        "--format-in",
+        metavar="FORMAT",
+        help="Force the history format (fitdoc, keras_csv, pandas, json, lightning, hf).",
     ),
 ]
-TrainColOpt = Annotated[str | None, typer.Option("--train-col", help="Column of the train series.")]
-ValColOpt = Annotated[str | None, typer.Option("--val-col", help="Column of the validation series.")]
+TrainColOpt = Annotated[
+    str | None, typer.Option("--train-col", metavar="COLUMN", help="Column of the train series.")
+]
+ValColOpt = Annotated[
+    str | None, typer.Option("--val-col", metavar="COLUMN", help="Column of the validation series.")
+]
 FailOnOpt = Annotated[
     str | None,
     typer.Option(
         "--fail-on",
+        metavar="VERDICTS",
         help="Comma-separated verdicts that make the exit code 1 (overfit,underfit,balanced,inconclusive).",
     ),
 ]
 SetOpt = Annotated[
     list[str] | None,
-    typer.Option("--set", help="Override a config field, e.g. --set training.epochs=50 (repeatable)."),
+    typer.Option(
+        "--set",
+        metavar="KEY=VALUE",
+        help="Override a config field, e.g. --set training.epochs=50 (repeatable).",
+    ),
 ]
 
 
@@ -207,7 +272,8 @@ def _load_runs(
 def _report_errors(errors: Iterable[FitdocError]) -> int:
     code = 0
     for exc in errors:
-        _error_line(exc.one_line())
+        for line in exc.lines():
+            _error_line(line)
         code = max(code, int(exc.exit_code))
     return code
 
@@ -281,7 +347,7 @@ def _plot(runs: Sequence[LoadedRun], diagnoses: Sequence[Diagnosis | None], out:
 # ------------------------------------------------------------------ commands
 
 
-@app.command()
+@app.command(cls=_Command)
 @exit_boundary
 def train(
     config_path: Annotated[Path, typer.Argument(metavar="CONFIG", help="The run's YAML config.")],
@@ -324,14 +390,15 @@ def train(
     else:
         diagnoses = _diagnose_runs([run], None)
         if plot:
-            _plot([run], diagnoses, result.run_dir / "curves.png", "auto")
+            written = _plot([run], diagnoses, result.run_dir / "curves.png", "auto")
+            _stderr().print(f"wrote {written}", highlight=False, soft_wrap=True)
         _render_diagnoses(diagnoses, output_format, None)
         code = max(code, _verdict_code(diagnoses, fail))
     typer.echo(str(result.run_dir))
     raise typer.Exit(code)
 
 
-@app.command()
+@app.command(cls=_Command)
 @exit_boundary
 def diagnose(
     paths: PathsArg,
@@ -342,17 +409,22 @@ def diagnose(
     config_path: Annotated[
         Path | None,
         typer.Option(
-            "--config", help="The run's config (model and training sections); overrides a run directory's."
+            "--config",
+            metavar="FILE",
+            help="The run's config (model and training sections); overrides a run directory's.",
         ),
     ] = None,
     emit_config: Annotated[
-        Path | None, typer.Option("--emit-config", help="Write the config to train next (one path only).")
+        Path | None,
+        typer.Option("--emit-config", metavar="FILE", help="Write the config to train next (one path only)."),
     ] = None,
     plot_path: Annotated[
-        Path | None, typer.Option("--plot", help="Also write the learning curves to this PNG/SVG.")
+        Path | None,
+        typer.Option("--plot", metavar="FILE", help="Also write the learning curves to this PNG/SVG."),
     ] = None,
     thresholds: Annotated[
-        Path | None, typer.Option("--thresholds", help="YAML file overriding rule thresholds.")
+        Path | None,
+        typer.Option("--thresholds", metavar="FILE", help="YAML file overriding rule thresholds."),
     ] = None,
     format_in: FormatInOpt = None,
     train_col: TrainColOpt = None,
@@ -382,29 +454,67 @@ def diagnose(
 
 
 def _emit_config(runs: Sequence[LoadedRun], diagnoses: Sequence[Diagnosis], out: Path) -> None:
+    """Write the config to train next, renamed after its change; nothing when there is no change.
+
+    A balanced (or inconclusive) run has no next step: that is an answer, not
+    bad input, so a CI job that always passes --emit-config keeps exit 0.
+    """
     from fitdoc.config import write_config
     from fitdoc.suggest import next_config
 
     if len(runs) != 1:
         raise FitdocError(f"needs exactly one history, got {len(runs)}", field="--emit-config")
     run, diagnosis = runs[0], diagnoses[0]
+    suggestion = diagnosis.suggestion
+    if suggestion is None or (suggestion.primary.to is None and run.config is not None):
+        why = f"the run is {diagnosis.verdict}" if suggestion is None else "the ladder has no further step"
+        _stderr().print(f"{out}: nothing written: {why}, so there is no change to apply", highlight=False)
+        return
     if run.config is None:
         raise FitdocError(
             "the run's config is unknown; pass --config or diagnose a run directory", field="--emit-config"
         )
-    if diagnosis.suggestion is None or diagnosis.suggestion.primary.to is None:
-        raise FitdocError(f"no concrete change to apply (verdict {diagnosis.verdict})", field="--emit-config")
-    write_config(next_config(run.config, diagnosis.suggestion), out)
-    _stderr().print(f"wrote {out} ({diagnosis.suggestion.primary.text})", highlight=False)
+    change = suggestion.primary
+    config = next_config(run.config, suggestion)
+    config = config.with_changes({"name": next_run_name(run.config.name, change.key, change.to)})
+    write_config(config, out)
+    _stderr().print(f"wrote {out} as {config.name!r} ({change.text})", highlight=False)
 
 
-@app.command()
+def next_run_name(name: str, key: str, value: Any) -> str:
+    """`founding-noreg` + `model.l2 -> 0.0001` -> `founding-noreg-l2-0.0001`.
+
+    A suffix of an earlier change to the same key is replaced, not stacked
+    (`founding-l2-1e-3` -> `founding-l2-0.0001`), and the result fits the
+    100 characters a name may have.
+    """
+    import re
+
+    leaf = key.rsplit(".", 1)[-1].replace("_", "-")
+    if isinstance(value, dict):
+        text = "-".join(f"{k.replace('_', '-')}-{_name_value(v)}" for k, v in value.items())
+    else:
+        text = _name_value(value)
+    suffix = f"-{leaf}-{text}" if text else f"-{leaf}"
+    base = re.sub(rf"-{re.escape(leaf)}-[0-9][0-9a-z.+-]*$", "", name) or name
+    return base[: 100 - len(suffix)] + suffix
+
+
+def _name_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() else f"{value:g}"
+    return "" if value is None else str(value)
+
+
+@app.command(cls=_Command)
 @exit_boundary
 def plot(
     paths: PathsArg,
-    output: Annotated[Path, typer.Option("--output", "-o", help="Image to write (.png or .svg).")] = Path(
-        "curves.png"
-    ),
+    output: Annotated[
+        Path, typer.Option("--output", "-o", metavar="FILE", help="Image to write (.png or .svg).")
+    ] = Path("curves.png"),
     log: Annotated[
         bool | None, typer.Option("--log/--linear", help="Force a log or linear y axis (default: auto).")
     ] = None,
@@ -428,7 +538,7 @@ def plot(
     raise typer.Exit(code)
 
 
-@app.command()
+@app.command(cls=_Command)
 @exit_boundary
 def compare(
     paths: PathsArg,
@@ -454,14 +564,15 @@ def compare(
     raise typer.Exit(code)
 
 
-@app.command()
+@app.command(cls=_Command)
 @exit_boundary
 def tune(
     config_path: Annotated[Path, typer.Argument(metavar="CONFIG", help="The starting config.")],
-    max_runs: Annotated[int, typer.Option("--max-runs", min=1, help="Budget of trainings.")] = 6,
-    parallel: Annotated[int, typer.Option("--parallel", min=1, help="Trials run at once.")] = 1,
+    max_runs: Annotated[int, typer.Option("--max-runs", min=1, metavar="N", help="Budget of trainings.")] = 6,
+    parallel: Annotated[int, typer.Option("--parallel", min=1, metavar="N", help="Trials run at once.")] = 1,
     tune_dir: Annotated[
-        Path | None, typer.Option("--dir", help="Tune directory (default: a new one under output.dir).")
+        Path | None,
+        typer.Option("--dir", metavar="DIR", help="Tune directory (default: a new one under output.dir)."),
     ] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the tune in --dir.")] = False,
     overrides: SetOpt = None,
@@ -488,11 +599,12 @@ def tune(
     raise typer.Exit(int(result.exit_code))
 
 
-@app.command()
+@app.command(cls=_Command)
 @exit_boundary
 def rules(
     thresholds: Annotated[
-        Path | None, typer.Option("--thresholds", help="Show thresholds with this override file applied.")
+        Path | None,
+        typer.Option("--thresholds", metavar="FILE", help="Show thresholds with this override file applied."),
     ] = None,
     output_format: Annotated[TableFormat, typer.Option("--format", help="Output format.")] = TableFormat.text,
 ) -> None:
@@ -515,7 +627,7 @@ def rules(
         _write_stdout(rules_to_markdown(rule_list, combiner))
 
 
-@app.command()
+@app.command(cls=_Command)
 @exit_boundary
 def schema() -> None:
     """Print the config's JSON Schema."""

@@ -94,6 +94,12 @@ class DataConfig(_Section):
         description="Fraction held out before training as a test set; adds a `test_mae` column "
         "(never read by the rules).",
     )
+    heldout_samples: Int = Field(
+        0,
+        ge=0,
+        description="With `synthetic` and no `test_split`: rows of a separate fresh sample scored "
+        "each epoch as `test_mae` (never read by the rules); 0 adds no column.",
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> DataConfig:
@@ -101,6 +107,12 @@ class DataConfig(_Section):
             raise ValueError("give exactly one of `synthetic` or `path`")
         if self.path is not None and self.target is None:
             raise ValueError("`target` is required with `path`")
+        if self.heldout_samples and self.path is not None:
+            raise ValueError(
+                "`heldout_samples` draws fresh rows of a `synthetic` dataset; with `path` use `test_split`"
+            )
+        if self.heldout_samples and self.test_split > 0:
+            raise ValueError("give `test_split` or `heldout_samples`, not both")
         return self
 
 
@@ -180,7 +192,9 @@ def parse_overrides(overrides: list[str] | None, path: object | None = None) -> 
             parsed[key.strip()] = yaml.safe_load(text) if text.strip() else ""
         except yaml.YAMLError as exc:
             raise ConfigError(
-                f"value {text!r} is not valid YAML ({_yaml_problem(exc)})", path=path, field=f"--set {key}"
+                f"value {text!r} is not valid YAML ({_yaml_problem(exc, text)})",
+                path=path,
+                field=f"--set {key}",
             ) from None
     return parsed
 
@@ -195,9 +209,9 @@ def load_yaml(path: Path) -> dict[str, Any]:
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"invalid YAML: {_yaml_problem(exc)}", path=path) from None
+        raise ConfigError(f"invalid YAML: {_yaml_problem(exc, text)}", path=path) from None
     if raw is None:
-        raise ConfigError("empty config; at least a `data` section is required", path=path)
+        raise ConfigError(f"empty config; a `data` section is required: {DATA_HINT}", path=path)
     if not isinstance(raw, dict):
         raise ConfigError(f"expected a mapping of sections, got {type(raw).__name__}", path=path)
     return raw
@@ -305,8 +319,20 @@ def _did_you_mean(word: str, options: list[str]) -> str:
     return f"; expected one of: {', '.join(options)}" if options else ""
 
 
+DATA_HINT = (
+    "give `data.synthetic` (a built-in dataset: " + ", ".join(SYNTHETIC_DATASETS) + ") "
+    "or `data.path` (a CSV or Parquet file) with `data.target`"
+)
+
+
 def _config_error(exc: ValidationError, path: object, schema: type[BaseModel]) -> ConfigError:
-    error = exc.errors()[0]
+    """Every problem pydantic found, each with its dotted field (the CLI prints one a line)."""
+    problems = [_problem(error, schema) for error in exc.errors()]
+    (field, message), more = problems[0], problems[1:]
+    return ConfigError(message, path=path, field=field, more=more)
+
+
+def _problem(error: Any, schema: type[BaseModel]) -> tuple[str, str]:
     # pydantic puts the union branch name in loc (e.g. "EarlyStoppingConfig"); drop it.
     loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and p[:1].isupper()))
     dotted = ".".join(str(p) for p in loc) or "(top level)"
@@ -315,21 +341,30 @@ def _config_error(exc: ValidationError, path: object, schema: type[BaseModel]) -
         parent = _model_at(schema, loc[:-1])
         options = list(parent.model_fields) if parent is not None else []
         message = f"unknown key{_did_you_mean(str(loc[-1]), options)}"
+    elif kind == "missing" and loc == ("data",):
+        message = f"required section is missing; {DATA_HINT}"
     elif kind == "missing":
         message = "required field is missing"
     else:
         message = error["msg"].removeprefix("Value error, ")
         if "input" in error and kind not in ("model_type", "dict_type"):
             message += f" (got {_SHORT_REPR.repr(error['input'])})"
-    more = len(exc.errors()) - 1
-    if more:
-        message += f" (and {more} more problem{'s' if more > 1 else ''})"
-    return ConfigError(message, path=path, field=dotted)
+    return dotted, message
 
 
-def _yaml_problem(exc: yaml.YAMLError) -> str:
+def _yaml_problem(exc: yaml.YAMLError, text: str = "") -> str:
     mark = getattr(exc, "problem_mark", None)
     problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    if mark is not None and _is_tab(text, mark.line, mark.column):
+        return (
+            f"a tab at line {mark.line + 1}, column {mark.column + 1}; "
+            "YAML forbids tabs for indentation and between tokens: use spaces"
+        )
     if mark is not None:
         return f"{problem} at line {mark.line + 1}, column {mark.column + 1}"
     return str(problem)
+
+
+def _is_tab(text: str, line: int, column: int) -> bool:
+    lines = text.splitlines()
+    return line < len(lines) and column < len(lines[line]) and lines[line][column] == "\t"

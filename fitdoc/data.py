@@ -26,10 +26,16 @@ import pandas as pd
 from fitdoc.config import DataConfig
 from fitdoc.errors import DataError, MissingDependencyError
 
-# Size of the extra held-out sample drawn for synthetic data when `test_split`
-# is 0: large enough that test MAE is a steady label, small enough that
-# evaluating it every epoch costs little next to training.
+# A good size for the extra held-out sample of synthetic data
+# (`data.heldout_samples`), as the benchmarks use it: large enough that test
+# MAE is a steady label, small enough that evaluating it every epoch costs
+# little next to training.
 SYNTHETIC_HELDOUT_ROWS = 1000
+
+# Below these a run says nothing: a network fitted to a handful of rows, judged
+# on one or two, gives curves no rule can read. Refused, naming the counts.
+MIN_TRAIN_ROWS = 10
+MIN_VAL_ROWS = 5
 
 CSV_SUFFIXES = (".csv", ".tsv", ".txt")
 PARQUET_SUFFIXES = (".parquet", ".pq")
@@ -348,12 +354,18 @@ def make_dataset(
 
 def load_data(data: DataConfig, *, seed: int, validation_split: float = 0.2) -> Dataset:
     """The dataset a config describes, split and standardized."""
+    dataset = _load_split(data, seed=seed, validation_split=validation_split)
+    _require_enough_rows(dataset, data, validation_split)
+    return dataset
+
+
+def _load_split(data: DataConfig, *, seed: int, validation_split: float) -> Dataset:
     if data.synthetic is not None:
         x, y = synthetic_arrays(data.synthetic, data.n_samples, data.noise, seed)
         heldout = None
-        if data.test_split == 0:
+        if data.test_split == 0 and data.heldout_samples > 0:
             # A separate stream, so the training rows do not depend on the held-out size.
-            heldout = synthetic_arrays(data.synthetic, SYNTHETIC_HELDOUT_ROWS, data.noise, seed + 7_919_000)
+            heldout = synthetic_arrays(data.synthetic, data.heldout_samples, data.noise, seed + 7_919_000)
         return make_dataset(
             x,
             y,
@@ -381,3 +393,30 @@ def load_data(data: DataConfig, *, seed: int, validation_split: float = 0.2) -> 
         notes=notes,
         path=path,
     )
+
+
+def _require_enough_rows(dataset: Dataset, data: DataConfig, validation_split: float) -> None:
+    n_train, n_val = dataset.x_train.shape[0], dataset.x_val.shape[0]
+    if n_train >= MIN_TRAIN_ROWS and n_val >= MIN_VAL_ROWS:
+        return
+    total = (
+        n_train + n_val + (0 if data.synthetic is not None or dataset.x_test is None else len(dataset.x_test))
+    )
+    needed = _rows_needed(validation_split, data.test_split)
+    hint = f" (at least {needed} rows at validation_split={validation_split:g})" if needed else ""
+    raise DataError(
+        f"{total} rows give {n_train} training and {n_val} validation rows; fitdoc needs at least "
+        f"{MIN_TRAIN_ROWS} training and {MIN_VAL_ROWS} validation rows{hint}",
+        path=data.path,
+        field="data.n_samples" if data.synthetic is not None else "data.path",
+    )
+
+
+def _rows_needed(validation_split: float, test_split: float, limit: int = 1_000_000) -> int | None:
+    """The fewest rows whose split meets both minimums (None past `limit`)."""
+    for n in range(MIN_TRAIN_ROWS + MIN_VAL_ROWS, limit):
+        rest = split_at(n, test_split) if test_split > 0 else n
+        cut = split_at(rest, validation_split)
+        if cut >= MIN_TRAIN_ROWS and rest - cut >= MIN_VAL_ROWS:
+            return n
+    return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from enum import IntEnum
 
 
@@ -18,21 +19,43 @@ class FitdocError(Exception):
     """A user's mistake (bad input or usage): one line, exit code 2.
 
     `path` names the file and `field` the key or column at fault, so the CLI
-    can print `error: FILE: FIELD: message` without a traceback.
+    can print `error: FILE: FIELD: message` without a traceback. `more` holds
+    further `(field, message)` problems found in the same file (a config with
+    three mistakes): `lines()` gives each its own line. `str()` is the same
+    text, so an error raised through the Python API names its file too.
     """
 
     exit_code = ExitCode.BAD_INPUT
 
-    def __init__(self, message: str, *, path: object | None = None, field: str | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: object | None = None,
+        field: str | None = None,
+        more: Sequence[tuple[str | None, str]] = (),
+    ):
         super().__init__(message)
         self.message = message
         self.path = None if path is None else str(path)
         self.field = field
+        self.more = tuple(more)
 
     def one_line(self) -> str:
-        parts = [p for p in (self.path, self.field) if p]
-        text = ": ".join([*parts, self.message])
-        return " ".join(text.split())
+        """The first (often the only) problem: `FILE: FIELD: message`."""
+        return _join(self.path, self.field, self.message)
+
+    def lines(self) -> list[str]:
+        """Every problem, one line each, each naming the file and its field."""
+        return [self.one_line(), *(_join(self.path, field, message) for field, message in self.more)]
+
+    def __str__(self) -> str:
+        return "\n".join(self.lines())
+
+
+def _join(path: str | None, field: str | None, message: str) -> str:
+    text = ": ".join([*(p for p in (path, field) if p), message])
+    return " ".join(text.split())
 
 
 class ConfigError(FitdocError):

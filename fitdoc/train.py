@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from fitdoc.config import Config, write_config
 from fitdoc.data import Dataset, load_data
@@ -98,57 +98,98 @@ class StopSignals:
 
 
 class ProgressDisplay:
-    """A rich bar on a terminal, a summary line every `every` epochs elsewhere, or nothing."""
+    """A rich bar on a terminal, a summary line every `every` epochs elsewhere, or nothing.
 
-    def __init__(self, console: Console, *, total: int, enabled: bool, every: int | None = None) -> None:
+    The first epoch carries tracing and compiling, often most of a short run, so
+    the time left is estimated from the epochs after it, and only once
+    `ETA_AFTER` epochs have finished: never "ETA 975s" for a ten-second run.
+    The bar is replaced by a one-line summary when training ends, so a
+    terminal keeps a record of the run, as a CI log does.
+    """
+
+    ETA_AFTER = 3
+
+    def __init__(
+        self,
+        console: Console,
+        *,
+        total: int,
+        enabled: bool,
+        every: int | None = None,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
         self._console = console
         self._total = total
         self._enabled = enabled
         self._every = every or max(1, math.ceil(total / 10))
+        self._clock = clock
         self._progress: Progress | None = None
         self._task: Any = None
-        self._started = time.perf_counter()
+        self._started = clock()
+        self._first_done: float | None = None
+        self._last: dict[str, Any] | None = None
 
     def __enter__(self) -> ProgressDisplay:
+        self._started = self._clock()
         if self._enabled and self._console.is_terminal:
             self._progress = Progress(
                 TextColumn("epoch"),
                 MofNCompleteColumn(),
                 BarColumn(),
-                TextColumn("mae {task.fields[mae]}  val_mae {task.fields[val_mae]}"),
-                TextColumn("ETA"),
-                TimeRemainingColumn(),
+                TextColumn("mae {task.fields[mae]}  val_mae {task.fields[val_mae]}  ETA {task.fields[eta]}"),
                 console=self._console,
-                transient=False,
+                transient=True,
             )
             self._progress.__enter__()
-            self._task = self._progress.add_task("train", total=self._total, mae="-", val_mae="-")
+            self._task = self._progress.add_task("train", total=self._total, mae="-", val_mae="-", eta="-")
         return self
+
+    def eta(self, epochs_done: int) -> float | None:
+        """Seconds left after `epochs_done` epochs, or None while too few have run to say."""
+        if self._first_done is None or epochs_done < max(2, self.ETA_AFTER):
+            return None
+        per_epoch = (self._clock() - self._first_done) / (epochs_done - 1)
+        return per_epoch * (self._total - epochs_done)
 
     def epoch_done(self, row: dict[str, Any]) -> None:
         if not self._enabled:
             return
         epoch = int(row["epoch"]) + 1
+        if self._first_done is None:
+            self._first_done = self._clock()
+        self._last = row
+        eta = self.eta(epoch)
         if self._progress is not None:
             self._progress.update(
-                self._task, completed=epoch, mae=f"{row['mae']:.4g}", val_mae=f"{row['val_mae']:.4g}"
+                self._task,
+                completed=epoch,
+                mae=f"{row['mae']:.4g}",
+                val_mae=f"{row['val_mae']:.4g}",
+                eta="-" if eta is None else f"{eta:.0f}s",
             )
             return
         if epoch % self._every == 0 or epoch == self._total or epoch == 1:
-            elapsed = time.perf_counter() - self._started
-            eta = elapsed / epoch * (self._total - epoch)
-            self._console.print(
-                f"epoch {epoch}/{self._total}  loss {row['loss']:.4g}  mae {row['mae']:.4g}  "
-                f"val_loss {row['val_loss']:.4g}  val_mae {row['val_mae']:.4g}  "
-                f"{elapsed:.1f}s elapsed, ETA {eta:.0f}s",
-                highlight=False,
-                soft_wrap=True,
-            )
+            elapsed = self._clock() - self._started
+            timing = f"{elapsed:.1f}s elapsed" + ("" if eta is None else f", ETA {eta:.0f}s")
+            self._print(f"{_epoch_line(row, self._total)}  {timing}")
 
     def __exit__(self, *exc: object) -> None:
         if self._progress is not None:
             self._progress.__exit__(None, None, None)
             self._progress = None
+            if self._last is not None:
+                elapsed = self._clock() - self._started
+                self._print(f"{_epoch_line(self._last, self._total)}  ({elapsed:.1f}s)")
+
+    def _print(self, line: str) -> None:
+        self._console.print(line, highlight=False, soft_wrap=True)
+
+
+def _epoch_line(row: dict[str, Any], total: int) -> str:
+    return (
+        f"epoch {int(row['epoch']) + 1}/{total}  loss {row['loss']:.4g}  mae {row['mae']:.4g}  "
+        f"val_loss {row['val_loss']:.4g}  val_mae {row['val_mae']:.4g}"
+    )
 
 
 # ---------------------------------------------------------------- per-epoch decisions
@@ -295,11 +336,15 @@ def run_training(config: Config, *, console: Console, progress: bool = True) -> 
     """
     from fitdoc.model import build_model, compile_model, import_keras
 
+    # Bad data is named before anything is created and before TensorFlow's seconds of
+    # import; what was left out of it is said aloud.
+    data = load_data(config.data, seed=config.seed, validation_split=config.training.validation_split)
+    for note in data.notes:
+        console.print(f"note: {data.source}: {note}", highlight=False, soft_wrap=True)
+    output_dir = prepare_output_dir(config.output.dir)
     keras = import_keras()
     import tensorflow as tf
 
-    output_dir = prepare_output_dir(config.output.dir)
-    data = load_data(config.data, seed=config.seed, validation_split=config.training.validation_split)
     started_wall = time.time()
     started = time.perf_counter()
     # From here on a signal never leaves a run.json saying `running`: the first one is

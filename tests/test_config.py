@@ -99,7 +99,9 @@ def test_unknown_keys_say_did_you_mean(tmp_path: Path, text: str, field: str, su
 
 
 def test_data_source_is_required_and_exclusive(tmp_path: Path) -> None:
-    assert "data: required field is missing" in error_of(tmp_path, "model:\n  l2: 0\n")
+    assert "data: required section is missing; give `data.synthetic`" in error_of(
+        tmp_path, "model:\n  l2: 0\n"
+    )
     line = error_of(tmp_path, "data:\n  synthetic: founding\n  path: x.csv\n  target: y\n")
     assert "exactly one of" in line
     assert "`target` is required" in error_of(tmp_path, "data:\n  path: x.csv\n")

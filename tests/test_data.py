@@ -35,11 +35,16 @@ def test_founding_targets_are_smooth_and_in_unit_range() -> None:
 
 
 def test_synthetic_dataset_has_heldout_sample_and_keras_split() -> None:
-    data = load_data(DataConfig(synthetic="wave", n_samples=101), seed=1, validation_split=0.2)
+    spec = DataConfig(synthetic="wave", n_samples=101, heldout_samples=SYNTHETIC_HELDOUT_ROWS)
+    data = load_data(spec, seed=1, validation_split=0.2)
     assert data.x_train.shape[0] == split_at(101, 0.2) == 80
     assert data.x_val.shape[0] == 21
     assert data.x_test is not None and data.x_test.shape[0] == SYNTHETIC_HELDOUT_ROWS
     assert data.x_train.dtype == np.float32
+    # The held-out sample is a separate stream: asking for it leaves the training rows alone.
+    plain = load_data(DataConfig(synthetic="wave", n_samples=101), seed=1, validation_split=0.2)
+    np.testing.assert_array_equal(plain.x_train, data.x_train)
+    assert plain.x_test is None  # test_split 0 and no held-out sample: no test_mae column
 
 
 def test_validation_is_the_last_fraction_and_scaling_uses_train_stats_only() -> None:

@@ -28,7 +28,7 @@ def tiny(tmp_path: Path, **changes: object) -> Config:
     raw = {
         "name": "tiny",
         "seed": 7,
-        "data": {"synthetic": "wave", "n_samples": 200},
+        "data": {"synthetic": "wave", "n_samples": 200, "heldout_samples": 100},
         "model": {"hidden_layers": 2, "units": 8, "l2": 1e-4, "dropout": 0.2},
         "training": {"epochs": 4, "batch_size": 32},
         "output": {"dir": str(tmp_path / "runs")},

@@ -32,7 +32,7 @@ def diagnoses_to_markdown(diagnoses: Sequence[Diagnosis], plot_path: str | None 
                 change = cell(d.suggestion.primary.text)
             lines.append(
                 f"| `{cell(d.source)}` | {VERDICT_ICONS.get(d.verdict, '')} {verdict_label(d)} "
-                f"| {d.confidence:.2f} | {change} |"
+                f"| {_confidence(d)} | {change} |"
             )
         lines.append("")
     if plot_path:
@@ -42,6 +42,11 @@ def diagnoses_to_markdown(diagnoses: Sequence[Diagnosis], plot_path: str | None 
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
+def _confidence(d: Diagnosis) -> str:
+    """An inconclusive verdict claims nothing: no confidence to show."""
+    return "-" if d.verdict is Verdict.INCONCLUSIVE else f"{d.confidence:.2f}"
+
+
 def cell(text: str) -> str:
     """Text safe inside a table cell: no pipes, no line breaks."""
     return " ".join(str(text).replace("|", "\\|").split())
@@ -49,7 +54,8 @@ def cell(text: str) -> str:
 
 def _details(d: Diagnosis) -> list[str]:
     lines = [f"### `{d.source}`: {verdict_label(d)}", ""]
-    lines.append(f"{d.summary} ({d.metric}, {d.epochs} epochs, confidence {d.confidence:.2f})")
+    certainty = "" if d.verdict is Verdict.INCONCLUSIVE else f", confidence {d.confidence:.2f}"
+    lines.append(f"{d.summary} ({d.metric}, {d.epochs} epochs{certainty})")
     lines.append("")
     if d.findings:
         lines += ["| rule | votes | evidence |", "| --- | --- | --- |"]

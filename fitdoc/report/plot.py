@@ -50,6 +50,8 @@ RUN_MARKERS = (None, "o", "s", "^")
 TRAIN_COLOR = OKABE_ITO["blue"]
 VAL_COLOR = OKABE_ITO["vermillion"]
 REG_COLOR = OKABE_ITO["green"]
+# How much wider a run is drawn when a later run retraces it exactly.
+HALO_WIDTH = 2.6
 # Auto log scale once the plotted values span more than this factor (one decade).
 LOG_SPAN = 10.0
 
@@ -247,12 +249,18 @@ def _many_runs_figure(runs: Sequence[RunView], scale: Scale) -> Figure:
     for ax in axes[len(panels) :]:
         ax.set_visible(False)
 
+    covered = covered_runs(runs)
     run_handles = []
     for k, (run, label) in enumerate(zip(runs, labels, strict=True)):
         color = OKABE_ITO[RUN_COLORS[k % len(RUN_COLORS)]]
         # Past eight runs colours repeat; a marker shape keeps them apart.
         marker = RUN_MARKERS[(k // len(RUN_COLORS)) % len(RUN_MARKERS)]
         style = {"color": color, "marker": marker, "markevery": 0.1, "markersize": 5}
+        # A run whose curves a later one retraces exactly (same seed, more epochs) would
+        # vanish under it: drawn wide and beneath, it shows as a rim around that one.
+        widen = HALO_WIDTH if k in covered else 1.0
+        if k in covered:
+            style["zorder"] = 1.5
         if run.diagnosis is not None:
             label = f"{label}: {verdict_label(run.diagnosis)}"
         run_handles.append(Line2D([], [], linestyle="-", label=label, **style))
@@ -262,13 +270,18 @@ def _many_runs_figure(runs: Sequence[RunView], scale: Scale) -> Figure:
             train = _series(run.curves.epochs, getattr(run.curves, train_attr))
             val = _series(run.curves.epochs, getattr(run.curves, val_attr))
             if not train.empty:
-                axes[p].plot(train.x, train.y, linestyle="--", linewidth=1.3, alpha=0.85, **style)
+                axes[p].plot(train.x, train.y, linestyle="--", linewidth=1.3 * widen, alpha=0.85, **style)
             if not val.empty:
-                axes[p].plot(val.x, val.y, linestyle="-", **style)
+                axes[p].plot(
+                    val.x, val.y, linestyle="-", linewidth=_STYLE["lines.linewidth"] * widen, **style
+                )
                 if val_attr == "val":
                     _mark_minimum(axes[p], val, color, annotate=False)
 
-    notes = []
+    notes = [
+        f"{labels[k]} runs exactly under {labels[j]} to epoch {_epoch_text(last)} (drawn wide beneath it)"
+        for k, (j, last) in covered.items()
+    ]
     for p, (title, train_attr, val_attr, members) in enumerate(panels):
         series = [
             _series(runs[i].curves.epochs, getattr(runs[i].curves, attr))
@@ -298,6 +311,41 @@ def _many_runs_figure(runs: Sequence[RunView], scale: Scale) -> Figure:
     figure.suptitle(f"Learning curves of {len(runs)} runs", fontsize=12, fontweight="bold")
     _caption(figure, sorted(set(notes)))
     return figure
+
+
+def covered_runs(runs: Sequence[RunView]) -> dict[int, tuple[int, float]]:
+    """Runs hidden under a later-drawn one: index -> (that run's index, last shared epoch).
+
+    Hidden means every finite point of the run's train and validation series
+    has the same value at the same epoch in the later run (a trial retrained
+    with the same seed and more epochs retraces its shorter self exactly).
+    """
+    covered: dict[int, tuple[int, float]] = {}
+    for k, run in enumerate(runs):
+        for j in range(len(runs) - 1, k, -1):
+            last = _retraced(run, runs[j])
+            if last is not None:
+                covered[k] = (j, last)
+                break
+    return covered
+
+
+def _retraced(under: RunView, over: RunView) -> float | None:
+    if under.curves.metric != over.curves.metric:
+        return None
+    last = None
+    for attr in ("train", "val"):
+        mine = _series(under.curves.epochs, getattr(under.curves, attr))
+        theirs = _series(over.curves.epochs, getattr(over.curves, attr))
+        if mine.empty:
+            continue
+        at = {float(x): float(y) for x, y in zip(theirs.x, theirs.y, strict=True)}
+        if any(float(x) not in at for x in mine.x):
+            return None
+        if not np.allclose(mine.y, [at[float(x)] for x in mine.x], rtol=1e-6, atol=0.0):
+            return None
+        last = float(mine.x.max()) if last is None else max(last, float(mine.x.max()))
+    return last
 
 
 # ---------------------------------------------------------------- shared

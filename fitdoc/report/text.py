@@ -14,7 +14,7 @@ from rich.text import Text
 
 from fitdoc.report._format import change_line, has_edit, value_text, verdict_label
 from fitdoc.report.rules import render_rules, rules_to_json, rules_to_markdown
-from fitdoc.verdict import Diagnosis, Verdict
+from fitdoc.verdict import Change, Diagnosis, Verdict
 
 __all__ = [
     "render_diagnoses",
@@ -37,10 +37,13 @@ def render_diagnosis(diagnosis: Diagnosis, console: Console) -> None:
     console.rule(Text(diagnosis.source, style="bold"), align="left")
     head = Text()
     head.append(verdict_label(diagnosis), style=VERDICT_STYLES.get(diagnosis.verdict, "bold"))
-    head.append(
-        f"  confidence {diagnosis.confidence:.2f} · {diagnosis.metric} over {diagnosis.epochs} epochs",
-        style="dim",
+    # An inconclusive verdict is no claim, so it has no confidence to show (JSON keeps the number).
+    certainty = (
+        "no verdict on this evidence"
+        if diagnosis.verdict is Verdict.INCONCLUSIVE
+        else f"confidence {diagnosis.confidence:.2f}"
     )
+    head.append(f"  {certainty} · {diagnosis.metric} over {diagnosis.epochs} epochs", style="dim")
     console.print(head)
     if diagnosis.summary:
         console.print(Text(diagnosis.summary))
@@ -87,4 +90,14 @@ def _render_suggestion(diagnosis: Diagnosis, console: Console) -> None:
     else:
         console.print(Text(f"  {primary.text}"))
     for alternative in diagnosis.suggestion.alternatives:
-        console.print(Text(f"  or: {change_line(alternative)}", style="dim"))
+        console.print(Text(f"  or: {_alternative_line(alternative)}", style="dim"))
+
+
+def _alternative_line(change: Change) -> str:
+    """The edit and its reason (early stopping: at which epoch), as the Markdown report
+    gives them; wording that already spells the edit out stands alone."""
+    if not has_edit(change) or not change.text:
+        return change_line(change)
+    if change.key in change.text:
+        return change.text
+    return f"{change_line(change)}: {change.text}"

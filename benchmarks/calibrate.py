@@ -56,6 +56,7 @@ class Sample:
     x_curves: np.ndarray | None
     features: Any
     findings_config: tuple[Any, ...]
+    findings_curves: tuple[Any, ...]
     config: Any
 
 
@@ -91,6 +92,7 @@ def load_samples(data_dir: Path) -> tuple[list[Sample], dict[str, list[Member]]]
                     _vector(features, without, None),
                     features,
                     with_cfg,
+                    without,
                     config,
                 )
             )
@@ -103,6 +105,7 @@ def _vector(features: Any, findings: Sequence[Any], reg: Any) -> np.ndarray | No
     from fitdoc.rules.combiner import evidence
     from fitdoc.verdict import Verdict
 
+    # Every corpus run has >= 10 evaluations: the short-run overrides never apply here.
     if any(f.verdict is Verdict.INCONCLUSIVE or f.rule_id in OVERRIDES for f in findings):
         return None
     return evidence(features, findings, reg)
@@ -173,6 +176,7 @@ class Prediction:
     cause: str
     p: float
     confidence: float = math.nan
+    decided_alone: bool = False
 
 
 def leave_one_family_out(samples: list[Sample]) -> list[Prediction]:
@@ -188,7 +192,7 @@ def leave_one_family_out(samples: list[Sample]) -> list[Prediction]:
         for s in (s for s in samples if s.run.family == family):
             for with_config, x in ((True, s.x_config), (False, s.x_curves)):
                 if x is None:
-                    predictions.append(Prediction(s, with_config, "inconclusive", "", 0.0))
+                    predictions.append(_decided_alone(s, with_config))
                     continue
                 p = probabilities(weights, bias, x)
                 verdict = Verdict(LABELS[int(np.argmax(p))])
@@ -201,6 +205,18 @@ def leave_one_family_out(samples: list[Sample]) -> list[Prediction]:
                     )
                 )
     return predictions
+
+
+def _decided_alone(s: Sample, with_config: bool) -> Prediction:
+    """The verdict of a gate (inconclusive) or an override (FD206), as diagnose gives it."""
+    from fitdoc.diagnosis import OVERRIDES
+
+    findings = s.findings_config if with_config else s.findings_curves
+    if any(f.verdict is not None and f.verdict.value == "inconclusive" for f in findings):
+        return Prediction(s, with_config, "inconclusive", "", 0.0)
+    best = max((f for f in findings if f.rule_id in OVERRIDES), key=lambda f: f.strength)
+    cause = "" if best.cause is None else best.cause.value
+    return Prediction(s, with_config, best.verdict.value, cause, best.strength, best.strength, True)
 
 
 def scores(preds: Sequence[Prediction]) -> dict[str, Any]:
@@ -224,16 +240,21 @@ def reliability(preds: Sequence[Prediction]) -> list[tuple[str, int, float, floa
     """Rows (confidence bin, count, mean confidence, share right) on held-out families."""
     families = sorted({p.sample.run.family for p in preds})
     for family in families:
-        others = [p for p in preds if p.sample.run.family != family and p.verdict != "inconclusive"]
+        others = [
+            p
+            for p in preds
+            if p.sample.run.family != family and p.verdict != "inconclusive" and not p.decided_alone
+        ]
         xs, ys = calibration_map(
             [p.p for p in others], [p.verdict == p.sample.run.label.label for p in others]
         )
         for p in preds:
-            if p.sample.run.family == family and p.verdict != "inconclusive":
+            if p.sample.run.family == family and p.verdict != "inconclusive" and math.isnan(p.confidence):
                 p.confidence = float(np.interp(p.p, xs, ys)) if xs else p.p
     rows = []
     edges = (0.0, 0.5, 0.6, 0.7, 0.8, 0.9, 1.01)
-    judged = [p for p in preds if p.verdict != "inconclusive"]
+    # Runs an override decided are left out: the grid labels them balanced by construction.
+    judged = [p for p in preds if p.verdict != "inconclusive" and not p.decided_alone]
     for lo, hi in itertools.pairwise(edges):
         inside = [p for p in judged if lo <= p.confidence < hi]
         if inside:
@@ -420,7 +441,7 @@ def write_combiner(samples: list[Sample], preds: list[Prediction]) -> None:
     from fitdoc.rules.combiner import WEIGHTS_FILE, Combiner
 
     weights, bias = fit(*training_rows(samples))
-    judged = [p for p in preds if p.verdict != "inconclusive"]
+    judged = [p for p in preds if p.verdict != "inconclusive" and not p.decided_alone]
     xs, ys = calibration_map([p.p for p in judged], [p.verdict == p.sample.run.label.label for p in judged])
     paths = len({s.run.path_key for s in samples})
     families = len({s.run.family for s in samples})

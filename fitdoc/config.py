@@ -147,7 +147,12 @@ class TrainingConfig(_Section):
         None, description="Stop when val MAE stops improving; restores the best weights."
     )
     engine: Literal["fast", "keras"] = Field(
-        "fast", description="`fast`: compiled whole-epoch loop; `keras`: plain model.fit (reference)."
+        "fast",
+        description=(
+            "`fast`: compiled whole-epoch loop that draws a fresh row order every epoch; "
+            "`keras`: plain model.fit (reference), which after Keras' set_random_seed visits the "
+            "rows in the same order every epoch."
+        ),
     )
 
 

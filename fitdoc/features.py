@@ -61,6 +61,9 @@ class Features:
     train_progress: float = NAN
     val_progress: float = NAN
     val_rise_run: int = 0
+    val_last_rise: float = NAN
+    val_gain_2x_half: float = NAN
+    loss_gain_2x: float = NAN
     span: str = ""
 
     def as_dict(self) -> dict[str, float | int | str | bool]:
@@ -127,6 +130,9 @@ def compute_features(curves: Curves) -> Features:
         train_progress=_progress(train),
         val_progress=_progress(val),
         val_rise_run=_rise_run(val),
+        val_last_rise=_last_rise(val) if positive else NAN,
+        val_gain_2x_half=_gain_if_doubled(val, share=2) if positive else NAN,
+        loss_gain_2x=_loss_gain(curves),
         span=describe_span(epochs),
     )
 
@@ -189,19 +195,33 @@ def _drop(values: np.ndarray | None, at: int, window: int) -> float:
     return _ratio(before, end) - 1.0
 
 
-def _gain_if_doubled(values: np.ndarray | None) -> float:
+def _loss_gain(curves: Curves) -> float:
+    """`_gain_if_doubled` of val_loss, when the curves' metric is another series (MAE)."""
+    if curves.val_loss is None or curves.val is None or curves.val_loss is curves.val:
+        return NAN
+    loss = np.asarray(curves.val_loss, dtype=float)
+    if loss.shape != np.shape(curves.val) or np.array_equal(loss, np.asarray(curves.val), equal_nan=True):
+        return NAN
+    finite = loss[np.isfinite(loss)]
+    if finite.size == 0 or (finite <= 0).any():
+        return NAN
+    return _gain_if_doubled(loss)
+
+
+def _gain_if_doubled(values: np.ndarray | None, share: int = 4) -> float:
     """Predicted relative fall of the series if the run were trained twice as long.
 
     Learning curves fall roughly as a power of the epoch late in training, so
     the log-log slope `b` of the last quarter extrapolates to a factor `2**b`
     at twice the epochs: 0.08 means 8% lower after doubling; negative means
-    the series is rising. A least-squares slope over the whole quarter is far
-    less sensitive to one spiky epoch than a difference of two points.
+    the series is rising. A least-squares slope over the whole quarter (or the
+    last `1/share` of the run) is far less sensitive to one spiky epoch than a
+    difference of two points.
     """
     if values is None:
         return NAN
     n = values.size
-    lo = n - max(MIN_TREND_POINTS, n // 4)
+    lo = n - max(MIN_TREND_POINTS, n // share)
     if lo < 1:
         return NAN
     y = values[lo:]
@@ -310,6 +330,16 @@ def _rise_run(values: np.ndarray | None) -> int:
         else:
             break
     return count
+
+
+def _last_rise(values: np.ndarray | None) -> float:
+    """How far the last val stands above the run's minimum: last / min - 1."""
+    if values is None:
+        return NAN
+    finite = values[np.isfinite(values)]
+    if finite.size < 2:
+        return NAN
+    return _ratio(float(finite[-1]), float(finite.min())) - 1.0
 
 
 def describe_span(epochs: np.ndarray) -> str:

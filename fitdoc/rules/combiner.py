@@ -31,8 +31,8 @@ from fitdoc.verdict import Finding, Verdict
 
 WEIGHTS_FILE = Path(__file__).with_name("combiner.json")
 CLASSES = (Verdict.OVERFIT, Verdict.UNDERFIT, Verdict.BALANCED)
-# Rules whose finding strength is evidence (the inconclusive gates and the FD206 override are
-# not: they decide alone).
+# Rules whose finding strength is evidence (the inconclusive gates and the FD206 override
+# are not: they decide alone).
 EVIDENCE_RULES = ("FD101", "FD102", "FD103", "FD201", "FD202", "FD203", "FD204", "FD205", "FD301")
 
 
@@ -58,6 +58,20 @@ CURVE_EVIDENCE: tuple[tuple[str, str], ...] = (
     ("val_noise", "val's jitter around its running median"),
     ("progress", "largest fall of train or val below its first value"),
     ("short", "20 / evaluations (large for short runs)"),
+    ("val_gain_2x_half", "predicted fall of val at twice the epochs, from the trend of the second half"),
+    ("loss_gain_2x", "predicted fall of val_loss at twice the epochs (when the metric is not the loss)"),
+    ("gap_closed", "1 when val equals train at the end, falling to 0 when they are 5 % apart"),
+)
+# Products of two evidence terms, where one changes what the other means.
+INTERACTIONS: tuple[tuple[str, str, str], ...] = (
+    ("penalty_x_gap", "reg_penalty", "log_gap_end"),
+    ("dropout_x_gap", "reg_dropout", "log_gap_end"),
+    ("penalty_x_train_drop", "reg_penalty", "train_half_drop"),
+    ("gap_x_val_gain", "log_gap_end", "val_gain_2x"),
+    ("short_x_stop_gain", "short", "stop_gain"),
+    ("gap_squared", "log_gap_end", "log_gap_end"),
+    ("penalty_x_gap_closed", "reg_penalty", "gap_closed"),
+    ("dropout_x_gap_closed", "reg_dropout", "gap_closed"),
 )
 CONFIG_EVIDENCE: tuple[tuple[str, str], ...] = (
     ("reg_known", "1 when the run's config is known"),
@@ -68,6 +82,7 @@ EVIDENCE: tuple[tuple[str, str], ...] = (
     *CURVE_EVIDENCE,
     *CONFIG_EVIDENCE,
     *((f"{code}", f"strength of {code}'s finding (0 when it did not fire)") for code in EVIDENCE_RULES),
+    *((name, f"{a} x {b}") for name, a, b in INTERACTIONS),
 )
 EVIDENCE_NAMES = tuple(name for name, _ in EVIDENCE)
 
@@ -89,6 +104,9 @@ def evidence(features: Features, findings: Sequence[Finding], reg: Regularizatio
         _clip(max(f.train_progress, f.val_progress), 0.0, 1.0),
         # Clipped at the shortest runs the combiner was fitted on (10 evaluations).
         _clip(20.0 / max(f.n_epochs, 1), 0.0, 2.0),
+        _clip(f.val_gain_2x_half, -1.0, 1.0),
+        _clip(f.loss_gain_2x, -1.0, 1.0),
+        _clip(1.0 - abs(_log(f.gap_ratio_end)) / 0.05, 0.0, 1.0),
     )
     if reg is None:
         config = (0.0, 0.0, 0.0)
@@ -97,7 +115,9 @@ def evidence(features: Features, findings: Sequence[Finding], reg: Regularizatio
         config = (1.0, _clip((math.log10(penalty) + 6.0) / 4.0, 0.0, 1.5), _clip(reg.dropout, 0.0, 1.0))
     strengths = {f.rule_id: f.strength for f in findings}
     rules = tuple(float(strengths.get(code, 0.0)) for code in EVIDENCE_RULES)
-    return np.array((*curve, *config, *rules), dtype=float)
+    base = dict(zip(EVIDENCE_NAMES, (*curve, *config, *rules), strict=False))
+    products = tuple(base[a] * base[b] for _, a, b in INTERACTIONS)
+    return np.array((*curve, *config, *rules, *products), dtype=float)
 
 
 @dataclass(frozen=True)
@@ -110,6 +130,8 @@ class Combiner:
     calibration_x: tuple[float, ...]
     calibration_y: tuple[float, ...]
     fitted_on: str = ""
+    # The fewest evaluations of a run it was fitted on: shorter runs are outside its domain.
+    min_evaluations: int = 10
 
     def probabilities(self, x: np.ndarray) -> np.ndarray:
         z = self.weights @ x + self.bias
@@ -144,6 +166,7 @@ class Combiner:
             "bias": [round(float(b), 5) for b in self.bias],
             "calibration": {"p": list(self.calibration_x), "right": list(self.calibration_y)},
             "fitted_on": self.fitted_on,
+            "min_evaluations": self.min_evaluations,
         }
 
     @classmethod
@@ -158,6 +181,7 @@ class Combiner:
             calibration_x=tuple(calibration.get("p", ())),  # type: ignore[union-attr]
             calibration_y=tuple(calibration.get("right", ())),  # type: ignore[union-attr]
             fitted_on=str(raw.get("fitted_on", "")),
+            min_evaluations=int(raw.get("min_evaluations", 10)),  # type: ignore[call-overload]
         )
 
 

@@ -73,12 +73,12 @@ def rebound(f: Features, reg: Regularization | None, t: Mapping[str, float]) -> 
     "FD103",
     "overfit.rising_tail",
     "Validation error rose at every one of the last evaluations while train kept falling (short runs too).",
-    min_rises=(4.0, "epochs", "consecutive rises of val at the end that make a trend, not jitter"),
-    full_rises=(8.0, "epochs", "consecutive rises at which the finding is at full strength"),
-    min_rise=(0.05, "fraction", "rise of the last val above the run's minimum needed to matter"),
+    min_rises=(3.0, "epochs", "consecutive rises of val at the end that make a trend, not jitter"),
+    full_rises=(6.0, "epochs", "consecutive rises at which the finding is at full strength"),
+    min_rise=(0.10, "fraction", "rise of the last val above the run's minimum needed to matter"),
 )
 def rising_tail(f: Features, reg: Regularization | None, t: Mapping[str, float]) -> Vote | None:
-    rises, rise = f.val_rise_run, f.val_rebound
+    rises, rise = f.val_rise_run, f.val_last_rise
     if rises < t["min_rises"] or not math.isfinite(rise) or rise < t["min_rise"]:
         return None
     if not (math.isfinite(f.train_half_drop) and f.train_half_drop > 0):

@@ -1,6 +1,7 @@
 """`fitdoc tune`: train, diagnose, take the next step on the ladder, repeat.
 
-The decisions live in `fitdoc.ladder` (pure, tested over scripted verdicts);
+The decisions live in `fitdoc.ladder` (pure, tested over scripted verdicts),
+which walks the one ladder of `fitdoc.suggest`;
 this module runs them: each trial is an ordinary run directory under
 `<tune dir>/trials/`, and after every trial `tune.json` and `tune.csv` are
 rewritten atomically, so an interrupted tune resumes (`--resume`) without
@@ -38,8 +39,10 @@ from rich.table import Table
 from rich.text import Text
 
 from fitdoc.config import Config, atomic_write_text, write_config
+from fitdoc.curves import Curves
 from fitdoc.errors import ExitCode, FitdocError
 from fitdoc.ladder import TUNED_KEYS, Move, Trial, best_trial, plan_next, settings_key
+from fitdoc.verdict import Diagnosis
 
 TUNE_JSON = "tune.json"
 TUNE_CSV = "tune.csv"
@@ -273,46 +276,60 @@ def _record(index: int, move: Move, config: Config, run_dir: Path, status: str, 
         curves = read_history(run_dir)
     except FitdocError as exc:
         return _failed(index, move, exc.one_line())
+    # A diverged run's early minimum is no candidate for "best": no diagnosis.
+    diagnosis = diagnose_curves(curves, config) if status == "completed" else None
+    return trial_from_run(index, move, curves, diagnosis, status=status, message=message, run_dir=run_dir)
+
+
+def trial_from_run(
+    index: int,
+    move: Move,
+    curves: Curves,
+    diagnosis: Diagnosis | None,
+    *,
+    status: str = "completed",
+    message: str = "",
+    run_dir: Path | None = None,
+) -> Trial:
+    """The trial record of one run: its best validation MAE, where the minimum
+    lies (what the ladder's early stopping needs) and its diagnosis (None: not
+    diagnosed, as for a diverged run)."""
+    from fitdoc.features import compute_features
+
     extra: dict[str, Any] = {"message": message, "epochs_run": len(curves)}
     val_mae = None
     if curves.val is not None and curves.has_validation:
+        features = compute_features(curves)
         finite = [(v, i) for i, v in enumerate(curves.val) if math.isfinite(v)]
         best_value, best_pos = min(finite)
         val_mae = float(best_value)
-        extra["best_epoch"] = int(curves.epochs[best_pos])
+        extra["best_epoch"] = int(features.best_epoch)
+        extra["best_position"] = round(float(features.best_position), 6)
         if curves.train is not None and math.isfinite(curves.train[best_pos]):
             extra["train_mae"] = float(curves.train[best_pos])
         extra["final_val_mae"] = float(curves.val[-1]) if math.isfinite(curves.val[-1]) else None
-    if status != "completed":
-        # A diverged run's early minimum is no candidate for "best".
-        return Trial(
-            index=index,
-            settings=dict(move.settings),
-            verdict=None,
-            status=status,
-            change=move.change,
-            reason=move.reason,
-            run_dir=str(run_dir),
-            extra=extra,
-        )
-    diagnosis = diagnose_curves(curves, config)
+    common: dict[str, Any] = {
+        "index": index,
+        "settings": dict(move.settings),
+        "status": status,
+        "change": move.change,
+        "reason": move.reason,
+        "run_dir": None if run_dir is None else str(run_dir),
+    }
+    if diagnosis is None:
+        return Trial(verdict=None, extra=extra, **common)
     suggestion = diagnosis.suggestion.primary.to_dict() if diagnosis.suggestion is not None else None
     extra.update(confidence=round(float(diagnosis.confidence), 3), summary=diagnosis.summary)
     leaning, leaning_cause = _leaning(diagnosis)
     return Trial(
-        index=index,
-        settings=dict(move.settings),
         verdict=diagnosis.verdict.value,
         cause=None if diagnosis.cause is None else diagnosis.cause.value,
         val_mae=val_mae,
         suggestion=_jsonable(suggestion),
-        status=status,
-        change=move.change,
-        reason=move.reason,
-        run_dir=str(run_dir),
         extra=extra,
         leaning=leaning,
         leaning_cause=leaning_cause,
+        **common,
     )
 
 

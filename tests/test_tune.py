@@ -73,6 +73,8 @@ def test_settings_and_trial_config_round_trip(tmp_path):
         "training.epochs": 6,
         "training.early_stopping": None,
         "model.units": 8,
+        "model.l1": 0.0,
+        "model.hidden_layers": 2,
     }
     changed = {**settings, "model.l2": 1e-4, "training.early_stopping": {"patience": 3}}
     trial = trial_config(config, changed, 4, tmp_path / "tune")

@@ -88,7 +88,7 @@ def _curves_from_path(
 ) -> tuple[Curves, AnyConfig | None]:
     # The same discovery and loading as `fitdoc diagnose PATH`, so both agree on what a path holds.
     from fitdoc.history import discover
-    from fitdoc.loading import ReadOptions, load_run
+    from fitdoc.rundir import ReadOptions, load_run
 
     runs = discover([path])
     if len(runs) > 1:

@@ -15,22 +15,12 @@ import numpy as np
 
 from fitdoc.config import AnyConfig
 from fitdoc.curves import Curves
-from fitdoc.verdict import Diagnosis
+from fitdoc.rundir import Run
 
 # Keys that name or place a run rather than shape its training: never a "difference".
 _IGNORED_KEYS = ("name", "output.")
 # The knobs the suggestion ladder turns; a comparison over only these says which way helped.
 REGULARIZATION_KEYS = ("model.l2", "model.l1", "model.dropout")
-
-
-@dataclass(frozen=True)
-class RunView:
-    """One run as the reports see it: its curves, and when known its diagnosis and config."""
-
-    name: str
-    curves: Curves
-    diagnosis: Diagnosis | None = None
-    config: AnyConfig | None = None
 
 
 @dataclass(frozen=True)
@@ -86,7 +76,7 @@ def differing_keys(configs: Sequence[AnyConfig | None]) -> tuple[str, ...]:
     )
 
 
-def run_labels(runs: Sequence[RunView]) -> list[str]:
+def run_labels(runs: Sequence[Run]) -> list[str]:
     """Short legend labels built from what differs (`l2=0.001`), else the run names."""
     keys = differing_keys([r.config for r in runs])
     short = _short_names(keys)
@@ -105,7 +95,7 @@ def run_labels(runs: Sequence[RunView]) -> list[str]:
     return labels
 
 
-def compare_runs(runs: Sequence[RunView]) -> Comparison:
+def compare_runs(runs: Sequence[Run]) -> Comparison:
     """Summarize each run, pick the best by final validation metric, and say which
     direction of regularization helped when the runs differ only in it."""
     keys = differing_keys([r.config for r in runs])
@@ -156,7 +146,7 @@ def format_metric(value: float | None) -> str:
 # ---------------------------------------------------------------- helpers
 
 
-def _summarize(run: RunView, label: str, keys: tuple[str, ...]) -> RunSummary:
+def _summarize(run: Run, label: str, keys: tuple[str, ...]) -> RunSummary:
     curves = run.curves
     flat = flatten_config(run.config)
     final_train, final_val = final_value(curves.train), final_value(curves.val)

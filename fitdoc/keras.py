@@ -7,7 +7,6 @@ only imported when used: `import fitdoc` stays light.
 from __future__ import annotations
 
 import csv
-import json
 import math
 import sys
 import time
@@ -17,8 +16,8 @@ from typing import Any, TextIO
 
 import keras
 
-from fitdoc.config import atomic_write_text
 from fitdoc.errors import FitdocError
+from fitdoc.rundir import HISTORY_FILE, RUN_FILE, atomic_write_text, versions, write_run_json
 from fitdoc.verdict import Diagnosis, Verdict
 
 # Series preference when no `monitor` is given (DESIGN.md: MAE where present, else the loss).
@@ -26,6 +25,7 @@ _AUTO_MONITORS = ("val_mae", "val_mean_absolute_error", "val_loss")
 # history.csv column order (DESIGN.md "History columns"); other logged metrics follow.
 _LEADING_COLUMNS = ("epoch", "loss", "mae", "val_loss", "val_mae")
 _EXTRA_COLUMNS = ("learning_rate", "epoch_seconds")
+_WRITER = "fitdoc.keras.FitdocCallback"
 
 
 class FitdocCallback(keras.callbacks.Callback):
@@ -133,7 +133,7 @@ class FitdocCallback(keras.callbacks.Callback):
         self._train_started = time.perf_counter()
         if self.log_dir is not None:
             self.log_dir.mkdir(parents=True, exist_ok=True)
-            (self.log_dir / "history.csv").unlink(missing_ok=True)
+            (self.log_dir / HISTORY_FILE).unlink(missing_ok=True)
 
     def on_epoch_begin(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
         self._flush_lines()
@@ -159,13 +159,22 @@ class FitdocCallback(keras.callbacks.Callback):
     def on_train_end(self, logs: Mapping[str, Any] | None = None) -> None:
         if not self.history.get("epoch"):
             return
-        self.diagnosis = self._diagnose()
         restored = False
         if self.stopped_epoch is not None and self.restore_best_weights and self._best_weights is not None:
             self.model.set_weights(self._best_weights)
             restored = True
+        problem = None
+        try:
+            self.diagnosis = self._diagnose()
+        except Exception as exc:  # the fit is done: a failed diagnosis must not lose it
+            self.diagnosis = None
+            problem = f"diagnosis failed: {type(exc).__name__}: {exc}"
         if self.log_dir is not None:
-            self._write_run_json(restored)
+            self._write_run_json(restored, problem)
+        if self.diagnosis is None:
+            self._say(f"fitdoc: {problem}")
+            self._flush_lines()
+            return
         if self.stopped_epoch is not None:
             kept = f"; restored the weights of epoch {self.best_epoch + 1}" if restored else ""
             self._say(f"fitdoc: stopped at epoch {self.stopped_epoch + 1} on {self.diagnosis.verdict}{kept}")
@@ -241,7 +250,7 @@ class FitdocCallback(keras.callbacks.Callback):
             train_col = None
         curves = curves_from_mapping(
             {k: list(v) for k, v in self.history.items()},
-            source="<FitdocCallback>" if self.log_dir is None else str(self.log_dir / "history.csv"),
+            source="<FitdocCallback>" if self.log_dir is None else str(self.log_dir / HISTORY_FILE),
             train_col=train_col,
             val_col=key,
         )
@@ -282,7 +291,7 @@ class FitdocCallback(keras.callbacks.Callback):
     # ------------------------------------------------------------ files
 
     def _append_csv(self, row: Mapping[str, float]) -> None:
-        path = self.log_dir / "history.csv"
+        path = self.log_dir / HISTORY_FILE
         if self._columns is None or any(key not in self._columns for key in row):
             # First epoch, or a series that appeared late: rewrite with the wider header.
             self._columns = _column_order(self.history)
@@ -293,30 +302,54 @@ class FitdocCallback(keras.callbacks.Callback):
             csv.writer(handle).writerow(_csv_cells(self._columns, row))
             handle.flush()
 
-    def _write_run_json(self, restored: bool) -> None:
-        last = {k: v[-1] for k, v in self.history.items() if k != "epoch"}
-        epochs_done = len(self.history["epoch"])
+    def _write_run_json(self, restored: bool, problem: str | None) -> None:
+        """run.json, whatever else went wrong: a record that cannot be built in
+        full is written with what is known and the error, never skipped."""
+        assert self.log_dir is not None
+        try:
+            info = self._run_record(restored)
+        except Exception as exc:  # bookkeeping must never lose a finished fit
+            info = {"writer": _WRITER, "status": "completed", "epochs": self._epochs_record()}
+            problem = problem or f"run record incomplete: {type(exc).__name__}: {exc}"
+        if problem:
+            info["message"] = problem
+        try:
+            write_run_json(self.log_dir, info)
+        except OSError as exc:
+            self._say(f"fitdoc: could not write {self.log_dir / RUN_FILE}: {exc}")
+
+    def _epochs_record(self) -> dict[str, Any]:
+        return {
+            "planned": (self.params or {}).get("epochs"),
+            "completed": len(self.history.get("epoch", [])),
+            "early_stopped": self.stopped_epoch is not None,
+        }
+
+    def _run_record(self, restored: bool) -> dict[str, Any]:
+        last = {k: v[-1] for k, v in self.history.items()}
         loss = last.get("loss", math.nan)
-        info: dict[str, Any] = {
-            "writer": "fitdoc.keras.FitdocCallback",
+        monitored = self._monitored()
+        return {
+            "writer": _WRITER,
             "status": "diverged" if not math.isfinite(loss) else "completed",
+            "message": self.stop_reason or f"trained {len(self.history['epoch'])} epochs",
             "versions": _versions(),
             "params": int(self.model.count_params()),
-            "epochs": epochs_done,
-            "epochs_planned": (self.params or {}).get("epochs"),
-            "seconds": round(time.perf_counter() - self._train_started, 3),
-            "monitor": self._monitored(),
-            "final": {k: _json_num(v) for k, v in last.items()},
-            "best": None
-            if self.best_epoch is None
-            else {"epoch": self.best_epoch, self._monitored(): _json_num(self.best_value)},
+            "epochs": self._epochs_record(),
+            "timings": {"total_seconds": round(time.perf_counter() - self._train_started, 3)},
+            "monitor": monitored,
+            "final": last,
+            "best": None if self.best_epoch is None else self._row(self.best_epoch),
             "stopped_early": self.stopped_epoch is not None,
             "stopped_epoch": self.stopped_epoch,
             "stop_reason": self.stop_reason,
             "restored_best_weights": restored,
             "diagnosis": None if self.diagnosis is None else self.diagnosis.to_dict(),
         }
-        atomic_write_text(self.log_dir / "run.json", json.dumps(info, indent=2) + "\n")
+
+    def _row(self, epoch: int) -> dict[str, float]:
+        index = self.history["epoch"].index(float(epoch))
+        return {k: v[index] for k, v in self.history.items()}
 
 
 def _parse_stop_on(stop_on: str | Verdict | Iterable[str | Verdict] | None) -> frozenset[Verdict]:
@@ -378,16 +411,12 @@ def _csv_text(columns: list[str], rows: list[Mapping[str, float]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _json_num(value: float) -> float | None:
-    return float(value) if math.isfinite(value) else None
-
-
 def _versions() -> dict[str, str]:
-    import fitdoc
-
-    versions = {"fitdoc": fitdoc.__version__, "keras": keras.__version__, "backend": keras.backend.backend()}
-    if versions["backend"] == "tensorflow":
-        import tensorflow as tf
-
-        versions["tensorflow"] = tf.__version__
-    return versions
+    """Versions from package metadata (a `fitdoc` folder beside the user's script
+    has no `__version__`), and the Keras backend in use."""
+    found = versions(("fitdoc", "keras", "tensorflow", "numpy"))
+    try:
+        found["backend"] = str(keras.backend.backend())
+    except Exception:  # a version string is never worth a lost run
+        found["backend"] = "unknown"
+    return found

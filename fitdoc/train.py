@@ -14,7 +14,6 @@ TensorFlow is imported only inside functions.
 from __future__ import annotations
 
 import math
-import platform
 import signal
 import threading
 import time
@@ -37,13 +36,13 @@ from fitdoc.rundir import (
     HistoryWriter,
     as_written,
     create_run_dir,
+    iso_time,
     prepare_output_dir,
+    versions,
     write_run_json,
 )
 
 Status = Literal["completed", "interrupted", "diverged"]
-
-RUN_JSON_SCHEMA = 1
 
 
 @dataclass(frozen=True)
@@ -309,16 +308,16 @@ def run_training(config: Config, *, console: Console, progress: bool = True) -> 
         write_config(config, run_dir / CONFIG_FILE)
         history_path = run_dir / HISTORY_FILE
         record: dict[str, Any] = {
-            "schema_version": RUN_JSON_SCHEMA,
+            "writer": "fitdoc train",
             "status": "running",
             "message": "",
             "name": config.name,
             "seed": config.seed,
             "engine": config.training.engine,
-            "versions": _versions(),
+            "versions": versions(),
             "data": {**data.shape_summary(), "notes": data.notes},
             "files": {"config": CONFIG_FILE, "history": HISTORY_FILE},
-            "timings": {"started_at": _iso(started_wall)},
+            "timings": {"started_at": iso_time(started_wall)},
         }
         write_run_json(run_dir, record)
 
@@ -366,7 +365,7 @@ def run_training(config: Config, *, console: Console, progress: bool = True) -> 
             "early_stopped": monitor.decision == Decision.EARLY_STOP,
         }
         record["timings"].update(
-            finished_at=_iso(time.time()),
+            finished_at=iso_time(time.time()),
             total_seconds=round(time.perf_counter() - started, 3),
             training_seconds=round(train_seconds, 3),
             first_epoch_seconds=monitor.rows[0]["epoch_seconds"] if monitor.rows else None,
@@ -390,19 +389,3 @@ def _outcome(monitor: EpochMonitor, config: Config) -> tuple[Status, str]:
 def _best_row(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
     finite = [r for r in rows if math.isfinite(r["val_mae"])]
     return min(finite, key=lambda r: r["val_mae"]) if finite else None
-
-
-def _versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    found = {"python": platform.python_version(), "platform": platform.platform()}
-    for package in ("fitdoc", "tensorflow", "keras", "numpy", "pandas"):
-        try:
-            found[package] = version(package)
-        except PackageNotFoundError:
-            found[package] = "not installed"
-    return found
-
-
-def _iso(timestamp: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(timestamp))

@@ -38,10 +38,11 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from fitdoc.config import Config, atomic_write_text, write_config
+from fitdoc.config import Config, write_config
 from fitdoc.curves import Curves
 from fitdoc.errors import ExitCode, FitdocError
 from fitdoc.ladder import TUNED_KEYS, Move, Trial, best_trial, plan_next, settings_key
+from fitdoc.rundir import atomic_write_text, jsonable, write_json
 from fitdoc.verdict import Diagnosis
 
 TUNE_JSON = "tune.json"
@@ -325,7 +326,7 @@ def trial_from_run(
         verdict=diagnosis.verdict.value,
         cause=None if diagnosis.cause is None else diagnosis.cause.value,
         val_mae=val_mae,
-        suggestion=_jsonable(suggestion),
+        suggestion=jsonable(suggestion),
         extra=extra,
         leaning=leaning,
         leaning_cause=leaning_cause,
@@ -344,10 +345,6 @@ def _leaning(diagnosis: Any) -> tuple[str | None, str | None]:
         return None, None
     strongest = max(votes, key=lambda f: f.strength)
     return strongest.verdict.value, None if strongest.cause is None else strongest.cause.value
-
-
-def _jsonable(value: Any) -> Any:
-    return json.loads(json.dumps(value, default=str))
 
 
 # ---------------------------------------------------------------- the tune directory
@@ -433,7 +430,7 @@ def _save(
         "base": config.model_dump(mode="json"),
         "trials": [t.to_dict() for t in trials],
     }
-    atomic_write_text(tune_dir / TUNE_JSON, json.dumps(_jsonable(state), indent=2) + "\n")
+    write_json(tune_dir / TUNE_JSON, state)
     atomic_write_text(tune_dir / TUNE_CSV, trials_to_csv(trials))
 
 
@@ -473,10 +470,10 @@ def _num(value: Any) -> str:
 
 def _plot(tune_dir: Path, config: Config, trials: Sequence[Trial]) -> Path | None:
     """All trials' curves side by side (the same figure `fitdoc plot` draws)."""
-    from fitdoc.compare import RunView
     from fitdoc.diagnosis import diagnose_curves
     from fitdoc.history import read_history
     from fitdoc.report.plot import plot_runs
+    from fitdoc.rundir import Run
 
     views = []
     for t in trials:
@@ -488,7 +485,7 @@ def _plot(tune_dir: Path, config: Config, trials: Sequence[Trial]) -> Path | Non
             continue
         trial_cfg = config_for(config, t.settings)
         views.append(
-            RunView(
+            Run(
                 name=f"trial {t.index}: {t.change}",
                 curves=curves,
                 diagnosis=diagnose_curves(curves, trial_cfg),

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from fitdoc.compare import RunView
 from fitdoc.config import Config, validate_config
 from fitdoc.curves import Curves
+from fitdoc.rundir import Run
 from fitdoc.verdict import Cause, Change, Diagnosis, Finding, Suggestion, Verdict
 
 EPOCHS = 300
@@ -143,9 +143,9 @@ DIAGNOSES = (OVERFIT, UNDERFIT, INCONCLUSIVE)
 DIAGNOSIS_BY_L2 = {0.0: OVERFIT, 0.0001: BALANCED, 0.001: UNDERFIT}
 
 
-def founding_views(with_diagnosis: bool = True) -> list[RunView]:
+def founding_views(with_diagnosis: bool = True) -> list[Run]:
     views = []
     for l2, name in ((0.0, "founding-l2-0"), (0.0001, "founding-l2-1e-4"), (0.001, "founding-l2-1e-3")):
         diagnosis = DIAGNOSIS_BY_L2.get(l2) if with_diagnosis else None
-        views.append(RunView(name, founding_curves(l2), diagnosis, founding_config(l2, name)))
+        views.append(Run(name, founding_curves(l2), diagnosis, founding_config(l2, name)))
     return views

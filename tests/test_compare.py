@@ -11,10 +11,11 @@ from _report_values import founding_config, founding_curves, founding_views
 from rich.console import Console
 from test_report import check_golden
 
-from fitdoc.compare import RunView, compare_runs, differing_keys, flatten_config, run_labels
+from fitdoc.compare import compare_runs, differing_keys, flatten_config, run_labels
 from fitdoc.config import ModelOnlyConfig
 from fitdoc.curves import Curves
 from fitdoc.report.compare import comparison_to_json, comparison_to_markdown, render_comparison
+from fitdoc.rundir import Run
 
 
 def curves(train, val, source="x.csv", metric="mae") -> Curves:
@@ -77,7 +78,7 @@ def test_two_regularization_keys_name_the_best_setting() -> None:
 
 
 def test_without_configs_names_label_the_runs() -> None:
-    runs = [RunView("a", curves([3, 2, 1], [4, 3, 2.5])), RunView("b", curves([3, 2, 1.5], [4, 3, 2]))]
+    runs = [Run("a", curves([3, 2, 1], [4, 3, 2.5])), Run("b", curves([3, 2, 1.5], [4, 3, 2]))]
     comparison = compare_runs(runs)
     assert comparison.differing_keys == () and [r.label for r in comparison.runs] == ["a", "b"]
     assert comparison.best == 1 and comparison.direction is None
@@ -86,22 +87,22 @@ def test_without_configs_names_label_the_runs() -> None:
 def test_same_setting_twice_keeps_labels_apart() -> None:
     config = founding_config(0.0, "x")
     runs = [
-        RunView("seed1", founding_curves(0.0), None, config.with_changes({"model.l2": 0.001})),
-        RunView("seed2", founding_curves(0.0), None, config.with_changes({"model.l2": 0.001, "seed": 1})),
-        RunView("base", founding_curves(0.0), None, config),
+        Run("seed1", founding_curves(0.0), None, config.with_changes({"model.l2": 0.001})),
+        Run("seed2", founding_curves(0.0), None, config.with_changes({"model.l2": 0.001, "seed": 1})),
+        Run("base", founding_curves(0.0), None, config),
     ]
     assert run_labels(runs) == ["l2=0.001, seed=42", "l2=0.001, seed=1", "l2=0, seed=42"]
     same = [
-        RunView("s1", founding_curves(0.0), None, config),
-        RunView("s2", founding_curves(0.0), None, config),
+        Run("s1", founding_curves(0.0), None, config),
+        Run("s2", founding_curves(0.0), None, config),
     ]
     assert run_labels(same) == ["s1", "s2"]
 
 
 def test_missing_and_nan_values() -> None:
     runs = [
-        RunView("train-only", curves([3, 2, np.nan], None)),
-        RunView("sparse", curves([3, 2, 1, 0.5], [np.nan, 2.5, np.nan, np.nan])),
+        Run("train-only", curves([3, 2, np.nan], None)),
+        Run("sparse", curves([3, 2, 1, 0.5], [np.nan, 2.5, np.nan, np.nan])),
     ]
     comparison = compare_runs(runs)
     first, second = comparison.runs

@@ -22,9 +22,10 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from fitdoc.compare import RunView, run_labels
+from fitdoc.compare import run_labels
 from fitdoc.errors import FitdocError
 from fitdoc.report._format import change_line, number, verdict_label
+from fitdoc.rundir import Run
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -79,7 +80,7 @@ class _Series:
         return self.x.size == 0
 
 
-def plot_runs(runs: Sequence[RunView], out: Path, scale: Scale = "auto") -> Path:
+def plot_runs(runs: Sequence[Run], out: Path, scale: Scale = "auto") -> Path:
     """Draw one run (annotated) or several (overlaid) to `out` (.png or .svg); returns `out`.
 
     Creates missing parent folders. Raises FitdocError for an unsupported
@@ -104,7 +105,7 @@ def plot_runs(runs: Sequence[RunView], out: Path, scale: Scale = "auto") -> Path
     return out
 
 
-def build_figure(runs: Sequence[RunView], scale: Scale = "auto") -> Figure:
+def build_figure(runs: Sequence[Run], scale: Scale = "auto") -> Figure:
     """The matplotlib `Figure` `plot_runs` saves (for callers who want to adjust or embed it)."""
     if scale not in ("auto", "log", "linear"):
         raise FitdocError(f"unknown scale {scale!r}; use auto, log or linear", field="--scale")
@@ -123,7 +124,7 @@ def build_figure(runs: Sequence[RunView], scale: Scale = "auto") -> Figure:
 # ---------------------------------------------------------------- one run
 
 
-def _single_run_figure(run: RunView, scale: Scale) -> Figure:
+def _single_run_figure(run: Run, scale: Scale) -> Figure:
     from matplotlib.figure import Figure
 
     curves = run.curves
@@ -165,7 +166,7 @@ def _single_run_figure(run: RunView, scale: Scale) -> Figure:
     return figure
 
 
-def _loss_series(run: RunView) -> list[tuple[str, str, str, _Series]]:
+def _loss_series(run: Run) -> list[tuple[str, str, str, _Series]]:
     """(label, colour, dash, series) for the loss panel; empty when the metric already is the loss."""
     curves = run.curves
     if curves.metric.lower().endswith("loss") and curves.reg_loss is None:
@@ -222,7 +223,7 @@ def _mark_minimum(ax: Axes, series: _Series, color: str, *, annotate: bool) -> N
 # ---------------------------------------------------------------- several runs
 
 
-def _many_runs_figure(runs: Sequence[RunView], scale: Scale) -> Figure:
+def _many_runs_figure(runs: Sequence[Run], scale: Scale) -> Figure:
     """One panel per metric (runs judged on different metrics are not mixed), then the
     loss when every run has one distinct from its metric; one colour per run,
     validation solid and train dashed, so each run's gap reads at a glance."""
@@ -312,7 +313,7 @@ def _series(epochs: np.ndarray, values: np.ndarray | None) -> _Series:
     return _Series(x[keep], y[keep])
 
 
-def _has_data(run: RunView) -> bool:
+def _has_data(run: Run) -> bool:
     return not (
         _series(run.curves.epochs, run.curves.train).empty
         and _series(run.curves.epochs, run.curves.val).empty
@@ -358,13 +359,13 @@ def _minor_label(value: float, decades: float) -> str:
     return f"{value:g}" if mantissa in wanted else ""
 
 
-def _title(run: RunView) -> str:
+def _title(run: Run) -> str:
     if run.diagnosis is None:
         return run.name
     return f"{run.name}: {verdict_label(run.diagnosis)}"
 
 
-def _caption_lines(run: RunView) -> list[str]:
+def _caption_lines(run: Run) -> list[str]:
     diagnosis = run.diagnosis
     if diagnosis is None:
         return []

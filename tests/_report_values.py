@@ -60,17 +60,17 @@ OVERFIT = Diagnosis(
     findings=(
         Finding(
             "FD101",
-            "overfit.gap_ratio",
+            "overfit.gap",
             Verdict.OVERFIT,
             Cause.GAP,
             0.9,
             7.5,
-            1.25,
-            "val/train MAE 7.50 > 1.25",
+            3.0,
+            "val/train MAE 7.50 > 3.00 at the end",
         ),
         Finding(
             "FD102",
-            "overfit.val_rebound",
+            "overfit.rebound",
             Verdict.OVERFIT,
             Cause.REBOUND,
             0.6,
@@ -78,7 +78,7 @@ OVERFIT = Diagnosis(
             0.1,
             "val MAE minimum at epoch 104 of 300, 19% below the final value > 10%",
         ),
-        Finding("FD301", "noise.val_jitter", None, None, 0.0, 0.02, 0.1, "val noise 0.02 <= 0.10"),
+        Finding("FD004", "history.noisy", None, None, 0.0, 0.02, 0.15, "val noise 0.02 <= 0.15"),
     ),
     suggestion=Suggestion(
         Change("model.l2", 0.0, 0.0001, "add L2 0.0001 on every hidden layer"),
@@ -97,7 +97,7 @@ UNDERFIT = Diagnosis(
     findings=(
         Finding(
             "FD201",
-            "underfit.reg_share",
+            "underfit.over_regularized",
             Verdict.UNDERFIT,
             Cause.OVER_REGULARIZED,
             0.8,
@@ -130,9 +130,7 @@ BALANCED = Diagnosis(
     verdict=Verdict.BALANCED,
     cause=None,
     confidence=0.7,
-    findings=(
-        Finding("FD101", "overfit.gap_ratio", None, None, 0.0, 1.46, 1.5, "val/train MAE 1.46 <= 1.50"),
-    ),
+    findings=(Finding("FD101", "overfit.gap", None, None, 0.0, 1.46, 3.0, "val/train MAE 1.46 <= 3.00"),),
     suggestion=None,
     metric="mae",
     epochs=300,

@@ -121,7 +121,7 @@ def _version_callback(value: bool) -> None:
 
 @app.callback()
 def _root(
-    version: Annotated[
+    version: Annotated[  # noqa: ARG001 (typer handles --version in its eager callback)
         bool,
         typer.Option(
             "--version", callback=_version_callback, is_eager=True, help="Show the version and exit."
@@ -271,7 +271,7 @@ def _views(runs: Sequence[Run], diagnoses: Sequence[Diagnosis | None]) -> list[R
 def _plot(runs: Sequence[Run], diagnoses: Sequence[Diagnosis | None], out: Path, scale: str) -> Path:
     from fitdoc.report.plot import plot_runs
 
-    return plot_runs(_views(runs, diagnoses), out, scale=scale)
+    return plot_runs(_views(runs, diagnoses), out, scale=scale)  # type: ignore[arg-type]  # checked there
 
 
 # ------------------------------------------------------------------ commands

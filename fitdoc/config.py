@@ -220,7 +220,7 @@ def validate_config(raw: dict[str, Any], *, path: object = "<config>", model_onl
     if isinstance(config, Config) and config.data.path is not None and path not in (None, "<config>"):
         data_path = Path(config.data.path).expanduser()
         if not data_path.is_absolute():
-            data_path = Path(path).resolve().parent / data_path
+            data_path = Path(str(path)).resolve().parent / data_path
         config.data.path = str(data_path)
     return config
 

@@ -10,7 +10,7 @@ import csv
 import math
 import sys
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -128,14 +128,14 @@ class FitdocCallback(keras.callbacks.Callback):
 
     # ------------------------------------------------------------ keras hooks
 
-    def on_train_begin(self, logs: Mapping[str, Any] | None = None) -> None:
+    def on_train_begin(self, logs: Mapping[str, Any] | None = None) -> None:  # noqa: ARG002 (Keras hook)
         self._reset()
         self._train_started = time.perf_counter()
         if self.log_dir is not None:
             self.log_dir.mkdir(parents=True, exist_ok=True)
             (self.log_dir / HISTORY_FILE).unlink(missing_ok=True)
 
-    def on_epoch_begin(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
+    def on_epoch_begin(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:  # noqa: ARG002 (Keras hook)
         self._flush_lines()
         self._epoch_started = time.perf_counter()
 
@@ -156,7 +156,7 @@ class FitdocCallback(keras.callbacks.Callback):
             self.stop_reason = diagnosis.summary
             self.model.stop_training = True
 
-    def on_train_end(self, logs: Mapping[str, Any] | None = None) -> None:
+    def on_train_end(self, logs: Mapping[str, Any] | None = None) -> None:  # noqa: ARG002 (Keras hook)
         if not self.history.get("epoch"):
             return
         restored = False
@@ -176,7 +176,11 @@ class FitdocCallback(keras.callbacks.Callback):
             self._flush_lines()
             return
         if self.stopped_epoch is not None:
-            kept = f"; restored the weights of epoch {self.best_epoch + 1}" if restored else ""
+            kept = (
+                f"; restored the weights of epoch {self.best_epoch + 1}"
+                if restored and self.best_epoch is not None
+                else ""
+            )
             self._say(f"fitdoc: stopped at epoch {self.stopped_epoch + 1} on {self.diagnosis.verdict}{kept}")
         final = f"fitdoc: final, {len(self.history['epoch'])} epochs: {_label(self.diagnosis)}"
         if self.diagnosis.suggestion is not None:
@@ -291,6 +295,7 @@ class FitdocCallback(keras.callbacks.Callback):
     # ------------------------------------------------------------ files
 
     def _append_csv(self, row: Mapping[str, float]) -> None:
+        assert self.log_dir is not None
         path = self.log_dir / HISTORY_FILE
         if self._columns is None or any(key not in self._columns for key in row):
             # First epoch, or a series that appeared late: rewrite with the wider header.
@@ -405,7 +410,7 @@ def _csv_cells(columns: list[str], row: Mapping[str, float]) -> list[str]:
     return cells
 
 
-def _csv_text(columns: list[str], rows: list[Mapping[str, float]]) -> str:
+def _csv_text(columns: list[str], rows: Sequence[Mapping[str, float]]) -> str:
     lines = [",".join(columns)]
     lines += [",".join(_csv_cells(columns, row)) for row in rows]
     return "\n".join(lines) + "\n"

@@ -164,26 +164,30 @@ def dropout_down(rate: float) -> float | None:
 
 def _overfit(cause: Cause | None, knobs: Knobs | None, run: RunPoint | None) -> list[Change | None]:
     if knobs is None:
-        regularize = [
-            Change(
-                "model.l2",
-                None,
-                None,
-                "add L2 regularization (1e-4 on every hidden layer, x10 if still overfit)",
-            ),
-            Change("model.dropout", None, None, "add dropout between the hidden layers (0.2, then 0.5)"),
-        ]
-        where = f" (epoch {run.best_epoch})" if run is not None else ""
-        stop = Change("training.early_stopping", None, None, f"stop at the validation minimum{where}")
-        return [stop, *regularize] if cause is Cause.REBOUND else [*regularize, stop]
-    regularize = _more_regularization(knobs.l2, knobs.dropout)
+        return _generic_overfit(cause, run)
+    more: list[Change | None] = list(_more_regularization(knobs.l2, knobs.dropout))
     stop = _early_stop(knobs, run)
     if cause is Cause.REBOUND and stop is not None:
-        return [stop, *regularize]
-    if not regularize:
+        return [stop, *more]
+    if not more:
         return [stop, _units(knobs, 0.5)]
     early = [stop] if run is not None and run.best_position < 0.75 else []
-    return [*regularize, *early]
+    return [*more, *early]
+
+
+def _generic_overfit(cause: Cause | None, run: RunPoint | None) -> list[Change | None]:
+    regularize: list[Change | None] = [
+        Change(
+            "model.l2",
+            None,
+            None,
+            "add L2 regularization (1e-4 on every hidden layer, x10 if still overfit)",
+        ),
+        Change("model.dropout", None, None, "add dropout between the hidden layers (0.2, then 0.5)"),
+    ]
+    where = f" (epoch {run.best_epoch})" if run is not None else ""
+    stop = Change("training.early_stopping", None, None, f"stop at the validation minimum{where}")
+    return [stop, *regularize] if cause is Cause.REBOUND else [*regularize, stop]
 
 
 def _more_regularization(l2: float, dropout: float) -> list[Change]:
@@ -248,7 +252,7 @@ def _less_regularization(knobs: Knobs) -> list[Change | None]:
     # Ease the stronger regularizer first: strong L2, else dropout, else what is left.
     strong_l2 = knobs.l2 >= STRONG_L2 or knobs.dropout == 0
     order = (l2_change, do_change) if strong_l2 else (do_change, l2_change)
-    changes = [c for c in (*order, l1_change) if c is not None]
+    changes: list[Change | None] = [c for c in (*order, l1_change) if c is not None]
     return changes or [_units(knobs, 2.0)]
 
 

@@ -76,7 +76,7 @@ class StopSignals:
         self.requested: str | None = None
         self._previous: dict[int, Any] = {}
 
-    def _handle(self, signum: int, frame: object) -> None:
+    def _handle(self, signum: int, frame: object) -> None:  # noqa: ARG002 (signal handler signature)
         if self.requested is not None:
             raise KeyboardInterrupt
         self.requested = signal.Signals(signum).name
@@ -253,7 +253,7 @@ def _train_keras(net: Any, data: Dataset, config: Config, monitor: EpochMonitor)
         test_mae = tf.function(lambda: tf.reduce_mean(tf.abs(y_test - net(x_test, training=False))))
 
     class _Report(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
+        def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:  # noqa: ARG002 (Keras hook)
             self._started = time.perf_counter()
 
         def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
@@ -352,7 +352,7 @@ def run_training(config: Config, *, console: Console, progress: bool = True) -> 
                 monitor.reason = f"interrupted during epoch {len(monitor.rows)}"
         train_seconds = time.perf_counter() - train_started
 
-        status, message = _outcome(monitor, config)
+        status, message = _outcome(monitor)
         if monitor.best_weights is not None:
             net.set_weights(monitor.best_weights)
         if status != "diverged":
@@ -376,7 +376,7 @@ def run_training(config: Config, *, console: Console, progress: bool = True) -> 
         return RunResult(run_dir=run_dir, status=status, history_path=history_path, message=message)
 
 
-def _outcome(monitor: EpochMonitor, config: Config) -> tuple[Status, str]:
+def _outcome(monitor: EpochMonitor) -> tuple[Status, str]:
     if monitor.decision == Decision.DIVERGED:
         return "diverged", monitor.reason
     if monitor.decision == Decision.INTERRUPTED:

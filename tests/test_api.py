@@ -121,7 +121,7 @@ def test_no_validation_is_inconclusive_not_an_error() -> None:
     [
         (lambda tmp: tmp / "missing.csv", HistoryError, "no such file"),
         (lambda tmp: tmp, HistoryError, "no history"),
-        (lambda tmp: 42, HistoryError, "cannot diagnose a int"),
+        (lambda _tmp: 42, HistoryError, "cannot diagnose a int"),
     ],
 )
 def test_bad_inputs_raise_one_line_fitdoc_errors(tmp_path: Path, make, error, words) -> None:

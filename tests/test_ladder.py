@@ -29,7 +29,7 @@ from fitdoc.ladder import (
     settings_key,
 )
 from fitdoc.suggest import suggest
-from fitdoc.tune import settings_of, trial_from_run
+from fitdoc.tune.loop import settings_of, trial_from_run
 from fitdoc.verdict import Cause, Suggestion, Verdict
 
 BASE = {
@@ -308,7 +308,7 @@ VERDICT_CHOICES = st.sampled_from(
 @settings(max_examples=150, deadline=None)
 @given(data=st.data(), parallel=st.integers(1, 3))
 def test_any_verdicts_never_repeat_a_config_and_always_stop(data, parallel):
-    def oracle(s):
+    def oracle(_settings):
         verdict, cause = data.draw(VERDICT_CHOICES)
         return verdict, cause, None if verdict is None else data.draw(st.floats(0.01, 1.0))
 

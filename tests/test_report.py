@@ -188,14 +188,14 @@ def rules():
         name="overfit.gap",
         description="Final val/train MAE ratio above the threshold.",
         specs=(base.Threshold("max_ratio", 3.0, "val/train above this votes overfit"),),
-        check=lambda features, config, thresholds: None,
+        check=lambda *_: None,
     )
     short = base.Rule(
         code="FD001",
         name="data.too_short",
         description="Too few epochs to judge.",
         specs=(base.Threshold("min_epochs", 10, "fewer epochs than this is inconclusive"),),
-        check=lambda features, config, thresholds: None,
+        check=lambda *_: None,
     )
     return [gap.with_thresholds({"max_ratio": 3.5}), short]
 

@@ -327,7 +327,7 @@ def test_written_files_respect_the_umask(tmp_path: Path, umask: int) -> None:
     from fitdoc.config import validate_config, write_config
     from fitdoc.ladder import Trial
     from fitdoc.rundir import HISTORY_COLUMNS, HistoryWriter, write_run_json
-    from fitdoc.tune import _save
+    from fitdoc.tune.state import save_state
 
     config = validate_config({"data": {"synthetic": "founding"}})
     old = os.umask(umask)
@@ -336,7 +336,7 @@ def test_written_files_respect_the_umask(tmp_path: Path, umask: int) -> None:
         write_run_json(tmp_path, {"status": "completed"})
         with HistoryWriter(tmp_path / "history.csv", HISTORY_COLUMNS):
             pass
-        _save(tmp_path, config, [Trial(0, {}, "balanced")], 3, 1, status="completed", stop_reason="")
+        save_state(tmp_path, config, [Trial(0, {}, "balanced")], 3, 1, status="completed", stop_reason="")
     finally:
         os.umask(old)
     modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in tmp_path.iterdir()}

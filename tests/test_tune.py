@@ -18,18 +18,10 @@ from rich.console import Console
 from fitdoc.config import Config, load_config
 from fitdoc.errors import FitdocError
 from fitdoc.ladder import Move, Trial
-from fitdoc.tune import (
-    BEST_YAML,
-    TUNE_CSV,
-    TUNE_JSON,
-    TuneDisplay,
-    _save,
-    changes_from,
-    run_tune,
-    settings_of,
-    trial_config,
-    trials_to_csv,
-)
+from fitdoc.tune import run_tune
+from fitdoc.tune.display import TuneDisplay, changes_from
+from fitdoc.tune.loop import settings_of, trial_config
+from fitdoc.tune.state import BEST_YAML, TUNE_CSV, TUNE_JSON, save_state, trials_to_csv
 
 TINY = """\
 name: tiny
@@ -89,7 +81,7 @@ def test_resume_refuses_a_different_config(tmp_path):
     config = load_config(tiny_config(tmp_path))
     tune_dir = tmp_path / "tune"
     tune_dir.mkdir()
-    _save(tune_dir, config, [], 3, 1, status="interrupted", stop_reason="")
+    save_state(tune_dir, config, [], 3, 1, status="interrupted", stop_reason="")
     other = config.with_changes({"model.units": 9})
     with pytest.raises(FitdocError) as err:
         run_tune(other, tune_dir=tune_dir, max_runs=3, resume=True, console=Console(file=io.StringIO()))
@@ -103,7 +95,7 @@ def test_an_existing_tune_needs_resume_and_resume_needs_one(tmp_path):
         run_tune(config, tune_dir=tmp_path / "empty", max_runs=2, resume=True, console=quiet)
     tune_dir = tmp_path / "tune"
     tune_dir.mkdir()
-    _save(tune_dir, config, [], 3, 1, status="completed", stop_reason="")
+    save_state(tune_dir, config, [], 3, 1, status="completed", stop_reason="")
     with pytest.raises(FitdocError, match="--resume"):
         run_tune(config, tune_dir=tune_dir, max_runs=2, console=quiet)
 

@@ -18,7 +18,7 @@ import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -97,7 +97,7 @@ def plot_runs(runs: Sequence[Run], out: Path, scale: Scale = "auto") -> Path:
         )
     from matplotlib import rc_context
 
-    with rc_context(_STYLE):
+    with rc_context(_STYLE):  # type: ignore[arg-type]  # stubs want literal rc keys
         figure = build_figure(runs, scale)
         out.parent.mkdir(parents=True, exist_ok=True)
         metadata = {"Date": None} if suffix == ".svg" else {"Software": None}
@@ -115,7 +115,7 @@ def build_figure(runs: Sequence[Run], scale: Scale = "auto") -> Figure:
         raise FitdocError("no train or validation values to plot", path=runs[0].curves.source)
     from matplotlib import rc_context
 
-    with rc_context(_STYLE):
+    with rc_context(_STYLE):  # type: ignore[arg-type]  # stubs want literal rc keys
         if len(runs) == 1:
             return _single_run_figure(runs[0], scale)
         return _many_runs_figure(runs, scale)
@@ -253,7 +253,7 @@ def _many_runs_figure(runs: Sequence[Run], scale: Scale) -> Figure:
         color = OKABE_ITO[RUN_COLORS[k % len(RUN_COLORS)]]
         # Past eight runs colours repeat; a marker shape keeps them apart.
         marker = RUN_MARKERS[(k // len(RUN_COLORS)) % len(RUN_MARKERS)]
-        style = {"color": color, "marker": marker, "markevery": 0.1, "markersize": 5}
+        style: dict[str, Any] = {"color": color, "marker": marker, "markevery": 0.1, "markersize": 5}
         if run.diagnosis is not None:
             label = f"{label}: {verdict_label(run.diagnosis)}"
         run_handles.append(Line2D([], [], linestyle="-", label=label, **style))
@@ -387,7 +387,9 @@ def _caption(figure: Figure, lines: list[str]) -> None:
         return
     height = figure.get_figheight()
     share = min(0.35, (0.2 + 0.17 * len(wrapped)) / height)  # inches of caption as a fraction
-    figure.get_layout_engine().set(rect=(0, share, 1, 1 - share))
+    engine = figure.get_layout_engine()
+    if engine is not None:
+        engine.set(rect=(0, share, 1, 1 - share))  # type: ignore[call-arg]  # constrained layout takes rect
     figure.text(
         0.01, share - 0.02, "\n".join(wrapped), ha="left", va="top", fontsize=9, color="0.2", linespacing=1.4
     )

@@ -1,28 +1,7 @@
-"""`fitdoc tune`: train, diagnose, take the next step on the ladder, repeat.
-
-The decisions live in `fitdoc.ladder` (pure, tested over scripted verdicts),
-which walks the one ladder of `fitdoc.suggest`;
-this module runs them: each trial is an ordinary run directory under
-`<tune dir>/trials/`, and after every trial `tune.json` and `tune.csv` are
-rewritten atomically, so an interrupted tune resumes (`--resume`) without
-repeating a finished trial. At the end the best trial by validation MAE is
-written out as `best.yaml`, a config to train as it is.
-
-Layout of a tune directory:
-
-    tune.json    base config, every trial (settings, change, why, verdict, val MAE), best, stop reason
-    tune.csv     the same trials as one table
-    best.yaml    the best trial's config (the base config's name and output.dir)
-    configs/     trial-NN.yaml, the config each trial trained
-    trials/      the run directories
-    trials.png   all trials' curves (with --plot)
-"""
+"""The tuning loop: plan with `fitdoc.ladder`, train each trial, record it, repeat."""
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import math
 import os
 import signal
@@ -34,43 +13,23 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.live import Live
-from rich.table import Table
-from rich.text import Text
 
 from fitdoc.config import Config, write_config
 from fitdoc.curves import Curves
 from fitdoc.errors import ExitCode, FitdocError
-from fitdoc.ladder import TUNED_KEYS, Move, Trial, best_trial, plan_next, settings_key
-from fitdoc.rundir import atomic_write_text, jsonable, write_json
-from fitdoc.verdict import Diagnosis
-
-TUNE_JSON = "tune.json"
-TUNE_CSV = "tune.csv"
-BEST_YAML = "best.yaml"
-TRIALS_DIR = "trials"
-CONFIGS_DIR = "configs"
-PLOT_FILE = "trials.png"
-TUNE_SCHEMA = 1
-
-CSV_COLUMNS = (
-    "index",
-    "change",
-    "l2",
-    "dropout",
-    "epochs",
-    "early_stopping",
-    "units",
-    "status",
-    "verdict",
-    "cause",
-    "val_mae",
-    "train_mae",
-    "best_epoch",
-    "epochs_run",
-    "run_dir",
-    "reason",
+from fitdoc.ladder import TUNED_KEYS, Move, Trial, best_trial, plan_next
+from fitdoc.rundir import jsonable
+from fitdoc.tune.display import TuneDisplay
+from fitdoc.tune.state import (
+    BEST_YAML,
+    CONFIGS_DIR,
+    PLOT_FILE,
+    TRIALS_DIR,
+    load_trials,
+    prepare_tune_dir,
+    save_state,
 )
+from fitdoc.verdict import Diagnosis
 
 
 @dataclass(frozen=True)
@@ -136,15 +95,15 @@ def run_tune(
         raise FitdocError(f"must be at least 1 (got {max_runs})", field="--max-runs")
     if parallel < 1:
         raise FitdocError(f"must be at least 1 (got {parallel})", field="--parallel")
-    tune_dir = _prepare_tune_dir(config, tune_dir, resume=resume)
-    trials: list[Trial] = list(_load_trials(tune_dir, config)) if resume else []
+    tune_dir = prepare_tune_dir(config, tune_dir, resume=resume)
+    trials: list[Trial] = list(load_trials(tune_dir, config)) if resume else []
     base = settings_of(config)
     display = TuneDisplay(console, max_runs=max_runs)
     for trial in trials:
         display.finished(trial, resumed=True)
 
     status, stop_reason = "completed", ""
-    _save(tune_dir, config, trials, max_runs, parallel, status="running", stop_reason="")
+    save_state(tune_dir, config, trials, max_runs, parallel, status="running", stop_reason="")
     with display:
         while True:
             plan = plan_next(trials, base, max_runs=max_runs, max_parallel=parallel)
@@ -161,7 +120,7 @@ def run_tune(
             for trial in done:
                 trials.append(trial)
                 display.finished(trial)
-            _save(tune_dir, config, trials, max_runs, parallel, status="running", stop_reason="")
+            save_state(tune_dir, config, trials, max_runs, parallel, status="running", stop_reason="")
             if interrupted:
                 status = "interrupted"
                 stop_reason = "interrupted; continue with --resume (unfinished trials will be retrained)"
@@ -172,7 +131,7 @@ def run_tune(
     if best is not None:
         best_path = tune_dir / BEST_YAML
         write_config(config_for(config, best.settings), best_path)
-    _save(tune_dir, config, trials, max_runs, parallel, status=status, stop_reason=stop_reason)
+    save_state(tune_dir, config, trials, max_runs, parallel, status=status, stop_reason=stop_reason)
     plot_path = _plot(tune_dir, config, trials) if plot and trials else None
     display.summary(best, best_path, stop_reason, base)
     return TuneResult(tune_dir, tuple(trials), best, best_path, stop_reason, status, plot_path)
@@ -347,127 +306,6 @@ def _leaning(diagnosis: Any) -> tuple[str | None, str | None]:
     return strongest.verdict.value, None if strongest.cause is None else strongest.cause.value
 
 
-# ---------------------------------------------------------------- the tune directory
-
-
-def _prepare_tune_dir(config: Config, tune_dir: Path | None, *, resume: bool) -> Path:
-    from fitdoc.rundir import create_run_dir, prepare_output_dir
-
-    if tune_dir is None:
-        if resume:
-            raise FitdocError("--resume needs the tune directory", field="--dir")
-        return create_run_dir(prepare_output_dir(config.output.dir), f"tune-{config.name}")
-    tune_dir = Path(tune_dir).expanduser()
-    if resume:
-        if not (tune_dir / TUNE_JSON).is_file():
-            raise FitdocError(f"no {TUNE_JSON} here: nothing to resume", path=tune_dir, field="--resume")
-        return tune_dir
-    if (tune_dir / TUNE_JSON).is_file():
-        raise FitdocError(
-            f"already holds a tune ({TUNE_JSON}); continue it with --resume or choose another directory",
-            path=tune_dir,
-            field="--dir",
-        )
-    prepare_output_dir(tune_dir)
-    return tune_dir
-
-
-def _comparable(config: Config) -> dict[str, Any]:
-    dumped = config.model_dump(mode="json")
-    dumped.pop("output", None)
-    return dumped
-
-
-def _load_trials(tune_dir: Path, config: Config) -> list[Trial]:
-    path = tune_dir / TUNE_JSON
-    try:
-        state = json.loads(path.read_text(encoding="utf-8"))
-        stored_base = state["base"]
-        trials = [Trial.from_dict(item) for item in state["trials"]]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise FitdocError(f"unreadable tune state: {exc}", path=path) from None
-    stored = dict(stored_base)
-    stored.pop("output", None)
-    now = _comparable(config)
-    if stored != now:
-        key = _first_difference(stored, now)
-        raise FitdocError(
-            f"this tune was started from a different config ({key} differs); "
-            "resume with the same config or start a new tune",
-            path=path,
-            field=key,
-        )
-    return trials
-
-
-def _first_difference(a: Any, b: Any, prefix: str = "") -> str:
-    if isinstance(a, dict) and isinstance(b, dict):
-        for key in sorted(set(a) | set(b)):
-            if a.get(key) != b.get(key):
-                return _first_difference(a.get(key), b.get(key), f"{prefix}{key}.")
-    return prefix.rstrip(".") or "(config)"
-
-
-def _save(
-    tune_dir: Path,
-    config: Config,
-    trials: Sequence[Trial],
-    max_runs: int,
-    parallel: int,
-    *,
-    status: str,
-    stop_reason: str,
-) -> None:
-    best = best_trial(trials)
-    state = {
-        "schema_version": TUNE_SCHEMA,
-        "status": status,
-        "stop_reason": stop_reason,
-        "max_runs": max_runs,
-        "parallel": parallel,
-        "best": None if best is None else best.index,
-        "best_config": BEST_YAML if best is not None and status != "running" else None,
-        "base": config.model_dump(mode="json"),
-        "trials": [t.to_dict() for t in trials],
-    }
-    write_json(tune_dir / TUNE_JSON, state)
-    atomic_write_text(tune_dir / TUNE_CSV, trials_to_csv(trials))
-
-
-def trials_to_csv(trials: Sequence[Trial]) -> str:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    for t in trials:
-        s = t.settings
-        stopping = s.get("training.early_stopping")
-        writer.writerow(
-            {
-                "index": t.index,
-                "change": t.change,
-                "l2": s.get("model.l2"),
-                "dropout": s.get("model.dropout"),
-                "epochs": s.get("training.epochs"),
-                "early_stopping": "" if not stopping else stopping.get("patience"),
-                "units": s.get("model.units"),
-                "status": t.status,
-                "verdict": t.verdict or "",
-                "cause": t.cause or "",
-                "val_mae": "" if t.val_mae is None else f"{t.val_mae:.6g}",
-                "train_mae": _num(t.extra.get("train_mae")),
-                "best_epoch": t.extra.get("best_epoch", ""),
-                "epochs_run": t.extra.get("epochs_run", ""),
-                "run_dir": t.run_dir or "",
-                "reason": t.reason,
-            }
-        )
-    return buffer.getvalue()
-
-
-def _num(value: Any) -> str:
-    return "" if value is None else f"{float(value):.6g}"
-
-
 def _plot(tune_dir: Path, config: Config, trials: Sequence[Trial]) -> Path | None:
     """All trials' curves side by side (the same figure `fitdoc plot` draws)."""
     from fitdoc.diagnosis import diagnose_curves
@@ -493,114 +331,3 @@ def _plot(tune_dir: Path, config: Config, trials: Sequence[Trial]) -> Path | Non
             )
         )
     return plot_runs(views, tune_dir / PLOT_FILE) if views else None
-
-
-# ---------------------------------------------------------------- display
-
-
-class TuneDisplay:
-    """A live table of trials on a terminal; one plain line per event elsewhere (CI logs)."""
-
-    def __init__(self, console: Console, *, max_runs: int) -> None:
-        self._console = console
-        self._max_runs = max_runs
-        self._rows: dict[int, tuple[Move | Trial, bool]] = {}
-        self._live: Live | None = None
-
-    def __enter__(self) -> TuneDisplay:
-        if self._console.is_terminal:
-            self._live = Live(self._render(), console=self._console, refresh_per_second=4, transient=False)
-            self._live.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._live is not None:
-            self._live.update(self._render())
-            self._live.__exit__(None, None, None)
-            self._live = None
-
-    def started(self, index: int, move: Move) -> None:
-        self._rows[index] = (move, False)
-        if self._live is not None:
-            self._live.update(self._render())
-        else:
-            self._console.print(
-                f"trial {index}: {move.change}  (why: {move.reason})", highlight=False, soft_wrap=True
-            )
-
-    def finished(self, trial: Trial, *, resumed: bool = False) -> None:
-        self._rows[trial.index] = (trial, resumed)
-        if self._live is not None:
-            self._live.update(self._render())
-        elif resumed:
-            self._console.print(f"trial {trial.index}: {_outcome(trial)} (from {TUNE_JSON})", highlight=False)
-        else:
-            self._console.print(f"trial {trial.index}: {_outcome(trial)}", highlight=False, soft_wrap=True)
-
-    def summary(
-        self, best: Trial | None, best_path: Path | None, stop_reason: str, base: Mapping[str, Any]
-    ) -> None:
-        self._console.print(f"stopped: {stop_reason}", highlight=False, soft_wrap=True)
-        if best is not None:
-            self._console.print(
-                f"best: trial {best.index} ({changes_from(base, best.settings)}), val MAE {best.val_mae:.4g}, "
-                f"{best.verdict or best.status}; config written to {best_path}",
-                highlight=False,
-                soft_wrap=True,
-            )
-
-    def _render(self) -> Table:
-        table = Table(title=f"fitdoc tune (budget {self._max_runs} trainings)", expand=False)
-        for name, kwargs in (
-            ("#", {"justify": "right"}),
-            ("change", {}),
-            ("verdict", {}),
-            ("val MAE", {"justify": "right"}),
-            ("why", {"overflow": "fold", "max_width": 60}),
-        ):
-            table.add_column(name, **kwargs)
-        finished = [v for v, _ in self._rows.values() if isinstance(v, Trial)]
-        best = best_trial(finished)
-        for index in sorted(self._rows):
-            item, _ = self._rows[index]
-            if isinstance(item, Trial):
-                verdict = _verdict_text(item)
-                mae = "-" if item.val_mae is None else f"{item.val_mae:.4g}"
-                style = "bold green" if best is not None and best.index == index else ""
-                table.add_row(str(index), item.change, verdict, mae, item.reason, style=style)
-            else:
-                table.add_row(str(index), item.change, Text("training...", style="yellow"), "", item.reason)
-        return table
-
-
-def changes_from(base: Mapping[str, Any], settings: Mapping[str, Any]) -> str:
-    """`model.l2: 0 -> 0.0001, training.epochs: 1000 -> 2000`, or `the base config`."""
-    edits = [
-        f"{key}: {_show(base.get(key))} -> {_show(value)}"
-        for key, value in settings.items()
-        if settings_key({key: base.get(key)}) != settings_key({key: value})
-    ]
-    return ", ".join(edits) or "the base config"
-
-
-def _show(value: Any) -> str:
-    if value is None:
-        return "off"
-    if isinstance(value, Mapping):
-        return "patience " + str(value.get("patience", "?"))
-    return f"{value:g}" if isinstance(value, float) else str(value)
-
-
-def _verdict_text(trial: Trial) -> str:
-    if trial.verdict is None:
-        return trial.status
-    text = trial.verdict + (f" ({trial.cause})" if trial.cause else "")
-    if trial.leaning:
-        text += f", leaning {trial.leaning}"
-    return text
-
-
-def _outcome(trial: Trial) -> str:
-    mae = "" if trial.val_mae is None else f", val MAE {trial.val_mae:.4g}"
-    where = f"  {trial.run_dir}" if trial.run_dir else ""
-    return f"{_verdict_text(trial)}{mae}{where}"

@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from fitdoc.formatting import value_text, verdict_text
 from fitdoc.suggest import Knobs, RunPoint, dropout_down, dropout_up, l2_down, l2_up, ladder
 from fitdoc.verdict import Cause, Change, Verdict
 
@@ -315,7 +316,7 @@ def _moves_from(trial: Trial, trials: Sequence[Trial], base: Mapping[str, Any]) 
     """The ladder's changes for this trial's verdict (`fitdoc.suggest.ladder`, the
     function `diagnose` suggests from), each as a move; steps on the L2 and
     dropout ladders bisect towards a value already tried beyond them."""
-    head = f"trial {trial.index} {_label(trial)}"
+    head = f"trial {trial.index} {trial_label(trial)}"
     verdict, cause = trial.verdict, trial.cause
     if verdict == "inconclusive" and trial.leaning in ("overfit", "underfit"):
         verdict, cause = trial.leaning, trial.leaning_cause
@@ -410,12 +411,13 @@ def _score(trial: Trial) -> float:
     return trial.val_mae if trial.val_mae is not None and math.isfinite(trial.val_mae) else math.inf
 
 
-def _label(trial: Trial) -> str:
+def trial_label(trial: Trial) -> str:
+    """`overfit (gap)`, `inconclusive, leaning overfit (gap)`, or the status of a failed trial."""
     if trial.verdict is None:
         return trial.status
-    text = trial.verdict + (f" ({trial.cause})" if trial.cause else "")
+    text = verdict_text(trial.verdict, trial.cause)
     if trial.verdict == "inconclusive" and trial.leaning:
-        text += f", leaning {trial.leaning}" + (f" ({trial.leaning_cause})" if trial.leaning_cause else "")
+        text += f", leaning {verdict_text(trial.leaning, trial.leaning_cause)}"
     return text
 
 
@@ -444,10 +446,4 @@ def _normalize(value: Any) -> Any:
 
 
 def _fmt(value: Any) -> str:
-    if value is None:
-        return "off"
-    if isinstance(value, Mapping):
-        return "patience " + str(value.get("patience", "?"))
-    if isinstance(value, float):
-        return f"{value:g}"
-    return str(value)
+    return value_text(value, none="off")

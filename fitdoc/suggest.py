@@ -25,6 +25,7 @@ from typing import Any
 
 from fitdoc.errors import ConfigError
 from fitdoc.features import Features
+from fitdoc.formatting import value_text
 from fitdoc.verdict import Cause, Change, Suggestion, Verdict
 
 L2_START = 1e-4
@@ -303,20 +304,9 @@ def _layers(knobs: Knobs) -> Change | None:
 
 
 def _change(key: str, old: Any, new: Any, verb: str) -> Change:
-    return Change(key, old, new, f"{verb}: {key} {_text(old)} -> {_text(new)}")
-
-
-def _text(value: Any) -> str:
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{k}: {_text(v)}" for k, v in value.items()) + "}"
-    if value is None:
-        return "none"
-    if isinstance(value, float):
-        if value == 0:
-            return "0"
-        # 0.0001 as people write it in a config; tiny values in e-notation.
-        return f"{value:.10f}".rstrip("0").rstrip(".") if abs(value) >= 1e-4 else f"{value:g}"
-    return str(value)
+    return Change(
+        key, old, new, f"{verb}: {key} {value_text(old, none='none')} -> {value_text(new, none='none')}"
+    )
 
 
 def _round(value: float) -> float:

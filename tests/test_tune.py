@@ -140,7 +140,7 @@ def test_live_table_on_a_terminal_and_plain_lines_elsewhere():
         display.finished(done)
     lines = plain.getvalue().splitlines()
     assert lines[0] == "trial 1: model.l2: 0 -> 0.0001  (why: trial 0 overfit (gap) -> more regularization)"
-    assert lines[1] == "trial 1: balanced, val MAE 0.0123"
+    assert lines[1] == "trial 1: balanced, best val MAE 0.0123"
 
     term = io.StringIO()
     console = Console(file=term, width=160, force_terminal=True, color_system=None)

@@ -24,7 +24,7 @@ import numpy as np
 
 from fitdoc.compare import run_labels
 from fitdoc.errors import FitdocError
-from fitdoc.report._format import change_line, number, verdict_label
+from fitdoc.formatting import change_line, metric_text, verdict_label
 from fitdoc.rundir import Run
 
 if TYPE_CHECKING:
@@ -209,7 +209,7 @@ def _mark_minimum(ax: Axes, series: _Series, color: str, *, annotate: bool) -> N
         # Put the label on the side of the minimum with more room.
         right = x <= (series.x.min() + series.x.max()) / 2
         ax.annotate(
-            f"val min {number(float(y))}\nepoch {_epoch_text(x)}",
+            f"val min {metric_text(float(y))}\nepoch {_epoch_text(x)}",
             xy=(x, y),
             xytext=(10 if right else -10, 18),
             textcoords="offset points",

@@ -11,7 +11,9 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from fitdoc.ladder import Move, Trial, best_trial, settings_key
+from fitdoc.figures import BEST_TEXT
+from fitdoc.formatting import metric_text, value_text
+from fitdoc.ladder import Move, Trial, best_trial, settings_key, trial_label
 from fitdoc.tune.state import TUNE_JSON
 
 # ---------------------------------------------------------------- display
@@ -62,7 +64,8 @@ class TuneDisplay:
         self._console.print(f"stopped: {stop_reason}", highlight=False, soft_wrap=True)
         if best is not None:
             self._console.print(
-                f"best: trial {best.index} ({changes_from(base, best.settings)}), val MAE {best.val_mae:.4g}, "
+                f"best: trial {best.index} ({changes_from(base, best.settings)}), "
+                f"best val MAE {metric_text(best.val_mae)} ({BEST_TEXT}), "
                 f"{best.verdict or best.status}; config written to {best_path}",
                 highlight=False,
                 soft_wrap=True,
@@ -74,7 +77,7 @@ class TuneDisplay:
             ("#", {"justify": "right"}),
             ("change", {}),
             ("verdict", {}),
-            ("val MAE", {"justify": "right"}),
+            ("best val MAE", {"justify": "right"}),
             ("why", {"overflow": "fold", "max_width": 60}),
         ):
             table.add_column(name, **kwargs)
@@ -83,8 +86,8 @@ class TuneDisplay:
         for index in sorted(self._rows):
             item, _ = self._rows[index]
             if isinstance(item, Trial):
-                verdict = _verdict_text(item)
-                mae = "-" if item.val_mae is None else f"{item.val_mae:.4g}"
+                verdict = trial_label(item)
+                mae = metric_text(item.val_mae)
                 style = "bold green" if best is not None and best.index == index else ""
                 table.add_row(str(index), item.change, verdict, mae, item.reason, style=style)
             else:
@@ -95,31 +98,14 @@ class TuneDisplay:
 def changes_from(base: Mapping[str, Any], settings: Mapping[str, Any]) -> str:
     """`model.l2: 0 -> 0.0001, training.epochs: 1000 -> 2000`, or `the base config`."""
     edits = [
-        f"{key}: {_show(base.get(key))} -> {_show(value)}"
+        f"{key}: {value_text(base.get(key), none='off')} -> {value_text(value, none='off')}"
         for key, value in settings.items()
         if settings_key({key: base.get(key)}) != settings_key({key: value})
     ]
     return ", ".join(edits) or "the base config"
 
 
-def _show(value: Any) -> str:
-    if value is None:
-        return "off"
-    if isinstance(value, Mapping):
-        return "patience " + str(value.get("patience", "?"))
-    return f"{value:g}" if isinstance(value, float) else str(value)
-
-
-def _verdict_text(trial: Trial) -> str:
-    if trial.verdict is None:
-        return trial.status
-    text = trial.verdict + (f" ({trial.cause})" if trial.cause else "")
-    if trial.leaning:
-        text += f", leaning {trial.leaning}"
-    return text
-
-
 def _outcome(trial: Trial) -> str:
-    mae = "" if trial.val_mae is None else f", val MAE {trial.val_mae:.4g}"
+    mae = "" if trial.val_mae is None else f", best val MAE {metric_text(trial.val_mae)}"
     where = f"  {trial.run_dir}" if trial.run_dir else ""
-    return f"{_verdict_text(trial)}{mae}{where}"
+    return f"{trial_label(trial)}{mae}{where}"

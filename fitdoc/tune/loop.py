@@ -251,23 +251,24 @@ def trial_from_run(
     message: str = "",
     run_dir: Path | None = None,
 ) -> Trial:
-    """The trial record of one run: its best validation MAE, where the minimum
+    """The trial record of one run: its best validation MAE (`fitdoc.figures`:
+    the minimum; `final_val_mae` the mean of the last tenth), where the minimum
     lies (what the ladder's early stopping needs) and its diagnosis (None: not
     diagnosed, as for a diverged run)."""
     from fitdoc.features import compute_features
+    from fitdoc.figures import run_figures
 
     extra: dict[str, Any] = {"message": message, "epochs_run": len(curves)}
     val_mae = None
     if curves.val is not None and curves.has_validation:
-        features = compute_features(curves)
-        finite = [(v, i) for i, v in enumerate(curves.val) if math.isfinite(v)]
-        best_value, best_pos = min(finite)
-        val_mae = float(best_value)
+        features, figures = compute_features(curves), run_figures(curves)
+        val_mae = figures.best_val
         extra["best_epoch"] = int(features.best_epoch)
         extra["best_position"] = round(float(features.best_position), 6)
+        best_pos = round(features.best_position * len(curves)) - 1
         if curves.train is not None and math.isfinite(curves.train[best_pos]):
             extra["train_mae"] = float(curves.train[best_pos])
-        extra["final_val_mae"] = float(curves.val[-1]) if math.isfinite(curves.val[-1]) else None
+        extra["final_val_mae"] = figures.final_val
     common: dict[str, Any] = {
         "index": index,
         "settings": dict(move.settings),

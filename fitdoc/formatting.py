@@ -1,9 +1,11 @@
 """How values read in every output, defined once: verdicts, config values,
-metric values, config edits. Text, Markdown, JSON texts, plots, `tune` and
-the suggestion wording all format through here, so they agree."""
+metric values, config edits, strict JSON values. Text, Markdown, JSON, plots,
+`tune`, run.json and the suggestion wording all format through here, so they
+agree."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from enum import Enum
 from pathlib import Path
@@ -12,6 +14,22 @@ from typing import Any
 from fitdoc.verdict import Change, Diagnosis
 
 METRIC_DIGITS = 3  # significant digits of every metric value shown to people
+
+
+def jsonable(value: Any) -> Any:
+    """Strict JSON values: non-finite floats become null, numpy scalars Python
+    numbers, tuples lists, keys strings; anything else its `str`."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if hasattr(value, "item") and callable(value.item):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return str(value)
 
 
 def verdict_text(verdict: str | Enum | None, cause: str | Enum | None = None, *, none: str = "-") -> str:

@@ -6,18 +6,25 @@ only imported when used: `import fitdoc` stays light.
 
 from __future__ import annotations
 
-import csv
 import math
 import sys
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
 import keras
 
 from fitdoc.errors import FitdocError
-from fitdoc.rundir import HISTORY_FILE, RUN_FILE, atomic_write_text, versions, write_run_json
+from fitdoc.rundir import (
+    HISTORY_FILE,
+    RUN_FILE,
+    atomic_write_text,
+    history_line,
+    history_text,
+    versions,
+    write_run_json,
+)
 from fitdoc.verdict import Diagnosis, Verdict
 
 # Series preference when no `monitor` is given (DESIGN.md: MAE where present, else the loss).
@@ -301,10 +308,10 @@ class FitdocCallback(keras.callbacks.Callback):
             # First epoch, or a series that appeared late: rewrite with the wider header.
             self._columns = _column_order(self.history)
             rows = [{k: self.history[k][i] for k in self._columns} for i in range(len(self.history["epoch"]))]
-            atomic_write_text(path, _csv_text(self._columns, rows))
+            atomic_write_text(path, history_text(self._columns, rows))
             return
         with path.open("a", encoding="utf-8", newline="") as handle:
-            csv.writer(handle).writerow(_csv_cells(self._columns, row))
+            handle.write(history_line(self._columns, row))
             handle.flush()
 
     def _write_run_json(self, restored: bool, problem: str | None) -> None:
@@ -396,24 +403,6 @@ def _column_order(history: Mapping[str, list[float]]) -> list[str]:
     extras = [c for c in _EXTRA_COLUMNS if c in history]
     others = sorted(c for c in history if c not in leading and c not in extras)
     return [*leading, *others, *extras]
-
-
-def _csv_cells(columns: list[str], row: Mapping[str, float]) -> list[str]:
-    cells = []
-    for column in columns:
-        value = row.get(column, math.nan)
-        if column == "epoch":
-            cells.append(str(int(value)))
-        else:
-            # Empty for an epoch without the value (as pandas writes NaN); inf stays visible.
-            cells.append("" if math.isnan(value) else repr(float(value)))
-    return cells
-
-
-def _csv_text(columns: list[str], rows: Sequence[Mapping[str, float]]) -> str:
-    lines = [",".join(columns)]
-    lines += [",".join(_csv_cells(columns, row)) for row in rows]
-    return "\n".join(lines) + "\n"
 
 
 def _versions() -> dict[str, str]:

@@ -41,13 +41,14 @@ import re
 import tempfile
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from fitdoc.curves import Curves
 from fitdoc.errors import FitdocError
+from fitdoc.formatting import jsonable
 from fitdoc.verdict import Diagnosis
 
 if TYPE_CHECKING:
@@ -101,22 +102,6 @@ def atomic_write_text(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-
-
-def jsonable(value: Any) -> Any:
-    """Strict JSON values: non-finite floats become null, numpy scalars Python
-    numbers, tuples lists, keys strings; anything else its `str`."""
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [jsonable(v) for v in value]
-    if hasattr(value, "item") and callable(value.item):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if value is None or isinstance(value, (str, int, float, bool)):
-        return value
-    return str(value)
 
 
 def write_json(path: Path, value: Any) -> None:
@@ -217,11 +202,10 @@ class HistoryWriter:
         self._handle.flush()
         return self
 
-    def write_row(self, row: dict[str, float | int]) -> None:
+    def write_row(self, row: Mapping[str, float | int]) -> None:
         assert self._handle is not None, "use HistoryWriter as a context manager"
         # One write call per line: an interrupt lands between lines, never inside one.
-        line = ",".join(_format_value(row[c]) for c in self.columns) + "\n"
-        self._handle.write(line)
+        self._handle.write(history_line(self.columns, row))
         self._handle.flush()
         self.rows += 1
 
@@ -231,6 +215,25 @@ class HistoryWriter:
             os.fsync(self._handle.fileno())
             self._handle.close()
             self._handle = None
+
+
+def history_line(columns: Sequence[str], row: Mapping[str, float | int]) -> str:
+    """One history.csv line: `epoch` as an integer, a missing or NaN value empty
+    (as pandas writes NaN), other numbers to 9 significant digits."""
+    return ",".join(_cell(column, row.get(column, math.nan)) for column in columns) + "\n"
+
+
+def history_text(columns: Sequence[str], rows: Iterable[Mapping[str, float | int]]) -> str:
+    """A whole history.csv: the header, then one `history_line` per row."""
+    return ",".join(columns) + "\n" + "".join(history_line(columns, row) for row in rows)
+
+
+def _cell(column: str, value: float | int) -> str:
+    if column == "epoch" or isinstance(value, int):
+        return str(int(value))
+    if math.isnan(value):
+        return ""
+    return _format_value(value)
 
 
 def _format_value(value: float | int) -> str:

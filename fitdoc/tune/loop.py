@@ -17,8 +17,8 @@ from rich.console import Console
 from fitdoc.config import Config, write_config
 from fitdoc.curves import Curves
 from fitdoc.errors import ExitCode, FitdocError
+from fitdoc.formatting import jsonable
 from fitdoc.ladder import TUNED_KEYS, Move, Trial, best_trial, plan_next
-from fitdoc.rundir import jsonable
 from fitdoc.tune.display import TuneDisplay
 from fitdoc.tune.state import (
     BEST_YAML,

@@ -147,16 +147,6 @@ def test_a_bad_config_names_the_field() -> None:
         fitdoc.diagnose(overfit_history(), config=3.5)  # type: ignore[arg-type]
 
 
-def test_importing_fitdoc_and_its_api_does_not_import_tensorflow() -> None:
-    code = (
-        "import sys, fitdoc; fitdoc.diagnose({'loss': [1.0, 0.5], 'val_loss': [1.0, 0.6]}); "
-        "heavy = [m for m in ('tensorflow', 'keras', 'matplotlib') if m in sys.modules]; "
-        "print(heavy); sys.exit(1 if heavy else 0)"
-    )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-
-
 def test_threshold_overrides_as_a_dict_or_a_file(tmp_path: Path) -> None:
     default = fitdoc.diagnose(overfit_history())
     assert default.cause is not None and default.cause.value == "gap"

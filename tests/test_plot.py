@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import subprocess
-import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -230,32 +228,6 @@ def test_golden_image(tmp_path: Path) -> None:
     if not golden.exists():
         pytest.fail(f"golden image missing; copy {out} to {golden} after checking it by eye")
     assert compare_images(str(golden), str(out), tol=8) is None
-
-
-def test_plot_does_not_import_pyplot_or_tensorflow() -> None:
-    code = (
-        "import sys, pathlib, tempfile\n"
-        "sys.path.insert(0, 'tests')\n"
-        "from _report_values import founding_views\n"
-        "from fitdoc.report.plot import plot_runs\n"
-        "plot_runs(founding_views(), pathlib.Path(tempfile.mkdtemp()) / 'x.png')\n"
-        "assert 'matplotlib.pyplot' not in sys.modules, 'pyplot'\n"
-        "assert 'tensorflow' not in sys.modules, 'tensorflow'\n"
-    )
-    repo = Path(__file__).resolve().parents[1]
-    result = subprocess.run([sys.executable, "-c", code], cwd=repo, capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-
-
-def test_importing_reports_does_not_import_matplotlib() -> None:
-    code = (
-        "import sys\n"
-        "import fitdoc.report.text, fitdoc.report.jsonout, fitdoc.report.markdown\n"
-        "import fitdoc.report.github, fitdoc.report.compare, fitdoc.report.plot, fitdoc.compare\n"
-        "assert 'matplotlib' not in sys.modules\n"
-    )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
 
 
 # ---------------------------------------------------------------- the real corpus

@@ -19,6 +19,7 @@ from fitdoc.errors import FitdocError
 from fitdoc.rundir import (
     HISTORY_FILE,
     RUN_FILE,
+    as_written,
     atomic_write_text,
     history_line,
     history_text,
@@ -338,7 +339,7 @@ class FitdocCallback(keras.callbacks.Callback):
         }
 
     def _run_record(self, restored: bool) -> dict[str, Any]:
-        last = {k: v[-1] for k, v in self.history.items()}
+        last = self._row(len(self.history["epoch"]) - 1)
         loss = last.get("loss", math.nan)
         monitored = self._monitored()
         return {
@@ -351,7 +352,9 @@ class FitdocCallback(keras.callbacks.Callback):
             "timings": {"total_seconds": round(time.perf_counter() - self._train_started, 3)},
             "monitor": monitored,
             "final": last,
-            "best": None if self.best_epoch is None else self._row(self.best_epoch),
+            "best": None
+            if self.best_epoch is None
+            else self._row(self.history["epoch"].index(self.best_epoch)),
             "stopped_early": self.stopped_epoch is not None,
             "stopped_epoch": self.stopped_epoch,
             "stop_reason": self.stop_reason,
@@ -359,9 +362,9 @@ class FitdocCallback(keras.callbacks.Callback):
             "diagnosis": None if self.diagnosis is None else self.diagnosis.to_dict(),
         }
 
-    def _row(self, epoch: int) -> dict[str, float]:
-        index = self.history["epoch"].index(float(epoch))
-        return {k: v[index] for k, v in self.history.items()}
+    def _row(self, index: int) -> dict[str, float]:
+        """Epoch `index`'s values as history.csv holds them, so run.json quotes the same numbers."""
+        return {k: as_written(v[index]) for k, v in self.history.items()}
 
 
 def _parse_stop_on(stop_on: str | Verdict | Iterable[str | Verdict] | None) -> frozenset[Verdict]:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fitdoc.config import AnyConfig
-from fitdoc.figures import run_figures
+from fitdoc.figures import Figures, run_figures
 from fitdoc.formatting import metric_text, value_text
 from fitdoc.rundir import Run
 
@@ -24,9 +24,9 @@ REGULARIZATION_KEYS = ("model.l2", "model.l1", "model.dropout")
 
 
 @dataclass(frozen=True)
-class RunSummary:
-    """One row of a comparison, in `fitdoc.figures`' terms (final: mean of the last
-    tenth of the epochs; best: minimum). Metric values are None when the series is absent."""
+class RunSummary(Figures):
+    """One row of a comparison: the run's `Figures` (final: mean of the last tenth
+    of the epochs; best: minimum; None when the series is absent) and what names it."""
 
     name: str
     source: str
@@ -34,15 +34,8 @@ class RunSummary:
     metric: str
     settings: dict[str, Any]
     epochs: int
-    final_train: float | None
-    final_val: float | None
-    best_train: float | None
-    best_val: float | None
-    best_epoch: int | None
-    gap_ratio: float | None
     verdict: str | None
     cause: str | None
-    window: int = 0  # epochs averaged into the final values (fitdoc.figures)
 
 
 @dataclass(frozen=True)
@@ -117,22 +110,15 @@ def compare_runs(runs: Sequence[Run]) -> Comparison:
 def _summarize(run: Run, label: str, keys: tuple[str, ...]) -> RunSummary:
     curves = run.curves
     flat = flatten_config(run.config)
-    figures = run_figures(curves)
     diagnosis = run.diagnosis
     return RunSummary(
+        **vars(run_figures(curves)),
         name=run.name,
         source=curves.source,
         label=label,
         metric=curves.metric,
         settings={k: flat.get(k) for k in keys} if flat else {},
         epochs=len(curves),
-        final_train=figures.final_train,
-        final_val=figures.final_val,
-        best_train=figures.best_train,
-        best_val=figures.best_val,
-        best_epoch=figures.best_epoch,
-        gap_ratio=figures.gap_ratio,
-        window=figures.window,
         verdict=None if diagnosis is None else diagnosis.verdict.value,
         cause=None if diagnosis is None or diagnosis.cause is None else diagnosis.cause.value,
     )

@@ -102,29 +102,9 @@ def run_tune(
     for trial in trials:
         display.finished(trial, resumed=True)
 
-    status, stop_reason = "completed", ""
     save_state(tune_dir, config, trials, max_runs, parallel, status="running", stop_reason="")
     with display:
-        while True:
-            plan = plan_next(trials, base, max_runs=max_runs, max_parallel=parallel)
-            if not plan.moves:
-                stop_reason = plan.stop_reason or "nothing left to try"
-                break
-            start = _next_index(trials)
-            for offset, move in enumerate(plan.moves):
-                display.started(start + offset, move)
-            if len(plan.moves) == 1 and parallel == 1:
-                done, interrupted = _run_in_process(config, plan.moves[0], start, tune_dir)
-            else:
-                done, interrupted = _run_in_processes(config, plan.moves, start, tune_dir)
-            for trial in done:
-                trials.append(trial)
-                display.finished(trial)
-            save_state(tune_dir, config, trials, max_runs, parallel, status="running", stop_reason="")
-            if interrupted:
-                status = "interrupted"
-                stop_reason = "interrupted; continue with --resume (unfinished trials will be retrained)"
-                break
+        status, stop_reason = _loop(config, tune_dir, trials, display, max_runs=max_runs, parallel=parallel)
 
     best = best_trial(trials)
     best_path = None
@@ -135,6 +115,31 @@ def run_tune(
     plot_path = _plot(tune_dir, config, trials) if plot and trials else None
     display.summary(best, best_path, stop_reason, base)
     return TuneResult(tune_dir, tuple(trials), best, best_path, stop_reason, status, plot_path)
+
+
+def _loop(
+    config: Config, tune_dir: Path, trials: list[Trial], display: TuneDisplay, *, max_runs: int, parallel: int
+) -> tuple[str, str]:
+    """Plan, train, record until the ladder says stop; appends to `trials`.
+    Returns the tune's status (`completed` | `interrupted`) and why it stopped."""
+    base = settings_of(config)
+    while True:
+        plan = plan_next(trials, base, max_runs=max_runs, max_parallel=parallel)
+        if not plan.moves:
+            return "completed", plan.stop_reason or "nothing left to try"
+        start = _next_index(trials)
+        for offset, move in enumerate(plan.moves):
+            display.started(start + offset, move)
+        if len(plan.moves) == 1 and parallel == 1:
+            done, interrupted = _run_in_process(config, plan.moves[0], start, tune_dir)
+        else:
+            done, interrupted = _run_in_processes(config, plan.moves, start, tune_dir)
+        for trial in done:
+            trials.append(trial)
+            display.finished(trial)
+        save_state(tune_dir, config, trials, max_runs, parallel, status="running", stop_reason="")
+        if interrupted:
+            return "interrupted", "interrupted; continue with --resume (unfinished trials will be retrained)"
 
 
 def _next_index(trials: Sequence[Trial]) -> int:

@@ -17,11 +17,13 @@ for signals between epochs.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from fitdoc.data import Dataset
+if TYPE_CHECKING:
+    from fitdoc.data import Dataset
+
 
 # Row layout returned by `FastEpochs.run_epoch`.
 ROW_FIELDS = ("loss", "mae", "val_loss", "val_mae", "reg_loss", "test_mae")

@@ -21,13 +21,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from fitdoc.config import Config, write_config
-from fitdoc.data import Dataset, load_data
 from fitdoc.rundir import (
     CONFIG_FILE,
     HISTORY_COLUMNS,
@@ -41,6 +40,9 @@ from fitdoc.rundir import (
     versions,
     write_run_json,
 )
+
+if TYPE_CHECKING:
+    from fitdoc.data import Dataset
 
 Status = Literal["completed", "interrupted", "diverged"]
 
@@ -298,6 +300,8 @@ def run_training(config: Config, *, console: Console, progress: bool = True) -> 
     import tensorflow as tf
 
     output_dir = prepare_output_dir(config.output.dir)
+    from fitdoc.data import load_data  # pandas: part of the `train` extra, checked with TensorFlow above
+
     data = load_data(config.data, seed=config.seed, validation_split=config.training.validation_split)
     started_wall = time.time()
     started = time.perf_counter()

@@ -133,6 +133,7 @@ class FitdocCallback(keras.callbacks.Callback):
         self._train_started = 0.0
         self._columns: list[str] | None = None
         self._pending: list[str] = []
+        self._problems: set[str] = set()
 
     # ------------------------------------------------------------ keras hooks
 
@@ -141,7 +142,10 @@ class FitdocCallback(keras.callbacks.Callback):
         self._train_started = time.perf_counter()
         if self.log_dir is not None:
             self.log_dir.mkdir(parents=True, exist_ok=True)
-            (self.log_dir / HISTORY_FILE).unlink(missing_ok=True)
+            try:
+                (self.log_dir / HISTORY_FILE).unlink(missing_ok=True)
+            except OSError as exc:  # said, and the fit goes on; run.json still records it
+                self._say_problem_once(f"could not write {HISTORY_FILE}: {exc}")
 
     def on_epoch_begin(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:  # noqa: ARG002 (Keras hook)
         self._flush_lines()
@@ -156,7 +160,11 @@ class FitdocCallback(keras.callbacks.Callback):
         done = len(self.history["epoch"])
         if done < self.warmup or done % self.every != 0:
             return
-        diagnosis = self._diagnose()
+        try:
+            diagnosis = self._diagnose()
+        except Exception as exc:  # a bookkeeping failure must not end the user's fit
+            self._say_problem_once(f"diagnosis failed at epoch {epoch + 1}: {type(exc).__name__}: {exc}")
+            return
         self.checks.append((epoch, diagnosis))
         self._say_if_changed(epoch, diagnosis)
         if self._should_stop(diagnosis):
@@ -303,6 +311,19 @@ class FitdocCallback(keras.callbacks.Callback):
     # ------------------------------------------------------------ files
 
     def _append_csv(self, row: Mapping[str, float]) -> None:
+        """history.csv grows by one line; a write that fails (disk full, folder gone)
+        is said once and the fit goes on: run.json still gets the whole history."""
+        try:
+            self._write_csv(row)
+        except OSError as exc:
+            self._say_problem_once(f"could not write {HISTORY_FILE}: {exc}")
+
+    def _say_problem_once(self, problem: str) -> None:
+        if problem.split(":", 1)[0] not in self._problems:
+            self._problems.add(problem.split(":", 1)[0])
+            self._say(f"fitdoc: {problem}")
+
+    def _write_csv(self, row: Mapping[str, float]) -> None:
         assert self.log_dir is not None
         path = self.log_dir / HISTORY_FILE
         if self._columns is None or any(key not in self._columns for key in row):

@@ -287,3 +287,19 @@ def test_a_fitdoc_folder_beside_the_script_never_loses_the_run(tmp_path: Path) -
     assert run["epochs"]["completed"] == 3
     assert set(run["versions"]) >= {"fitdoc", "keras", "python", "backend"}
     assert (tmp_path / "run" / "history.csv").read_text().count("\n") == 4
+
+
+def test_a_history_file_that_cannot_be_written_is_said_once_and_the_run_kept(tmp_path: Path) -> None:
+    """Bookkeeping that fails (here history.csv is a folder) never ends the user's fit."""
+    log_dir = tmp_path / "run"
+    (log_dir / "history.csv").mkdir(parents=True)
+    stream = io.StringIO()
+    x, y = overfit_data(32)
+    callback = FitdocCallback(warmup=2, log_dir=log_dir, stream=stream)
+    history = wide_regressor().fit(x, y, validation_split=0.5, epochs=4, verbose=0, callbacks=[callback])
+    assert len(history.history["loss"]) == 4
+    said = [line for line in stream.getvalue().splitlines() if "could not write history.csv" in line]
+    assert len(said) == 1, stream.getvalue()
+    run = json.loads((log_dir / "run.json").read_text())
+    assert run["status"] == "completed" and run["epochs"]["completed"] == 4
+    assert callback.diagnosis is not None

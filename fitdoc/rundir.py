@@ -81,10 +81,21 @@ _UMASK_LOCK = threading.Lock()
 
 def file_mode() -> int:
     """The mode a newly created file gets here: 0666 less the process umask."""
-    with _UMASK_LOCK:  # reading the umask means setting it; keep that atomic among threads
+    return 0o666 & ~_umask()
+
+
+def _umask() -> int:
+    try:  # Linux says it without changing it
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    with _UMASK_LOCK:  # elsewhere reading the umask means setting it: put it back at once
         mask = os.umask(0o022)
         os.umask(mask)
-    return 0o666 & ~mask
+    return mask
 
 
 def atomic_write_text(path: Path, text: str) -> None:

@@ -24,6 +24,7 @@ from fitdoc.curves import Curves
 from fitdoc.features import compute_features
 
 FINAL_TEXT = "final = mean of the last {window} epochs"
+FINAL_TEXT_VARIED = "final = mean of the last tenth of the epochs (3 to 50)"
 BEST_TEXT = "best = minimum over all epochs"
 
 

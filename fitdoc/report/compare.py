@@ -12,7 +12,7 @@ from rich.text import Text
 
 from fitdoc.compare import Comparison, RunSummary, short_key_names
 from fitdoc.errors import FitdocError
-from fitdoc.figures import BEST_TEXT, FINAL_TEXT
+from fitdoc.figures import BEST_TEXT, FINAL_TEXT, FINAL_TEXT_VARIED
 from fitdoc.formatting import common_affixes, metric_text, ratio_text, value_text, verdict_text
 from fitdoc.report.jsonout import dumps, error_to_dict
 from fitdoc.report.markdown import cell
@@ -21,16 +21,19 @@ from fitdoc.verdict import SCHEMA_VERSION
 BEST_MARK = "★"
 
 
-LEGEND_AFTER = 18  # run names longer than this (after common affixes) go to a legend
+VERDICT_WIDTH = 16  # `over-regularized`, the longest cause, on its own line
+METRIC_HEADERS = ("train\nfinal", "val\nfinal", "val\nbest", "best\nepoch", "val/\ntrain")
 
 
 def render_comparison(comparison: Comparison, console: Console) -> None:
-    """One row per run, fitting 80 columns: names shortened by their common prefix
-    and suffix (long ones numbered, with a legend), setting columns by their last
-    key part, metric values to the same significant digits. The best run (lowest
-    final validation metric) is starred. JSON and Markdown keep every column."""
-    names, legend, common = _display_names([r.name for r in comparison.runs])
-    short = short_key_names(comparison.differing_keys)
+    """One row per run, fitting the console (80 columns): names shortened by their
+    common prefix and suffix, numbered with a legend when they still do not fit;
+    settings by their last key part; metric values to the same significant
+    digits; the cause under the verdict. The best run (lowest final validation
+    metric) is starred. JSON and Markdown keep every column and full names."""
+    cells = [_cells(comparison, run) for run in comparison.runs]
+    room = console.width - _fixed_width(comparison, cells)
+    names, legend, common = _display_names([r.name for r in comparison.runs], room)
     metrics = sorted({r.metric for r in comparison.runs})
     title = f"{len(comparison.runs)} runs · metric: {', '.join(metrics) or '-'}"
     table = Table(
@@ -38,45 +41,59 @@ def render_comparison(comparison: Comparison, console: Console) -> None:
         title=title + (f" · names: {common}" if common else ""),
         title_justify="left",
         pad_edge=False,
-        padding=(0, 1, 0, 0),
+        padding=0,  # the box already puts one space between columns
         show_edge=False,
     )
     table.add_column("", no_wrap=True, width=1)
-    table.add_column("run", overflow="fold", max_width=LEGEND_AFTER)
-    for key in comparison.differing_keys:
-        table.add_column(short[key], justify="right", no_wrap=True)
-    for header in ("train\nfinal", "val\nfinal", "val\nbest", "best\nepoch", "val/\ntrain"):
+    table.add_column("run", overflow="fold")
+    short = short_key_names(comparison.differing_keys)
+    for header in [short[k] for k in comparison.differing_keys] + list(METRIC_HEADERS):
         table.add_column(header, justify="right", no_wrap=True)
-    table.add_column("verdict", min_width=12, overflow="fold")
-    for index, (run, name) in enumerate(zip(comparison.runs, names, strict=True)):
+    table.add_column("verdict", min_width=VERDICT_WIDTH, overflow="fold")
+    for index, (row, name) in enumerate(zip(cells, names, strict=True)):
         best = index == comparison.best
-        table.add_row(
-            BEST_MARK if best else "",
-            name,
-            *(_setting(run, k) for k in comparison.differing_keys),
-            metric_text(run.final_train),
-            metric_text(run.final_val),
-            metric_text(run.best_val),
-            value_text(run.best_epoch, none="-"),
-            ratio_text(run.gap_ratio),
-            verdict_text(run.verdict, run.cause),
-            style="bold" if best else None,
-        )
+        table.add_row(BEST_MARK if best else "", name, *row, style="bold" if best else None)
     console.print(table)
     for line in legend:
-        console.print(Text(line), soft_wrap=True)
-    console.print(Text(_definitions(comparison), style="dim"))
+        console.print(Text(line), soft_wrap=True)  # full names, never cut
+    console.print(Text(_definitions(comparison), style="dim"), soft_wrap=False)
     if comparison.direction_text:
-        console.print(Text(comparison.direction_text))
+        console.print(Text(comparison.direction_text), soft_wrap=False)
 
 
-def _display_names(names: Sequence[str]) -> tuple[list[str], list[str], str]:
-    """Names without their common affixes; numbered with a legend when still long.
-    Returns (the names to show, legend lines, `prefix…suffix` said once)."""
+def _cells(comparison: Comparison, run: RunSummary) -> list[str]:
+    """A run's cells after its name: settings, figures, verdict (cause on a second line)."""
+    verdict = verdict_text(run.verdict)
+    if run.cause is not None:
+        verdict += f"\n{run.cause}"
+    return [
+        *(_setting(run, k) for k in comparison.differing_keys),
+        metric_text(run.final_train),
+        metric_text(run.final_val),
+        metric_text(run.best_val),
+        value_text(run.best_epoch, none="-"),
+        ratio_text(run.gap_ratio),
+        verdict,
+    ]
+
+
+def _fixed_width(comparison: Comparison, cells: Sequence[Sequence[str]]) -> int:
+    """Columns other than the run name: the mark, settings, figures, verdict, separators."""
+    short = short_key_names(comparison.differing_keys)
+    headers = [short[k] for k in comparison.differing_keys] + [h.split("\n")[0] for h in METRIC_HEADERS]
+    widths = [max([len(header), *(len(row[i]) for row in cells)]) for i, header in enumerate(headers)]
+    columns = len(widths) + 3  # the mark, the name and the verdict
+    return 1 + sum(widths) + VERDICT_WIDTH + (columns - 1)
+
+
+def _display_names(names: Sequence[str], room: int) -> tuple[list[str], list[str], str]:
+    """Names without their common affixes; numbered with a legend when they still
+    need more than `room` columns. Returns (names to show, legend lines,
+    `prefix…suffix` said once)."""
     prefix, suffix = common_affixes(names)
     trimmed = [n[len(prefix) : len(n) - len(suffix)] for n in names]
     common = f"{prefix}…{suffix}" if prefix or suffix else ""
-    if all(len(n) <= LEGEND_AFTER for n in trimmed):
+    if max(len(n) for n in trimmed) <= max(room, 3):
         return trimmed, [], common
     shown = [f"#{i + 1}" for i in range(len(names))]
     return shown, [f"#{i + 1}  {name}" for i, name in enumerate(names)], ""
@@ -84,8 +101,8 @@ def _display_names(names: Sequence[str]) -> tuple[list[str], list[str], str]:
 
 def _definitions(comparison: Comparison) -> str:
     windows = sorted({r.window for r in comparison.runs if r.window})
-    span = f"{windows[0]}" if len(windows) == 1 else "the last tenth (3 to 50)"
-    text = f"{FINAL_TEXT.format(window=span)}; {BEST_TEXT}; val/train = final val / final train"
+    final = FINAL_TEXT.format(window=windows[0]) if len(windows) == 1 else FINAL_TEXT_VARIED
+    text = f"{final}; {BEST_TEXT}; val/train = final val / final train"
     if comparison.best is not None:
         text = f"{BEST_MARK} lowest final validation metric. " + text
     return text

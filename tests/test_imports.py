@@ -163,3 +163,15 @@ def test_the_python_api_diagnoses_without_tensorflow_or_matplotlib() -> None:
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip() == "[]"
+
+
+def test_tests_never_importorskip_fitdocs_own_modules() -> None:
+    """A broken fitdoc module must fail its tests, not skip them (issue 12)."""
+    tests = Path(__file__).parent
+    offenders = [
+        f"{path.name}:{number}"
+        for path in sorted(tests.rglob("*.py"))
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if "importorskip(" in line and "fitdoc" in line.split("importorskip(", 1)[1].split(")")[0]
+    ]
+    assert offenders == []

@@ -14,8 +14,8 @@ of modules it imported from the interpreter itself. No timings here.
 from __future__ import annotations
 
 import os
-import re
 import pkgutil
+import re
 import subprocess
 import sys
 from pathlib import Path

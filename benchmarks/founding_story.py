@@ -4,8 +4,8 @@ Usage:
     TF_CPP_MIN_LOG_LEVEL=2 python benchmarks/founding_story.py [CONFIG.yaml ...] [--set KEY=VALUE ...]
 
 Without configs it trains the four quick founding configs in sample_configs/.
-Final values are the mean of the last 5 epochs, so one noisy epoch does not
-decide. Each run is diagnosed the way `fitdoc diagnose RUN_DIR` does it (its
+Final and best values follow `fitdoc.figures`, as every fitdoc output does:
+final = the mean of the last tenth of the epochs (3 to 50), best = the minimum. Each run is diagnosed the way `fitdoc diagnose RUN_DIR` does it (its
 history plus its config), so the README's table comes from this one script.
 Runs go to a temporary directory (`--keep DIR` keeps them there instead, e.g.
 for `scripts/make_readme_plot.py`).
@@ -25,6 +25,7 @@ from rich.console import Console
 from fitdoc.config import load_config
 from fitdoc.data import SYNTHETIC_HELDOUT_ROWS
 from fitdoc.diagnosis import diagnose_curves
+from fitdoc.figures import run_figures
 from fitdoc.history import read_history
 from fitdoc.train import run_training
 from fitdoc.verdict import Diagnosis
@@ -55,13 +56,14 @@ def main() -> None:
             result = run_training(config, console=Console(file=io.StringIO()), progress=False)
             seconds = time.perf_counter() - started
             history = pd.read_csv(result.history_path)
-            last = history.tail(5).mean()
-            best = int(history["val_mae"].idxmin())
-            diagnosis = diagnose_curves(read_history(result.run_dir), config)
+            curves = read_history(result.run_dir)
+            fig = run_figures(curves)
+            test = history["test_mae"].tail(fig.window).mean()
+            diagnosis = diagnose_curves(curves, config)
             print(
-                f"| {path.stem} | {len(history)} | {seconds:.1f} | {last['mae']:.4f} | {last['val_mae']:.4f} "
-                f"| {last['val_mae'] / last['mae']:.2f} | {last['test_mae']:.4f} "
-                f"| {history['val_mae'][best]:.4f} ({best}) | {_verdict(diagnosis)} | {_suggestion(diagnosis)} |",
+                f"| {path.stem} | {len(history)} | {seconds:.1f} | {fig.final_train:.4f} | {fig.final_val:.4f} "
+                f"| {fig.gap_ratio:.2f} | {test:.4f} | {fig.best_val:.4f} ({fig.best_epoch}) "
+                f"| {_verdict(diagnosis)} | {_suggestion(diagnosis)} |",
                 flush=True,
             )
 

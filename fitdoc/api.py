@@ -8,6 +8,7 @@ TensorFlow.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -88,7 +89,7 @@ def _curves_from_path(
 ) -> tuple[Curves, AnyConfig | None]:
     # The same discovery and loading as `fitdoc diagnose PATH`, so both agree on what a path holds.
     from fitdoc.history import discover
-    from fitdoc.loading import ReadOptions, load_run
+    from fitdoc.rundir import ReadOptions, load_run
 
     runs = discover([path])
     if len(runs) > 1:
@@ -127,9 +128,7 @@ def _resolve_thresholds(thresholds: ThresholdsLike) -> dict[str, Any] | None:
 
 
 def _is_dataframe(obj: Any) -> bool:
-    # Checked by name first so a dict or a path never pays for importing pandas.
-    if type(obj).__name__ != "DataFrame":
-        return False
-    import pandas as pd
-
-    return isinstance(obj, pd.DataFrame)
+    # A pandas DataFrame exists only once pandas is imported: never import it here
+    # (it is not a core dependency, and a dict or a path should not pay for it).
+    pd = sys.modules.get("pandas")
+    return pd is not None and isinstance(obj, pd.DataFrame)

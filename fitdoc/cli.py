@@ -22,9 +22,8 @@ from fitdoc.errors import ExitCode, FitdocError
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from fitdoc.compare import RunView
     from fitdoc.config import AnyConfig
-    from fitdoc.loading import LoadedRun, ReadOptions
+    from fitdoc.rundir import ReadOptions, Run
     from fitdoc.verdict import Diagnosis
 
 
@@ -175,7 +174,7 @@ def _version_callback(value: bool) -> None:
 
 @app.callback()
 def _root(
-    version: Annotated[
+    version: Annotated[  # noqa: ARG001 (typer handles --version in its eager callback)
         bool,
         typer.Option(
             "--version", callback=_version_callback, is_eager=True, help="Show the version and exit."
@@ -241,19 +240,19 @@ def parse_fail_on(text: str | None) -> frozenset[str]:
 
 
 def _read_options(format_in: str | None, train_col: str | None, val_col: str | None) -> ReadOptions:
-    from fitdoc.loading import ReadOptions
+    from fitdoc.rundir import ReadOptions
 
     return ReadOptions(format_in=format_in, train_col=train_col, val_col=val_col)
 
 
 def _load_runs(
     paths: Sequence[Path], options: ReadOptions, config: AnyConfig | None
-) -> tuple[list[LoadedRun], list[FitdocError]]:
+) -> tuple[list[Run], list[FitdocError]]:
     """Every readable run under `paths`, and the errors of the others (each path stands alone)."""
     from fitdoc.history import discover
-    from fitdoc.loading import load_run
+    from fitdoc.rundir import load_run
 
-    runs: list[LoadedRun] = []
+    runs: list[Run] = []
     errors: list[FitdocError] = []
     for path in paths:
         try:
@@ -283,7 +282,7 @@ def _verdict_code(diagnoses: Iterable[Diagnosis], fail_on: frozenset[str]) -> in
     return int(ExitCode.VERDICT_FAILED) if hit else int(ExitCode.OK)
 
 
-def _diagnose_runs(runs: Sequence[LoadedRun], thresholds: dict[str, Any] | None) -> list[Diagnosis]:
+def _diagnose_runs(runs: Sequence[Run], thresholds: dict[str, Any] | None) -> list[Diagnosis]:
     from fitdoc.diagnosis import diagnose_curves
 
     return [diagnose_curves(run.curves, run.config, thresholds) for run in runs]
@@ -329,19 +328,16 @@ def _write_stdout(text: str) -> None:
     sys.stdout.flush()
 
 
-def _views(runs: Sequence[LoadedRun], diagnoses: Sequence[Diagnosis | None]) -> list[RunView]:
-    from fitdoc.compare import RunView
+def _views(runs: Sequence[Run], diagnoses: Sequence[Diagnosis | None]) -> list[Run]:
+    import dataclasses
 
-    return [
-        RunView(name=run.name, curves=run.curves, diagnosis=diag, config=run.config)
-        for run, diag in zip(runs, diagnoses, strict=True)
-    ]
+    return [dataclasses.replace(run, diagnosis=diag) for run, diag in zip(runs, diagnoses, strict=True)]
 
 
-def _plot(runs: Sequence[LoadedRun], diagnoses: Sequence[Diagnosis | None], out: Path, scale: str) -> Path:
+def _plot(runs: Sequence[Run], diagnoses: Sequence[Diagnosis | None], out: Path, scale: str) -> Path:
     from fitdoc.report.plot import plot_runs
 
-    return plot_runs(_views(runs, diagnoses), out, scale=scale)
+    return plot_runs(_views(runs, diagnoses), out, scale=scale)  # type: ignore[arg-type]  # checked there
 
 
 # ------------------------------------------------------------------ commands
@@ -380,10 +376,10 @@ def train(
         code = int(ExitCode.DIVERGED)
 
     from fitdoc.history import discover
-    from fitdoc.loading import ReadOptions, load_run
+    from fitdoc.rundir import load_run
 
     try:
-        run = load_run(discover([result.run_dir])[0], ReadOptions(), config)
+        run = load_run(discover([result.run_dir])[0], config=config)
     except FitdocError as exc:
         # An interrupted first epoch leaves an empty history: nothing to diagnose.
         _error_line(exc.one_line())
@@ -453,7 +449,7 @@ def diagnose(
     raise typer.Exit(code)
 
 
-def _emit_config(runs: Sequence[LoadedRun], diagnoses: Sequence[Diagnosis], out: Path) -> None:
+def _emit_config(runs: Sequence[Run], diagnoses: Sequence[Diagnosis], out: Path) -> None:
     """Write the config to train next, renamed after its change; nothing when there is no change.
 
     A balanced (or inconclusive) run has no next step: that is an answer, not

@@ -11,12 +11,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
 from fitdoc.config import AnyConfig
-from fitdoc.curves import Curves
-from fitdoc.verdict import Diagnosis
+from fitdoc.figures import Figures, run_figures
+from fitdoc.formatting import metric_text, value_text
+from fitdoc.rundir import Run
 
+NONE = "-"  # a missing config value in a comparison
 # Keys that name or place a run rather than shape its training: never a "difference".
 _IGNORED_KEYS = ("name", "output.")
 # The knobs the suggestion ladder turns; a comparison over only these says which way helped.
@@ -24,18 +24,9 @@ REGULARIZATION_KEYS = ("model.l2", "model.l1", "model.dropout")
 
 
 @dataclass(frozen=True)
-class RunView:
-    """One run as the reports see it: its curves, and when known its diagnosis and config."""
-
-    name: str
-    curves: Curves
-    diagnosis: Diagnosis | None = None
-    config: AnyConfig | None = None
-
-
-@dataclass(frozen=True)
-class RunSummary:
-    """One row of a comparison. Metric values are None when the series is absent."""
+class RunSummary(Figures):
+    """One row of a comparison: the run's `Figures` (final: mean of the last tenth
+    of the epochs; best: minimum; None when the series is absent) and what names it."""
 
     name: str
     source: str
@@ -43,12 +34,6 @@ class RunSummary:
     metric: str
     settings: dict[str, Any]
     epochs: int
-    final_train: float | None
-    final_val: float | None
-    best_train: float | None
-    best_val: float | None
-    best_epoch: float | None
-    gap_ratio: float | None
     verdict: str | None
     cause: str | None
 
@@ -86,15 +71,15 @@ def differing_keys(configs: Sequence[AnyConfig | None]) -> tuple[str, ...]:
     )
 
 
-def run_labels(runs: Sequence[RunView]) -> list[str]:
+def run_labels(runs: Sequence[Run]) -> list[str]:
     """Short legend labels built from what differs (`l2=0.001`), else the run names."""
     keys = differing_keys([r.config for r in runs])
-    short = _short_names(keys)
+    short = short_key_names(keys)
     labels = []
     for run in runs:
         flat = flatten_config(run.config)
         if keys and flat:
-            labels.append(", ".join(f"{short[k]}={format_value(flat.get(k))}" for k in keys))
+            labels.append(", ".join(f"{short[k]}={value_text(flat.get(k), none=NONE)}" for k in keys))
         else:
             labels.append(run.name)
     if len(set(labels)) < len(labels):  # e.g. two seeds of one config: keep them apart
@@ -105,7 +90,7 @@ def run_labels(runs: Sequence[RunView]) -> list[str]:
     return labels
 
 
-def compare_runs(runs: Sequence[RunView]) -> Comparison:
+def compare_runs(runs: Sequence[Run]) -> Comparison:
     """Summarize each run, pick the best by final validation metric, and say which
     direction of regularization helped when the runs differ only in it."""
     keys = differing_keys([r.config for r in runs])
@@ -119,64 +104,21 @@ def compare_runs(runs: Sequence[RunView]) -> Comparison:
     )
 
 
-def final_value(series: np.ndarray | None) -> float | None:
-    finite = _finite(series)
-    return None if finite is None else float(finite[-1])
-
-
-def best_value(series: np.ndarray | None) -> float | None:
-    finite = _finite(series)
-    return None if finite is None else float(finite.min())
-
-
-def best_epoch(curves: Curves) -> float | None:
-    """Epoch of the validation minimum (of train when there is no validation series)."""
-    series = curves.val if curves.has_validation else curves.train
-    if series is None or not np.isfinite(series).any():
-        return None
-    index = int(np.nanargmin(np.where(np.isfinite(series), series, np.nan)))
-    return _plain_number(float(curves.epochs[index]))
-
-
-def format_value(value: Any) -> str:
-    """Config values as a person writes them: `0.001`, `1e-05`, `0`, `true`."""
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, float):
-        return repr(_plain_number(value))
-    if value is None:
-        return "-"
-    return str(value)
-
-
-def format_metric(value: float | None) -> str:
-    return "-" if value is None else f"{value:.4g}"
-
-
 # ---------------------------------------------------------------- helpers
 
 
-def _summarize(run: RunView, label: str, keys: tuple[str, ...]) -> RunSummary:
+def _summarize(run: Run, label: str, keys: tuple[str, ...]) -> RunSummary:
     curves = run.curves
     flat = flatten_config(run.config)
-    final_train, final_val = final_value(curves.train), final_value(curves.val)
-    gap = None
-    if final_train is not None and final_val is not None and final_train > 0 and final_val >= 0:
-        gap = final_val / final_train
     diagnosis = run.diagnosis
     return RunSummary(
+        **vars(run_figures(curves)),
         name=run.name,
         source=curves.source,
         label=label,
         metric=curves.metric,
         settings={k: flat.get(k) for k in keys} if flat else {},
         epochs=len(curves),
-        final_train=final_train,
-        final_val=final_val,
-        best_train=best_value(curves.train),
-        best_val=best_value(curves.val),
-        best_epoch=best_epoch(curves),
-        gap_ratio=gap,
         verdict=None if diagnosis is None else diagnosis.verdict.value,
         cause=None if diagnosis is None or diagnosis.cause is None else diagnosis.cause.value,
     )
@@ -191,12 +133,12 @@ def _direction(
     if any(not r.settings for r in runs):
         return None, None
     best_run = runs[best]
-    best_setting = ", ".join(f"{k}={format_value(best_run.settings[k])}" for k in keys)
+    best_setting = ", ".join(f"{k}={value_text(best_run.settings[k], none=NONE)}" for k in keys)
     metric = best_run.metric.upper() if best_run.metric.lower() == "mae" else best_run.metric
     if len(keys) > 1:
         text = (
             f"The runs differ only in regularization ({', '.join(keys)}); the lowest final "
-            f"validation {metric} ({format_metric(best_run.final_val)}) is at {best_setting}."
+            f"validation {metric} ({metric_text(best_run.final_val)}) is at {best_setting}."
         )
         return None, text
     key = keys[0]
@@ -213,7 +155,7 @@ def _direction(
         gap is not None and train is not None and gap.startswith("closed") == train.startswith("raised")
     )
     said = f" {'but' if trade_off else 'and'} ".join(e for e in (gap, train) if e)
-    text = f"Raising {key} from {format_value(low.settings[key])} to {format_value(high.settings[key])}"
+    text = f"Raising {key} from {value_text(low.settings[key], none=NONE)} to {value_text(high.settings[key], none=NONE)}"
     text += f" {said}." if said else " changed little."
     position = best_run.settings[key]
     if position == high.settings[key]:
@@ -223,8 +165,8 @@ def _direction(
     else:
         direction, verdict = "intermediate", "an intermediate setting is the better point"
     text += (
-        f" The lowest final validation {metric} ({format_metric(best_run.final_val)}) is at "
-        f"{key}={format_value(position)}: {verdict}."
+        f" The lowest final validation {metric} ({metric_text(best_run.final_val)}) is at "
+        f"{key}={value_text(position, none=NONE)}: {verdict}."
     )
     return direction, text
 
@@ -237,22 +179,25 @@ def _gap_effect(low: RunSummary, high: RunSummary) -> str | None:
     word = "closed" if closer else "widened"
     if abs(before - after) < 0.05 * max(before, after):
         word = "kept"
-    return f"{word} the train/val gap (val/train {before:.2f} -> {after:.2f})"
+    return f"{word} the train/val gap (final val/train {before:.2f} -> {after:.2f})"
 
 
 def _train_effect(low: RunSummary, high: RunSummary, metric: str) -> str | None:
+    """How the final train value moved (final: `fitdoc.figures`)."""
     before, after = low.final_train, high.final_train
     if before is None or after is None or before <= 0 or after <= 0:
         return None
     factor = after / before
     if factor >= 1.05:
-        return f"raised train {metric} {factor:.1f}x ({before:.4g} -> {after:.4g})"
+        return f"raised final train {metric} {factor:.1f}x ({metric_text(before)} -> {metric_text(after)})"
     if factor <= 1 / 1.05:
-        return f"lowered train {metric} {1 / factor:.1f}x ({before:.4g} -> {after:.4g})"
-    return f"left train {metric} about the same ({before:.4g} -> {after:.4g})"
+        return (
+            f"lowered final train {metric} {1 / factor:.1f}x ({metric_text(before)} -> {metric_text(after)})"
+        )
+    return f"left final train {metric} about the same ({metric_text(before)} -> {metric_text(after)})"
 
 
-def _short_names(keys: tuple[str, ...]) -> dict[str, str]:
+def short_key_names(keys: tuple[str, ...]) -> dict[str, str]:
     """`model.l2` -> `l2` unless two keys end the same (`model.x`, `data.x`)."""
     last = [k.rsplit(".", 1)[-1] for k in keys]
     return {k: (s if last.count(s) == 1 else k) for k, s in zip(keys, last, strict=True)}
@@ -276,15 +221,3 @@ def _hashable(value: Any) -> Any:
     if isinstance(value, float) and value.is_integer():
         return int(value)  # 0 and 0.0 are the same setting
     return value
-
-
-def _finite(series: np.ndarray | None) -> np.ndarray | None:
-    if series is None:
-        return None
-    values = np.asarray(series, dtype=float)
-    values = values[np.isfinite(values)]
-    return values if values.size else None
-
-
-def _plain_number(value: float) -> float | int:
-    return int(value) if float(value).is_integer() else float(value)

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import copy
 import difflib
-import os
 import re
 import reprlib
-import tempfile
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -20,6 +18,7 @@ import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from fitdoc.errors import ConfigError
+from fitdoc.rundir import atomic_write_text
 
 # Echo a bad value briefly: YAML aliases can make a small file a huge value (a
 # "billion laughs"), and a full repr of it would take minutes and gigabytes.
@@ -240,7 +239,7 @@ def validate_config(raw: dict[str, Any], *, path: object = "<config>", model_onl
     if isinstance(config, Config) and config.data.path is not None and path not in (None, "<config>"):
         data_path = Path(config.data.path).expanduser()
         if not data_path.is_absolute():
-            data_path = Path(path).resolve().parent / data_path
+            data_path = Path(str(path)).resolve().parent / data_path
         config.data.path = str(data_path)
     return config
 
@@ -253,21 +252,6 @@ def config_to_yaml(config: BaseModel) -> str:
 
 def write_config(config: BaseModel, path: Path) -> None:
     atomic_write_text(path, config_to_yaml(config))
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write then rename, so a reader never sees half a file."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def json_schema() -> dict[str, Any]:

@@ -17,11 +17,13 @@ for signals between epochs.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from fitdoc.data import Dataset
+if TYPE_CHECKING:
+    from fitdoc.data import Dataset
+
 
 # Row layout returned by `FastEpochs.run_epoch`.
 ROW_FIELDS = ("loss", "mae", "val_loss", "val_mae", "reg_loss", "test_mae")
@@ -43,7 +45,7 @@ class FastEpochs:
         batch_size: int,
         shuffle: bool,
         seed: int,
-        jit_compile: bool | None = None,
+        jit_compile: bool = False,
     ) -> None:
         import tensorflow as tf
 
@@ -66,8 +68,8 @@ class FastEpochs:
         self._tail = n - self._full_steps * self._batch
         self._shuffle = shuffle
         self._seed = int(seed)
-        if jit_compile is None:
-            jit_compile = choose_jit()
+        # XLA off by default: on CPU it compiles the epoch loop in ~3 s and runs these
+        # small nets no faster (about 5 ms per founding epoch either way; benchmarks/train_speed.py).
         self.jit_compile = jit_compile
         self._epoch_fn = tf.function(self._epoch, jit_compile=jit_compile, autograph=True)
 
@@ -135,9 +137,3 @@ class FastEpochs:
         if not self._has_test:
             row.pop("test_mae")
         return row
-
-
-def choose_jit() -> bool:
-    """Off: on CPU, XLA compiles the epoch loop in ~3 s and runs these small nets no faster
-    (about 5 ms per founding epoch either way; see benchmarks/train_speed.py)."""
-    return False

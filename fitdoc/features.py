@@ -38,11 +38,15 @@ class Features:
     metric: str
     has_validation: bool
     has_train: bool
+    window: int
     nonfinite_train: int
     nonfinite_val: int
     positive: bool
     train_start: float
     train_end: float
+    train_min: float
+    val_end: float
+    val_min: float
     best_epoch: int
     best_position: float
     val_rebound: float
@@ -107,11 +111,15 @@ def compute_features(curves: Curves) -> Features:
         metric=curves.metric,
         has_validation=val is not None and val_f.size > 0,
         has_train=train_f.size > 0,
+        window=window,
         nonfinite_train=nonfinite_train,
         nonfinite_val=nonfinite_val,
         positive=positive,
         train_start=_head_mean(train, window),
         train_end=train_end,
+        train_min=float(np.nanmin(train)) if train_f.size else NAN,
+        val_end=val_end,
+        val_min=val_min,
         best_epoch=best_epoch_label,
         best_position=best_position,
         val_rebound=_ratio(val_end, val_min) - 1.0 if ratios_ok else NAN,

@@ -6,8 +6,6 @@ only imported when used: `import fitdoc` stays light.
 
 from __future__ import annotations
 
-import csv
-import json
 import math
 import sys
 import time
@@ -17,8 +15,17 @@ from typing import Any, TextIO
 
 import keras
 
-from fitdoc.config import atomic_write_text
 from fitdoc.errors import FitdocError
+from fitdoc.rundir import (
+    HISTORY_FILE,
+    RUN_FILE,
+    as_written,
+    atomic_write_text,
+    history_line,
+    history_text,
+    versions,
+    write_run_json,
+)
 from fitdoc.verdict import Diagnosis, Verdict
 
 # Series preference when no `monitor` is given (DESIGN.md: MAE where present, else the loss).
@@ -26,6 +33,7 @@ _AUTO_MONITORS = ("val_mae", "val_mean_absolute_error", "val_loss")
 # history.csv column order (DESIGN.md "History columns"); other logged metrics follow.
 _LEADING_COLUMNS = ("epoch", "loss", "mae", "val_loss", "val_mae")
 _EXTRA_COLUMNS = ("learning_rate", "epoch_seconds")
+_WRITER = "fitdoc.keras.FitdocCallback"
 
 
 class FitdocCallback(keras.callbacks.Callback):
@@ -125,17 +133,21 @@ class FitdocCallback(keras.callbacks.Callback):
         self._train_started = 0.0
         self._columns: list[str] | None = None
         self._pending: list[str] = []
+        self._problems: set[str] = set()
 
     # ------------------------------------------------------------ keras hooks
 
-    def on_train_begin(self, logs: Mapping[str, Any] | None = None) -> None:
+    def on_train_begin(self, logs: Mapping[str, Any] | None = None) -> None:  # noqa: ARG002 (Keras hook)
         self._reset()
         self._train_started = time.perf_counter()
         if self.log_dir is not None:
             self.log_dir.mkdir(parents=True, exist_ok=True)
-            (self.log_dir / "history.csv").unlink(missing_ok=True)
+            try:
+                (self.log_dir / HISTORY_FILE).unlink(missing_ok=True)
+            except OSError as exc:  # said, and the fit goes on; run.json still records it
+                self._say_problem_once(f"could not write {HISTORY_FILE}: {exc}")
 
-    def on_epoch_begin(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
+    def on_epoch_begin(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:  # noqa: ARG002 (Keras hook)
         self._flush_lines()
         self._epoch_started = time.perf_counter()
 
@@ -148,7 +160,11 @@ class FitdocCallback(keras.callbacks.Callback):
         done = len(self.history["epoch"])
         if done < self.warmup or done % self.every != 0:
             return
-        diagnosis = self._diagnose()
+        try:
+            diagnosis = self._diagnose()
+        except Exception as exc:  # a bookkeeping failure must not end the user's fit
+            self._say_problem_once(f"diagnosis failed at epoch {epoch + 1}: {type(exc).__name__}: {exc}")
+            return
         self.checks.append((epoch, diagnosis))
         self._say_if_changed(epoch, diagnosis)
         if self._should_stop(diagnosis):
@@ -156,18 +172,31 @@ class FitdocCallback(keras.callbacks.Callback):
             self.stop_reason = diagnosis.summary
             self.model.stop_training = True
 
-    def on_train_end(self, logs: Mapping[str, Any] | None = None) -> None:
+    def on_train_end(self, logs: Mapping[str, Any] | None = None) -> None:  # noqa: ARG002 (Keras hook)
         if not self.history.get("epoch"):
             return
-        self.diagnosis = self._diagnose()
         restored = False
         if self.stopped_epoch is not None and self.restore_best_weights and self._best_weights is not None:
             self.model.set_weights(self._best_weights)
             restored = True
+        problem = None
+        try:
+            self.diagnosis = self._diagnose()
+        except Exception as exc:  # the fit is done: a failed diagnosis must not lose it
+            self.diagnosis = None
+            problem = f"diagnosis failed: {type(exc).__name__}: {exc}"
         if self.log_dir is not None:
-            self._write_run_json(restored)
+            self._write_run_json(restored, problem)
+        if self.diagnosis is None:
+            self._say(f"fitdoc: {problem}")
+            self._flush_lines()
+            return
         if self.stopped_epoch is not None:
-            kept = f"; restored the weights of epoch {self.best_epoch + 1}" if restored else ""
+            kept = (
+                f"; restored the weights of epoch {self.best_epoch + 1}"
+                if restored and self.best_epoch is not None
+                else ""
+            )
             self._say(f"fitdoc: stopped at epoch {self.stopped_epoch + 1} on {self.diagnosis.verdict}{kept}")
         final = f"fitdoc: final, {len(self.history['epoch'])} epochs: {_label(self.diagnosis)}"
         if self.diagnosis.suggestion is not None:
@@ -241,7 +270,7 @@ class FitdocCallback(keras.callbacks.Callback):
             train_col = None
         curves = curves_from_mapping(
             {k: list(v) for k, v in self.history.items()},
-            source="<FitdocCallback>" if self.log_dir is None else str(self.log_dir / "history.csv"),
+            source="<FitdocCallback>" if self.log_dir is None else str(self.log_dir / HISTORY_FILE),
             train_col=train_col,
             val_col=key,
         )
@@ -282,41 +311,81 @@ class FitdocCallback(keras.callbacks.Callback):
     # ------------------------------------------------------------ files
 
     def _append_csv(self, row: Mapping[str, float]) -> None:
-        path = self.log_dir / "history.csv"
+        """history.csv grows by one line; a write that fails (disk full, folder gone)
+        is said once and the fit goes on: run.json still gets the whole history."""
+        try:
+            self._write_csv(row)
+        except OSError as exc:
+            self._say_problem_once(f"could not write {HISTORY_FILE}: {exc}")
+
+    def _say_problem_once(self, problem: str) -> None:
+        if problem.split(":", 1)[0] not in self._problems:
+            self._problems.add(problem.split(":", 1)[0])
+            self._say(f"fitdoc: {problem}")
+
+    def _write_csv(self, row: Mapping[str, float]) -> None:
+        assert self.log_dir is not None
+        path = self.log_dir / HISTORY_FILE
         if self._columns is None or any(key not in self._columns for key in row):
             # First epoch, or a series that appeared late: rewrite with the wider header.
             self._columns = _column_order(self.history)
             rows = [{k: self.history[k][i] for k in self._columns} for i in range(len(self.history["epoch"]))]
-            atomic_write_text(path, _csv_text(self._columns, rows))
+            atomic_write_text(path, history_text(self._columns, rows))
             return
         with path.open("a", encoding="utf-8", newline="") as handle:
-            csv.writer(handle).writerow(_csv_cells(self._columns, row))
+            handle.write(history_line(self._columns, row))
             handle.flush()
 
-    def _write_run_json(self, restored: bool) -> None:
-        last = {k: v[-1] for k, v in self.history.items() if k != "epoch"}
-        epochs_done = len(self.history["epoch"])
+    def _write_run_json(self, restored: bool, problem: str | None) -> None:
+        """run.json, whatever else went wrong: a record that cannot be built in
+        full is written with what is known and the error, never skipped."""
+        assert self.log_dir is not None
+        try:
+            info = self._run_record(restored)
+        except Exception as exc:  # bookkeeping must never lose a finished fit
+            info = {"writer": _WRITER, "status": "completed", "epochs": self._epochs_record()}
+            problem = problem or f"run record incomplete: {type(exc).__name__}: {exc}"
+        if problem:
+            info["message"] = problem
+        try:
+            write_run_json(self.log_dir, info)
+        except OSError as exc:
+            self._say(f"fitdoc: could not write {self.log_dir / RUN_FILE}: {exc}")
+
+    def _epochs_record(self) -> dict[str, Any]:
+        return {
+            "planned": (self.params or {}).get("epochs"),
+            "completed": len(self.history.get("epoch", [])),
+            "early_stopped": self.stopped_epoch is not None,
+        }
+
+    def _run_record(self, restored: bool) -> dict[str, Any]:
+        last = self._row(len(self.history["epoch"]) - 1)
         loss = last.get("loss", math.nan)
-        info: dict[str, Any] = {
-            "writer": "fitdoc.keras.FitdocCallback",
+        monitored = self._monitored()
+        return {
+            "writer": _WRITER,
             "status": "diverged" if not math.isfinite(loss) else "completed",
+            "message": self.stop_reason or f"trained {len(self.history['epoch'])} epochs",
             "versions": _versions(),
             "params": int(self.model.count_params()),
-            "epochs": epochs_done,
-            "epochs_planned": (self.params or {}).get("epochs"),
-            "seconds": round(time.perf_counter() - self._train_started, 3),
-            "monitor": self._monitored(),
-            "final": {k: _json_num(v) for k, v in last.items()},
+            "epochs": self._epochs_record(),
+            "timings": {"total_seconds": round(time.perf_counter() - self._train_started, 3)},
+            "monitor": monitored,
+            "final": last,
             "best": None
             if self.best_epoch is None
-            else {"epoch": self.best_epoch, self._monitored(): _json_num(self.best_value)},
+            else self._row(self.history["epoch"].index(self.best_epoch)),
             "stopped_early": self.stopped_epoch is not None,
             "stopped_epoch": self.stopped_epoch,
             "stop_reason": self.stop_reason,
             "restored_best_weights": restored,
             "diagnosis": None if self.diagnosis is None else self.diagnosis.to_dict(),
         }
-        atomic_write_text(self.log_dir / "run.json", json.dumps(info, indent=2) + "\n")
+
+    def _row(self, index: int) -> dict[str, float]:
+        """Epoch `index`'s values as history.csv holds them, so run.json quotes the same numbers."""
+        return {k: as_written(v[index]) for k, v in self.history.items()}
 
 
 def _parse_stop_on(stop_on: str | Verdict | Iterable[str | Verdict] | None) -> frozenset[Verdict]:
@@ -360,34 +429,12 @@ def _column_order(history: Mapping[str, list[float]]) -> list[str]:
     return [*leading, *others, *extras]
 
 
-def _csv_cells(columns: list[str], row: Mapping[str, float]) -> list[str]:
-    cells = []
-    for column in columns:
-        value = row.get(column, math.nan)
-        if column == "epoch":
-            cells.append(str(int(value)))
-        else:
-            # Empty for an epoch without the value (as pandas writes NaN); inf stays visible.
-            cells.append("" if math.isnan(value) else repr(float(value)))
-    return cells
-
-
-def _csv_text(columns: list[str], rows: list[Mapping[str, float]]) -> str:
-    lines = [",".join(columns)]
-    lines += [",".join(_csv_cells(columns, row)) for row in rows]
-    return "\n".join(lines) + "\n"
-
-
-def _json_num(value: float) -> float | None:
-    return float(value) if math.isfinite(value) else None
-
-
 def _versions() -> dict[str, str]:
-    import fitdoc
-
-    versions = {"fitdoc": fitdoc.__version__, "keras": keras.__version__, "backend": keras.backend.backend()}
-    if versions["backend"] == "tensorflow":
-        import tensorflow as tf
-
-        versions["tensorflow"] = tf.__version__
-    return versions
+    """Versions from package metadata (a `fitdoc` folder beside the user's script
+    has no `__version__`), and the Keras backend in use."""
+    found = versions(("fitdoc", "keras", "tensorflow", "numpy"))
+    try:
+        found["backend"] = str(keras.backend.backend())
+    except Exception:  # a version string is never worth a lost run
+        found["backend"] = "unknown"
+    return found

@@ -2,10 +2,10 @@
 
 Given the trials so far (their settings, verdict, cause and validation MAE),
 `plan_next` says which configurations to train next and why, or why to stop.
-It walks the same ladders as the suggestions (DESIGN.md "Suggestion ladder"):
-L2 x10 and /10, dropout 0 -> 0.2 -> 0.5, early stopping, more epochs, more
-units; and once an overfit and an underfit value bracket the answer it
-bisects between them instead of jumping a whole step. A configuration that
+Each step comes from `fitdoc.suggest.ladder`, the function `diagnose`
+suggests from (DESIGN.md "Suggestion ladder"), so a tune's first move is
+diagnose's suggestion; once an overfit and an underfit value bracket the
+answer it bisects between them instead of jumping a whole ladder step. A configuration that
 was tried once is never proposed again, so the loop always terminates.
 
 Everything here is pure: the same trials give the same plan, which is what
@@ -19,6 +19,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from fitdoc.formatting import value_text, verdict_text
+from fitdoc.suggest import Knobs, RunPoint, dropout_down, dropout_up, l2_down, l2_up, ladder
+from fitdoc.verdict import Cause, Change, Verdict
+
 # The config fields a tune may change. Two trials with equal values here are
 # the same configuration (everything else comes from the base config).
 TUNED_KEYS = (
@@ -27,7 +31,11 @@ TUNED_KEYS = (
     "training.epochs",
     "training.early_stopping",
     "model.units",
+    "model.l1",
+    "model.hidden_layers",
 )
+# Keys the loop grows (x2 by default), capped at GROWTH_CAP times the base config.
+GROWN_KEYS = ("training.epochs", "model.units", "model.hidden_layers")
 
 # How far the loop may grow epochs and units above the base config.
 GROWTH_CAP = 4
@@ -50,23 +58,12 @@ class Axis:
     resolution: float
 
     def up(self, value: float) -> float | None:
-        """One ladder step more regularization, or None at the top."""
-        if self.geometric:
-            low = _positive_floor(self)
-            nxt = low * 10 if value <= 0 else value * 10
-            return _clean(nxt) if nxt <= self.ladder[-1] * (1 + 1e-9) else None
-        higher = [v for v in self.ladder if v > value + 1e-12]
-        return higher[0] if higher else None
+        """One ladder step more regularization, or None at the top (`fitdoc.suggest`'s ladder)."""
+        return l2_up(value) if self.geometric else dropout_up(value)
 
     def down(self, value: float) -> float | None:
-        """One ladder step less regularization, or None at zero."""
-        if value <= 0:
-            return None
-        if self.geometric:
-            nxt = value / 10
-            return _clean(nxt) if nxt >= _positive_floor(self) * (1 - 1e-9) else 0.0
-        lower = [v for v in self.ladder if v < value - 1e-12]
-        return lower[-1] if lower else 0.0
+        """One ladder step less regularization, or None at zero (`fitdoc.suggest`'s ladder)."""
+        return l2_down(value) if self.geometric else dropout_down(value)
 
     def midpoint(self, a: float, b: float) -> float | None:
         """The value between two tried ones, or None when they are neighbours already."""
@@ -113,6 +110,7 @@ class Axis:
 L2 = Axis("model.l2", (0.0, 1e-5, 1e-4, 1e-3, 1e-2), geometric=True, resolution=3.2)
 DROPOUT = Axis("model.dropout", (0.0, 0.2, 0.5), geometric=False, resolution=0.15)
 AXES = (L2, DROPOUT)
+AXIS_BY_KEY = {axis.key: axis for axis in AXES}
 
 
 @dataclass(frozen=True)
@@ -260,7 +258,7 @@ def plan_next(
         return Plan(tuple(moves[:width]))
 
     for trial in sorted(trials, key=lambda t: -t.index):
-        moves = _dedup(_moves_from(trial, trials, base, wide=width > 1), tried)
+        moves = _dedup(_moves_from(trial, trials, base), tried)
         if moves:
             return Plan(tuple(moves[:width]))
     return Plan((), "no untried step left on the ladders")
@@ -314,47 +312,53 @@ def _axis_move(
     return _move(trial, {axis.key: target}, f"{why}; {how}")
 
 
-def _moves_from(trial: Trial, trials: Sequence[Trial], base: Mapping[str, Any], *, wide: bool) -> list[Move]:
-    axis = axis_of(trial.settings)
-    head = f"trial {trial.index} {_label(trial)}"
+def _moves_from(trial: Trial, trials: Sequence[Trial], base: Mapping[str, Any]) -> list[Move]:
+    """The ladder's changes for this trial's verdict (`fitdoc.suggest.ladder`, the
+    function `diagnose` suggests from), each as a move; steps on the L2 and
+    dropout ladders bisect towards a value already tried beyond them."""
+    head = f"trial {trial.index} {trial_label(trial)}"
     verdict, cause = trial.verdict, trial.cause
     if verdict == "inconclusive" and trial.leaning in ("overfit", "underfit"):
         verdict, cause = trial.leaning, trial.leaning_cause
     moves: list[Move | None] = []
-    if verdict == "overfit":
-        more = f"{head} -> more regularization"
-        moves.append(_axis_move(trial, axis, +1, trials, more))
-        if axis is L2:
-            # No L2 value left to try: dropout instead of L2, as the advice says.
-            # In parallel mode the dropout branch runs beside the L2 step.
-            start = DROPOUT.up(float(trial.settings.get("model.dropout") or 0.0))
-            if start is not None:
-                moves.append(
-                    _move(
-                        trial,
-                        {"model.l2": 0.0, "model.dropout": start},
-                        f"{more}; "
-                        + ("dropout alongside L2" if wide else "no untried L2 step: dropout instead"),
-                    )
-                )
-        if trial.settings.get("training.early_stopping") is None:
-            moves.append(_early_stopping(trial, head))
-        if not wide:
-            moves = [m for m in moves if m is not None][:3]
-    elif verdict == "underfit" and cause == "not converged":
-        moves.append(_grow(trial, base, "training.epochs", f"{head} -> more epochs"))
-    elif verdict == "underfit" and cause == "capacity":
-        moves.append(_grow(trial, base, "model.units", f"{head} -> more units"))
-    elif verdict == "underfit":
-        less = f"{head} -> less regularization"
-        moves.append(_axis_move(trial, axis, -1, trials, less))
-        if axis is L2 and float(trial.settings.get("model.dropout") or 0.0) > 0:
-            moves.append(_axis_move(trial, DROPOUT, -1, trials, less))
-        if cause is None:
-            moves.append(_grow(trial, base, "training.epochs", f"{head} -> more epochs"))
+    if verdict is not None:
+        changes = ladder(
+            Verdict(verdict),
+            None if cause is None else Cause(cause),
+            Knobs.of_settings(trial.settings),
+            run_point(trial),
+        )
+        moves = [_change_move(trial, change, trials, base, head) for change in changes]
     if trial.verdict == "inconclusive":
-        moves.append(_grow(trial, base, "training.epochs", f"{head} -> a longer history"))
+        moves.append(_grow(trial, base, "training.epochs", None, f"{head} -> a longer history"))
     return [m for m in moves if m is not None]
+
+
+def run_point(trial: Trial) -> RunPoint | None:
+    """Where the trial's validation minimum was, from what `fitdoc tune` recorded."""
+    best, ran = trial.extra.get("best_epoch"), trial.extra.get("epochs_run")
+    if not isinstance(best, (int, float)) or not isinstance(ran, (int, float)) or ran <= 0 or best < 0:
+        return None
+    position = trial.extra.get("best_position")
+    if not isinstance(position, (int, float)):
+        position = (best + 1) / ran
+    return RunPoint(int(best), int(ran), float(position))
+
+
+def _change_move(
+    trial: Trial, change: Change, trials: Sequence[Trial], base: Mapping[str, Any], head: str
+) -> Move | None:
+    verb = change.text.split(":", 1)[0]
+    why = f"{head} -> {verb}"
+    axis = AXIS_BY_KEY.get(change.key)
+    if axis is not None:
+        direction = 1 if float(change.to) > float(change.from_ or 0.0) else -1
+        return _axis_move(trial, axis, direction, trials, why)
+    if change.key in GROWN_KEYS and isinstance(change.to, int) and change.to > (change.from_ or 0):
+        return _grow(trial, base, change.key, change.to, why)
+    if change.key in TUNED_KEYS:
+        return _move(trial, {change.key: change.to}, why)
+    return None
 
 
 def _neighbour_moves(anchor: Trial, trials: Sequence[Trial]) -> list[Move]:
@@ -367,31 +371,16 @@ def _neighbour_moves(anchor: Trial, trials: Sequence[Trial]) -> list[Move]:
     return [m for m in moves if m is not None]
 
 
-def _grow(trial: Trial, base: Mapping[str, Any], key: str, why: str) -> Move | None:
+def _grow(trial: Trial, base: Mapping[str, Any], key: str, target: int | None, why: str) -> Move | None:
+    """`key` up to `target` (default x2), at most GROWTH_CAP times the base config's value."""
     now = int(trial.settings.get(key) or 0)
+    if now <= 0:
+        return None
     cap = int(base.get(key) or now) * GROWTH_CAP
-    suggested = _suggested(trial, key)
-    target = int(suggested) if isinstance(suggested, (int, float)) and suggested > now else now * 2
-    target = min(target, cap)
+    target = min(now * 2 if target is None else target, cap)
     if target <= now:
         return None
     return _move(trial, {key: target}, f"{why}; x{target / now:g} (at most x{GROWTH_CAP} the base config)")
-
-
-def _early_stopping(trial: Trial, head: str) -> Move:
-    suggested = _suggested(trial, "training.early_stopping")
-    if isinstance(suggested, Mapping):
-        value = dict(suggested)
-    else:
-        epochs = int(trial.settings.get("training.epochs") or 100)
-        value = {"patience": max(5, epochs // 10), "min_delta": 0.0, "start_from_epoch": 0}
-    return _move(trial, {"training.early_stopping": value}, f"{head} -> stop at the validation minimum")
-
-
-def _suggested(trial: Trial, key: str) -> Any:
-    if trial.suggestion and trial.suggestion.get("key") == key:
-        return trial.suggestion.get("to")
-    return None
 
 
 def _move(trial: Trial, changes: Mapping[str, Any], reason: str) -> Move:
@@ -422,12 +411,13 @@ def _score(trial: Trial) -> float:
     return trial.val_mae if trial.val_mae is not None and math.isfinite(trial.val_mae) else math.inf
 
 
-def _label(trial: Trial) -> str:
+def trial_label(trial: Trial) -> str:
+    """`overfit (gap)`, `inconclusive, leaning overfit (gap)`, or the status of a failed trial."""
     if trial.verdict is None:
         return trial.status
-    text = trial.verdict + (f" ({trial.cause})" if trial.cause else "")
+    text = verdict_text(trial.verdict, trial.cause)
     if trial.verdict == "inconclusive" and trial.leaning:
-        text += f", leaning {trial.leaning}" + (f" ({trial.leaning_cause})" if trial.leaning_cause else "")
+        text += f", leaning {verdict_text(trial.leaning, trial.leaning_cause)}"
     return text
 
 
@@ -456,10 +446,4 @@ def _normalize(value: Any) -> Any:
 
 
 def _fmt(value: Any) -> str:
-    if value is None:
-        return "off"
-    if isinstance(value, Mapping):
-        return "patience " + str(value.get("patience", "?"))
-    if isinstance(value, float):
-        return f"{value:g}"
-    return str(value)
+    return value_text(value, none="off")

@@ -20,6 +20,14 @@ from fitdoc.errors import MissingDependencyError
 TENSORFLOW_MISSING = "TensorFlow is not installed; install the training extra: pip install 'fitdoc[train]'"
 
 
+def require_training_extra() -> None:
+    """MissingDependencyError (one line) unless TensorFlow and pandas are installed, without importing them."""
+    import importlib.util
+
+    if importlib.util.find_spec("tensorflow") is None or importlib.util.find_spec("pandas") is None:
+        raise MissingDependencyError(TENSORFLOW_MISSING)
+
+
 def import_keras() -> Any:
     """Keras 3 on TensorFlow, or MissingDependencyError (one line) when absent."""
     # TensorFlow's C++ start-up chatter (absl "before InitializeLog", oneDNN, CUDA probes)

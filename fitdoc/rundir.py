@@ -1,8 +1,34 @@
-"""Run directories: created once, never reused, written so readers never see half a file.
+"""A run directory: its layout, its writers, and reading it back.
 
-A run lives in `<output.dir>/<name>-<YYYYmmdd-HHMMSS>[-N]`. The directory is
-created with an exclusive `mkdir`, so two processes starting in the same
-second get different directories.
+The one module that knows what a run directory holds (DESIGN.md "A run
+directory"); `fitdoc train`, the Keras callback and `fitdoc tune` write
+through it, `diagnose`, `plot` and `compare` load through it.
+
+Layout of `<output.dir>/<name>-<YYYYmmdd-HHMMSS>[-N]/` (created with an
+exclusive `mkdir`, so two processes starting in the same second get
+different directories):
+
+    config.yaml   the resolved config (absent for the Keras callback without one)
+    history.csv   one row per finished epoch, flushed as written (HISTORY_COLUMNS first)
+    run.json      the run record below
+    model.keras   the trained model (`fitdoc train`, unless it diverged)
+
+`run.json` (schema_version 1; every writer sets these keys, `null` when unknown):
+
+    schema_version  int     RUN_JSON_SCHEMA
+    writer          str     "fitdoc train" | "fitdoc.keras.FitdocCallback"
+    status          str     "running" | "completed" | "interrupted" | "diverged"
+    message         str     why it ended ("trained 100 epochs", "loss is nan at epoch 7", ...)
+    versions        object  package -> version (importlib.metadata; "not installed" if absent)
+    epochs          object  {planned, completed, early_stopped}
+    final           object  the last epoch's row (history.csv's columns)
+    best            object  the row with the lowest val_mae (or the monitored series)
+    timings         object  seconds and ISO times
+  `fitdoc train` adds name, seed, engine, data, model, files; the callback
+  adds monitor, params, stop_reason, restored_best_weights, diagnosis.
+
+Files are written whole (`atomic_write_text`: temp file, fsync, rename) with
+the permissions any tool's files get (0666 less the umask).
 """
 
 from __future__ import annotations
@@ -10,19 +36,30 @@ from __future__ import annotations
 import json
 import math
 import os
+import platform
 import re
+import tempfile
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
-from fitdoc.config import atomic_write_text
+from fitdoc.curves import Curves
 from fitdoc.errors import FitdocError
+from fitdoc.formatting import jsonable
+from fitdoc.verdict import Diagnosis
+
+if TYPE_CHECKING:
+    # pydantic models and YAML cost ~25 ms of a ~250 ms cold `diagnose`; load them only for a config.
+    from fitdoc.config import AnyConfig
 
 HISTORY_FILE = "history.csv"
 CONFIG_FILE = "config.yaml"
 RUN_FILE = "run.json"
 MODEL_FILE = "model.keras"
+RUN_JSON_SCHEMA = 1
 
 HISTORY_COLUMNS = (
     "epoch",
@@ -36,6 +73,79 @@ HISTORY_COLUMNS = (
 )
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+_UMASK_LOCK = threading.Lock()
+
+
+# ---------------------------------------------------------------- writing files
+
+
+def file_mode() -> int:
+    """The mode a newly created file gets here: 0666 less the process umask."""
+    return 0o666 & ~_umask()
+
+
+def _umask() -> int:
+    try:  # Linux says it without changing it
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    with _UMASK_LOCK:  # elsewhere reading the umask means setting it: put it back at once
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write then rename, so a reader never sees half a file; the old file stays
+    whole when writing fails. The file gets the umask's mode, as `open` gives."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fchmod(handle.fileno(), file_mode())  # mkstemp's 0600 would survive the rename
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, value: Any) -> None:
+    """`value` as indented strict JSON, written atomically."""
+    atomic_write_text(path, json.dumps(jsonable(value), indent=2) + "\n")
+
+
+def write_run_json(run_dir: Path, record: dict[str, Any]) -> None:
+    """run.json, with `schema_version` set whatever the writer."""
+    write_json(run_dir / RUN_FILE, {"schema_version": RUN_JSON_SCHEMA, **record})
+
+
+def versions(
+    packages: Iterable[str] = ("fitdoc", "tensorflow", "keras", "numpy", "pandas"),
+) -> dict[str, str]:
+    """Python, platform and package versions from package metadata (never by
+    importing a package: a folder named like it beside a script would answer)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {"python": platform.python_version(), "platform": platform.platform()}
+    for package in packages:
+        try:
+            found[package] = version(package)
+        except PackageNotFoundError:
+            found[package] = "not installed"
+    return found
+
+
+def iso_time(timestamp: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(timestamp))
+
+
+# ---------------------------------------------------------------- the directory
 
 
 def safe_name(name: str) -> str:
@@ -81,23 +191,6 @@ def create_run_dir(output_dir: Path, name: str, *, now: float | None = None) -> 
     raise FitdocError("too many runs with the same name in one second", path=output_dir, field="output.dir")
 
 
-def write_run_json(run_dir: Path, record: dict[str, Any]) -> None:
-    atomic_write_text(run_dir / RUN_FILE, json.dumps(_jsonable(record), indent=2) + "\n")
-
-
-def _jsonable(value: Any) -> Any:
-    """Non-finite floats become null (strict JSON); numpy scalars become Python numbers."""
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if hasattr(value, "item") and callable(value.item):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
 class HistoryWriter:
     """history.csv, one complete line per finished epoch, flushed as it is written.
 
@@ -120,11 +213,10 @@ class HistoryWriter:
         self._handle.flush()
         return self
 
-    def write_row(self, row: dict[str, float | int]) -> None:
+    def write_row(self, row: Mapping[str, float | int]) -> None:
         assert self._handle is not None, "use HistoryWriter as a context manager"
         # One write call per line: an interrupt lands between lines, never inside one.
-        line = ",".join(_format_value(row[c]) for c in self.columns) + "\n"
-        self._handle.write(line)
+        self._handle.write(history_line(self.columns, row))
         self._handle.flush()
         self.rows += 1
 
@@ -134,6 +226,25 @@ class HistoryWriter:
             os.fsync(self._handle.fileno())
             self._handle.close()
             self._handle = None
+
+
+def history_line(columns: Sequence[str], row: Mapping[str, float | int]) -> str:
+    """One history.csv line: `epoch` as an integer, a missing or NaN value empty
+    (as pandas writes NaN), other numbers to 9 significant digits."""
+    return ",".join(_cell(column, row.get(column, math.nan)) for column in columns) + "\n"
+
+
+def history_text(columns: Sequence[str], rows: Iterable[Mapping[str, float | int]]) -> str:
+    """A whole history.csv: the header, then one `history_line` per row."""
+    return ",".join(columns) + "\n" + "".join(history_line(columns, row) for row in rows)
+
+
+def _cell(column: str, value: float | int) -> str:
+    if column == "epoch" or isinstance(value, int):
+        return str(int(value))
+    if math.isnan(value):
+        return ""
+    return _format_value(value)
 
 
 def _format_value(value: float | int) -> str:
@@ -146,3 +257,49 @@ def _format_value(value: float | int) -> str:
 def as_written(value: float) -> float:
     """The value as history.csv stores it, so run.json quotes the same numbers."""
     return float(_format_value(float(value)))
+
+
+# ---------------------------------------------------------------- reading a run back
+
+
+@dataclass(frozen=True)
+class ReadOptions:
+    """How to read a history: its format and columns when not guessed."""
+
+    format_in: str | None = None
+    train_col: str | None = None
+    val_col: str | None = None
+
+
+@dataclass(frozen=True)
+class Run:
+    """One run as diagnose, plot, compare and tune see it: its curves, and when
+    known its diagnosis, config and history file."""
+
+    name: str
+    curves: Curves
+    diagnosis: Diagnosis | None = None
+    config: AnyConfig | None = None
+    path: Path | None = None
+
+
+def load_run(source: Any, options: ReadOptions = ReadOptions(), config: AnyConfig | None = None) -> Run:
+    """Read one discovered source (`fitdoc.history.discover`'s `RunSource`).
+
+    An explicit `config` wins over the run directory's own `config.yaml`.
+    Raises FitdocError on bad input.
+    """
+    from fitdoc.history import read_history
+
+    curves = read_history(
+        source.history_path,
+        format_in=options.format_in,
+        train_col=options.train_col,
+        val_col=options.val_col,
+    )
+    config_path = getattr(source, "config_path", None)
+    if config is None and config_path is not None:
+        from fitdoc.config import load_config
+
+        config = load_config(Path(config_path), model_only=True)
+    return Run(name=str(source.name), curves=curves, config=config, path=Path(source.history_path))

@@ -1,14 +1,16 @@
-"""From a verdict (and the run's config, when known) to one concrete next change.
+"""The suggestion ladder: from a verdict (and the run's knobs, when known) to the next change.
 
-The changes are steps on fixed ladders (DESIGN.md "Suggestion ladder"):
+This is the one place the ladder of DESIGN.md ("Suggestion ladder") lives.
+`fitdoc diagnose` takes its first step (`suggest`), `fitdoc tune` walks it
+(`fitdoc.ladder` calls `ladder` on each trial), so the two never disagree:
 
 - L2: 0 -> 1e-4, then x10 up to 1e-2; down: /10 to 1e-5, then 0.
-- dropout: 0 -> 0.2 -> 0.5 and back.
+- dropout: 0 -> 0.2 -> 0.5 and back. An overfit run already at the top of
+  the L2 ladder keeps its L2 and adds dropout (one key per change).
 - early stopping at the validation minimum: `training.early_stopping:
-  {patience: P}` with P a tenth of the run (5..50 epochs); fitdoc's early
-  stopping restores the best weights, so the model kept is the one at the
-  minimum. The alternative `training.epochs: E -> best_epoch + 1` reproduces
-  that epoch exactly with the same seed.
+  {patience: P}` with P = `patience_for(epochs run)`, a tenth of the run
+  (5..50 epochs); fitdoc's early stopping restores the best weights, so the
+  model kept is the one at the minimum.
 - more epochs: x2; more capacity: units x2, then one more hidden layer.
 
 Without a config the change names the key but has no `from`/`to`, and its
@@ -17,11 +19,13 @@ text is worded generically.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from fitdoc.errors import ConfigError
 from fitdoc.features import Features
-from fitdoc.rules._config import regularization
+from fitdoc.formatting import value_text
 from fitdoc.verdict import Cause, Change, Suggestion, Verdict
 
 L2_START = 1e-4
@@ -32,22 +36,97 @@ STRONG_L2 = 1e-3  # from here L2 is the regularizer to ease first
 MAX_UNITS = 65536
 MAX_LAYERS = 64
 MAX_EPOCHS = 1_000_000
+PATIENCE_MIN, PATIENCE_MAX = 5, 50
+
+
+@dataclass(frozen=True)
+class Knobs:
+    """The config values the ladder turns. `hidden_layers`/`patience` None: unknown / off."""
+
+    l2: float = 0.0
+    l1: float = 0.0
+    dropout: float = 0.0
+    epochs: int = 1000
+    units: int = 64
+    hidden_layers: int | None = None
+    patience: int | None = None
+
+    @classmethod
+    def of_config(cls, config: Any) -> Knobs | None:
+        """From a `Config`/`ModelOnlyConfig`; None when the config is unknown."""
+        model = getattr(config, "model", None)
+        if model is None:
+            return None
+        training = getattr(config, "training", None)
+        stopping = getattr(training, "early_stopping", None)
+        return cls(
+            l2=float(model.l2 or 0.0),
+            l1=float(model.l1 or 0.0),
+            dropout=float(model.dropout or 0.0),
+            epochs=int(getattr(training, "epochs", 1000)),
+            units=int(model.units),
+            hidden_layers=int(model.hidden_layers),
+            patience=None if stopping is None else int(stopping.patience),
+        )
+
+    @classmethod
+    def of_settings(cls, settings: Mapping[str, Any]) -> Knobs:
+        """From dotted settings (`{"model.l2": 0.001, ...}`), as `fitdoc tune` keeps them."""
+        stopping = settings.get("training.early_stopping")
+        layers = settings.get("model.hidden_layers")
+        return cls(
+            l2=float(settings.get("model.l2") or 0.0),
+            l1=float(settings.get("model.l1") or 0.0),
+            dropout=float(settings.get("model.dropout") or 0.0),
+            epochs=int(settings.get("training.epochs") or 1000),
+            units=int(settings.get("model.units") or 64),
+            hidden_layers=None if layers is None else int(layers),
+            patience=None if not isinstance(stopping, Mapping) else int(stopping.get("patience", 50)),
+        )
+
+
+@dataclass(frozen=True)
+class RunPoint:
+    """Where the run's validation minimum lies: epoch label, epochs run, position in (0, 1]."""
+
+    best_epoch: int
+    n_epochs: int
+    best_position: float
+
+    @classmethod
+    def of_features(cls, f: Features | None) -> RunPoint | None:
+        if f is None or f.best_epoch < 0:
+            return None
+        return cls(int(f.best_epoch), int(f.n_epochs), float(f.best_position))
+
+
+def patience_for(n_epochs: int) -> int:
+    """Early-stopping patience for a run of `n_epochs`: a tenth of it, 5..50 epochs."""
+    return int(min(PATIENCE_MAX, max(PATIENCE_MIN, round(n_epochs / 10))))
 
 
 def suggest(
     verdict: Verdict, cause: Cause | None, config: Any = None, features: Features | None = None
 ) -> Suggestion | None:
     """The next change for this verdict, or None (balanced, inconclusive)."""
-    if verdict is Verdict.OVERFIT:
-        changes = _overfit(cause, config, features)
-    elif verdict is Verdict.UNDERFIT:
-        changes = _underfit(cause, config, features)
-    else:
-        return None
-    changes = [c for c in changes if c is not None]
+    changes = ladder(verdict, cause, Knobs.of_config(config), RunPoint.of_features(features))
     if not changes:
         return None
     return Suggestion(primary=changes[0], alternatives=tuple(changes[1:]))
+
+
+def ladder(verdict: Verdict, cause: Cause | None, knobs: Knobs | None, run: RunPoint | None) -> list[Change]:
+    """Every change the ladder offers for this verdict, best first (empty: none).
+
+    `knobs` None (config unknown) gives generic changes with no `from`/`to`.
+    """
+    if verdict is Verdict.OVERFIT:
+        changes = _overfit(cause, knobs, run)
+    elif verdict is Verdict.UNDERFIT:
+        changes = _underfit(cause, knobs)
+    else:
+        return []
+    return [c for c in changes if c is not None]
 
 
 def next_config(config: Any, suggestion: Suggestion) -> Any:
@@ -64,7 +143,7 @@ def next_config(config: Any, suggestion: Suggestion) -> Any:
 def l2_up(l2: float) -> float | None:
     if l2 <= 0:
         return L2_START
-    return None if l2 >= L2_MAX else _round(min(L2_MAX, l2 * 10))
+    return None if l2 >= L2_MAX * (1 - 1e-9) else _round(min(L2_MAX, l2 * 10))
 
 
 def l2_down(l2: float) -> float | None:
@@ -84,37 +163,35 @@ def dropout_down(rate: float) -> float | None:
 # ---------------------------------------------------------------- by verdict
 
 
-def _overfit(cause: Cause | None, config: Any, f: Features | None) -> list[Change | None]:
-    reg = regularization(config)
-    if reg is None:
-        regularize = [
-            Change(
-                "model.l2",
-                None,
-                None,
-                "add L2 regularization (1e-4 on every hidden layer, x10 if still overfit)",
-            ),
-            Change("model.dropout", None, None, "add dropout between the hidden layers (0.2, then 0.5)"),
-        ]
-        stop = Change(
-            "training.early_stopping",
-            None,
-            None,
-            "stop at the validation minimum"
-            + (f" (epoch {f.best_epoch})" if f and f.best_epoch >= 0 else ""),
-        )
-        return [stop, *regularize] if cause is Cause.REBOUND else [*regularize, stop]
-    regularize = _more_regularization(reg.l2, reg.dropout)
-    stop = _early_stop(config, f)
+def _overfit(cause: Cause | None, knobs: Knobs | None, run: RunPoint | None) -> list[Change | None]:
+    if knobs is None:
+        return _generic_overfit(cause, run)
+    more: list[Change | None] = list(_more_regularization(knobs.l2, knobs.dropout))
+    stop = _early_stop(knobs, run)
     if cause is Cause.REBOUND and stop is not None:
-        return [stop, *regularize]
-    if not regularize:
-        return [stop, _units(config, 0.5)]
-    early = [stop] if f is not None and f.best_position < 0.75 else []
-    return [*regularize, *early]
+        return [stop, *more]
+    if not more:
+        return [stop, _units(knobs, 0.5)]
+    early = [stop] if run is not None and run.best_position < 0.75 else []
+    return [*more, *early]
 
 
-def _more_regularization(l2: float, dropout: float) -> list[Change | None]:
+def _generic_overfit(cause: Cause | None, run: RunPoint | None) -> list[Change | None]:
+    regularize: list[Change | None] = [
+        Change(
+            "model.l2",
+            None,
+            None,
+            "add L2 regularization (1e-4 on every hidden layer, x10 if still overfit)",
+        ),
+        Change("model.dropout", None, None, "add dropout between the hidden layers (0.2, then 0.5)"),
+    ]
+    where = f" (epoch {run.best_epoch})" if run is not None else ""
+    stop = Change("training.early_stopping", None, None, f"stop at the validation minimum{where}")
+    return [stop, *regularize] if cause is Cause.REBOUND else [*regularize, stop]
+
+
+def _more_regularization(l2: float, dropout: float) -> list[Change]:
     up_l2, up_do = l2_up(l2), dropout_up(dropout)
     l2_change = None if up_l2 is None else _change("model.l2", l2, up_l2, "raise L2" if l2 else "add L2")
     do_change = (
@@ -124,21 +201,18 @@ def _more_regularization(l2: float, dropout: float) -> list[Change | None]:
     )
     # No regularization yet, or L2 already in use: L2 first (the founding advice);
     # a run that chose dropout alone climbs the dropout ladder first.
-    if dropout > 0 and l2 == 0:
-        return [c for c in (do_change, l2_change) if c is not None]
-    return [c for c in (l2_change, do_change) if c is not None]
+    order = (do_change, l2_change) if dropout > 0 and l2 == 0 else (l2_change, do_change)
+    return [c for c in order if c is not None]
 
 
-def _early_stop(config: Any, f: Features | None) -> Change | None:
-    training = getattr(config, "training", None)
-    if training is None or f is None or f.best_epoch < 0:
+def _early_stop(knobs: Knobs, run: RunPoint | None) -> Change | None:
+    if run is None:
         return None
-    current = training.early_stopping
-    patience = int(min(50, max(5, round(f.n_epochs / 10))))
-    if current is not None:
-        if current.patience <= patience:
+    patience = patience_for(run.n_epochs)
+    if knobs.patience is not None:
+        if knobs.patience <= patience:
             return None
-        was = {"patience": current.patience}
+        was = {"patience": knobs.patience}
         return _change(
             "training.early_stopping", was, {"patience": patience}, "stop sooner at the validation minimum"
         )
@@ -146,39 +220,41 @@ def _early_stop(config: Any, f: Features | None) -> Change | None:
         "training.early_stopping",
         None,
         {"patience": patience},
-        f"stop at the validation minimum (epoch {f.best_epoch}): "
+        f"stop at the validation minimum (epoch {run.best_epoch}): "
         f"training.early_stopping: none -> patience {patience}, restoring the best weights",
     )
 
 
-def _underfit(cause: Cause | None, config: Any, f: Features | None) -> list[Change | None]:
-    reg = regularization(config)
-    if reg is None:
+def _underfit(cause: Cause | None, knobs: Knobs | None) -> list[Change | None]:
+    if knobs is None:
         return [_generic_underfit(cause)]
     if cause is Cause.OVER_REGULARIZED:
-        down_l2, down_do = l2_down(reg.l2), dropout_down(reg.dropout)
-        l2_change = (
-            None
-            if down_l2 is None
-            else _change("model.l2", reg.l2, down_l2, "lower L2 tenfold" if down_l2 else "remove L2")
-        )
-        do_change = (
-            None if down_do is None else _change("model.dropout", reg.dropout, down_do, "lower dropout")
-        )
-        l1_change = None
-        if reg.l1 > 0:
-            l1_change = _change("model.l1", reg.l1, l2_down(reg.l1), "lower L1 tenfold")
-        # Ease the stronger regularizer first: strong L2, else dropout, else what is left.
-        order = (l2_change, do_change) if reg.l2 >= STRONG_L2 or reg.dropout == 0 else (do_change, l2_change)
-        changes = [c for c in (*order, l1_change) if c is not None]
-        return changes or [_units(config, 2.0)]
+        return _less_regularization(knobs)
     if cause is Cause.NOT_CONVERGED:
-        epochs = config.training.epochs
+        epochs = knobs.epochs
         return [
             _change("training.epochs", epochs, min(MAX_EPOCHS, epochs * 2), "train twice as long"),
-            _patience_up(config),
+            _patience_up(knobs),
         ]
-    return [_units(config, 2.0), _layers(config)]
+    return [_units(knobs, 2.0), _layers(knobs)]
+
+
+def _less_regularization(knobs: Knobs) -> list[Change | None]:
+    down_l2, down_do = l2_down(knobs.l2), dropout_down(knobs.dropout)
+    l2_change = (
+        None
+        if down_l2 is None
+        else _change("model.l2", knobs.l2, down_l2, "lower L2 tenfold" if down_l2 else "remove L2")
+    )
+    do_change = None if down_do is None else _change("model.dropout", knobs.dropout, down_do, "lower dropout")
+    l1_change = None
+    if knobs.l1 > 0:
+        l1_change = _change("model.l1", knobs.l1, l2_down(knobs.l1), "lower L1 tenfold")
+    # Ease the stronger regularizer first: strong L2, else dropout, else what is left.
+    strong_l2 = knobs.l2 >= STRONG_L2 or knobs.dropout == 0
+    order = (l2_change, do_change) if strong_l2 else (do_change, l2_change)
+    changes: list[Change | None] = [c for c in (*order, l1_change) if c is not None]
+    return changes or [_units(knobs, 2.0)]
 
 
 def _generic_underfit(cause: Cause | None) -> Change:
@@ -196,20 +272,19 @@ def _generic_underfit(cause: Cause | None) -> Change:
     )
 
 
-def _patience_up(config: Any) -> Change | None:
-    current = config.training.early_stopping
-    if current is None:
+def _patience_up(knobs: Knobs) -> Change | None:
+    if knobs.patience is None:
         return None
     return _change(
         "training.early_stopping",
-        {"patience": current.patience},
-        {"patience": current.patience * 2},
+        {"patience": knobs.patience},
+        {"patience": knobs.patience * 2},
         "be more patient",
     )
 
 
-def _units(config: Any, factor: float) -> Change | None:
-    units = config.model.units
+def _units(knobs: Knobs, factor: float) -> Change | None:
+    units = knobs.units
     new = int(min(MAX_UNITS, max(1, round(units * factor))))
     if new == units:
         return None
@@ -221,28 +296,17 @@ def _units(config: Any, factor: float) -> Change | None:
     )
 
 
-def _layers(config: Any) -> Change | None:
-    layers = config.model.hidden_layers
-    if layers >= MAX_LAYERS:
+def _layers(knobs: Knobs) -> Change | None:
+    layers = knobs.hidden_layers
+    if layers is None or layers >= MAX_LAYERS:
         return None
     return _change("model.hidden_layers", layers, layers + 1, "one more hidden layer")
 
 
 def _change(key: str, old: Any, new: Any, verb: str) -> Change:
-    return Change(key, old, new, f"{verb}: {key} {_text(old)} -> {_text(new)}")
-
-
-def _text(value: Any) -> str:
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{k}: {_text(v)}" for k, v in value.items()) + "}"
-    if value is None:
-        return "none"
-    if isinstance(value, float):
-        if value == 0:
-            return "0"
-        # 0.0001 as people write it in a config; tiny values in e-notation.
-        return f"{value:.10f}".rstrip("0").rstrip(".") if abs(value) >= 1e-4 else f"{value:g}"
-    return str(value)
+    return Change(
+        key, old, new, f"{verb}: {key} {value_text(old, none='none')} -> {value_text(new, none='none')}"
+    )
 
 
 def _round(value: float) -> float:

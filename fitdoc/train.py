@@ -14,7 +14,6 @@ TensorFlow is imported only inside functions.
 from __future__ import annotations
 
 import math
-import platform
 import signal
 import threading
 import time
@@ -22,13 +21,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from fitdoc.config import Config, write_config
-from fitdoc.data import Dataset, load_data
 from fitdoc.rundir import (
     CONFIG_FILE,
     HISTORY_COLUMNS,
@@ -37,13 +35,16 @@ from fitdoc.rundir import (
     HistoryWriter,
     as_written,
     create_run_dir,
+    iso_time,
     prepare_output_dir,
+    versions,
     write_run_json,
 )
 
-Status = Literal["completed", "interrupted", "diverged"]
+if TYPE_CHECKING:
+    from fitdoc.data import Dataset
 
-RUN_JSON_SCHEMA = 1
+Status = Literal["completed", "interrupted", "diverged"]
 
 
 @dataclass(frozen=True)
@@ -77,7 +78,7 @@ class StopSignals:
         self.requested: str | None = None
         self._previous: dict[int, Any] = {}
 
-    def _handle(self, signum: int, frame: object) -> None:
+    def _handle(self, signum: int, frame: object) -> None:  # noqa: ARG002 (signal handler signature)
         if self.requested is not None:
             raise KeyboardInterrupt
         self.requested = signal.Signals(signum).name
@@ -295,7 +296,7 @@ def _train_keras(net: Any, data: Dataset, config: Config, monitor: EpochMonitor)
         test_mae = tf.function(lambda: tf.reduce_mean(tf.abs(y_test - net(x_test, training=False))))
 
     class _Report(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
+        def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:  # noqa: ARG002 (Keras hook)
             self._started = time.perf_counter()
 
         def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
@@ -334,10 +335,14 @@ def run_training(config: Config, *, console: Console, progress: bool = True) -> 
     Raises FitdocError (DataError, MissingDependencyError, ...) for bad input
     before any run directory is created. Plotting is the caller's (the CLI's) job.
     """
-    from fitdoc.model import build_model, compile_model, import_keras
+    from fitdoc.model import build_model, compile_model, import_keras, require_training_extra
 
     # Bad data is named before anything is created and before TensorFlow's seconds of
-    # import; what was left out of it is said aloud.
+    # import; what was left out of it is said aloud. Reading it needs pandas, which
+    # comes with TensorFlow in the `train` extra: without them, one line says so.
+    require_training_extra()
+    from fitdoc.data import load_data
+
     data = load_data(config.data, seed=config.seed, validation_split=config.training.validation_split)
     for note in data.notes:
         console.print(f"note: {data.source}: {note}", highlight=False, soft_wrap=True)
@@ -354,16 +359,16 @@ def run_training(config: Config, *, console: Console, progress: bool = True) -> 
         write_config(config, run_dir / CONFIG_FILE)
         history_path = run_dir / HISTORY_FILE
         record: dict[str, Any] = {
-            "schema_version": RUN_JSON_SCHEMA,
+            "writer": "fitdoc train",
             "status": "running",
             "message": "",
             "name": config.name,
             "seed": config.seed,
             "engine": config.training.engine,
-            "versions": _versions(),
+            "versions": versions(),
             "data": {**data.shape_summary(), "notes": data.notes},
             "files": {"config": CONFIG_FILE, "history": HISTORY_FILE},
-            "timings": {"started_at": _iso(started_wall)},
+            "timings": {"started_at": iso_time(started_wall)},
         }
         write_run_json(run_dir, record)
 
@@ -398,7 +403,7 @@ def run_training(config: Config, *, console: Console, progress: bool = True) -> 
                 monitor.reason = f"interrupted during epoch {len(monitor.rows)}"
         train_seconds = time.perf_counter() - train_started
 
-        status, message = _outcome(monitor, config)
+        status, message = _outcome(monitor)
         if monitor.best_weights is not None:
             net.set_weights(monitor.best_weights)
         if status != "diverged":
@@ -411,7 +416,7 @@ def run_training(config: Config, *, console: Console, progress: bool = True) -> 
             "early_stopped": monitor.decision == Decision.EARLY_STOP,
         }
         record["timings"].update(
-            finished_at=_iso(time.time()),
+            finished_at=iso_time(time.time()),
             total_seconds=round(time.perf_counter() - started, 3),
             training_seconds=round(train_seconds, 3),
             first_epoch_seconds=monitor.rows[0]["epoch_seconds"] if monitor.rows else None,
@@ -422,7 +427,7 @@ def run_training(config: Config, *, console: Console, progress: bool = True) -> 
         return RunResult(run_dir=run_dir, status=status, history_path=history_path, message=message)
 
 
-def _outcome(monitor: EpochMonitor, config: Config) -> tuple[Status, str]:
+def _outcome(monitor: EpochMonitor) -> tuple[Status, str]:
     if monitor.decision == Decision.DIVERGED:
         return "diverged", monitor.reason
     if monitor.decision == Decision.INTERRUPTED:
@@ -435,19 +440,3 @@ def _outcome(monitor: EpochMonitor, config: Config) -> tuple[Status, str]:
 def _best_row(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
     finite = [r for r in rows if math.isfinite(r["val_mae"])]
     return min(finite, key=lambda r: r["val_mae"]) if finite else None
-
-
-def _versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    found = {"python": platform.python_version(), "platform": platform.platform()}
-    for package in ("fitdoc", "tensorflow", "keras", "numpy", "pandas"):
-        try:
-            found[package] = version(package)
-        except PackageNotFoundError:
-            found[package] = "not installed"
-    return found
-
-
-def _iso(timestamp: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(timestamp))

@@ -23,29 +23,29 @@ from pathlib import Path
 
 from rich.console import Console
 
-from fitdoc.compare import RunView, compare_runs
+from fitdoc.compare import compare_runs
 from fitdoc.diagnosis import diagnose_curves
 from fitdoc.errors import FitdocError
 from fitdoc.history import discover
-from fitdoc.loading import ReadOptions, load_run
 from fitdoc.report.compare import render_comparison
 from fitdoc.report.plot import plot_runs
+from fitdoc.rundir import ReadOptions, Run, load_run
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def founding_views(paths: list[Path], match: str) -> list[RunView]:
+def founding_views(paths: list[Path], match: str) -> list[Run]:
     views = []
     for source in discover(paths):
         if match not in str(source.history_path) and match not in source.name:
             continue
         run = load_run(source, ReadOptions())
-        views.append(RunView(run.name, run.curves, diagnose_curves(run.curves, run.config), run.config))
+        views.append(Run(run.name, run.curves, diagnose_curves(run.curves, run.config), run.config))
     # Order by regularization so the legend reads as a path: l2=0, 0.0001, 0.001.
     return sorted(views, key=lambda v: _l2(v))
 
 
-def _l2(view: RunView) -> tuple[float, float, str]:
+def _l2(view: Run) -> tuple[float, float, str]:
     if view.config is None:
         return (float("inf"), 0.0, view.name)
     return (float(view.config.model.l2), float(view.config.model.dropout), view.name)

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from fitdoc.compare import RunView
 from fitdoc.config import Config, validate_config
 from fitdoc.curves import Curves
+from fitdoc.rundir import Run
 from fitdoc.verdict import Cause, Change, Diagnosis, Finding, Suggestion, Verdict
 
 EPOCHS = 300
@@ -60,17 +60,17 @@ OVERFIT = Diagnosis(
     findings=(
         Finding(
             "FD101",
-            "overfit.gap_ratio",
+            "overfit.gap",
             Verdict.OVERFIT,
             Cause.GAP,
             0.9,
             7.5,
-            1.25,
-            "val/train MAE 7.50 > 1.25",
+            3.0,
+            "val/train MAE 7.50 > 3.00 at the end",
         ),
         Finding(
             "FD102",
-            "overfit.val_rebound",
+            "overfit.rebound",
             Verdict.OVERFIT,
             Cause.REBOUND,
             0.6,
@@ -78,7 +78,7 @@ OVERFIT = Diagnosis(
             0.1,
             "val MAE minimum at epoch 104 of 300, 19% below the final value > 10%",
         ),
-        Finding("FD301", "noise.val_jitter", None, None, 0.0, 0.02, 0.1, "val noise 0.02 <= 0.10"),
+        Finding("FD004", "history.noisy", None, None, 0.0, 0.02, 0.15, "val noise 0.02 <= 0.15"),
     ),
     suggestion=Suggestion(
         Change("model.l2", 0.0, 0.0001, "add L2 0.0001 on every hidden layer"),
@@ -97,7 +97,7 @@ UNDERFIT = Diagnosis(
     findings=(
         Finding(
             "FD201",
-            "underfit.reg_share",
+            "underfit.over_regularized",
             Verdict.UNDERFIT,
             Cause.OVER_REGULARIZED,
             0.8,
@@ -130,9 +130,7 @@ BALANCED = Diagnosis(
     verdict=Verdict.BALANCED,
     cause=None,
     confidence=0.7,
-    findings=(
-        Finding("FD101", "overfit.gap_ratio", None, None, 0.0, 1.46, 1.5, "val/train MAE 1.46 <= 1.50"),
-    ),
+    findings=(Finding("FD101", "overfit.gap", None, None, 0.0, 1.46, 3.0, "val/train MAE 1.46 <= 3.00"),),
     suggestion=None,
     metric="mae",
     epochs=300,
@@ -143,9 +141,9 @@ DIAGNOSES = (OVERFIT, UNDERFIT, INCONCLUSIVE)
 DIAGNOSIS_BY_L2 = {0.0: OVERFIT, 0.0001: BALANCED, 0.001: UNDERFIT}
 
 
-def founding_views(with_diagnosis: bool = True) -> list[RunView]:
+def founding_views(with_diagnosis: bool = True) -> list[Run]:
     views = []
     for l2, name in ((0.0, "founding-l2-0"), (0.0001, "founding-l2-1e-4"), (0.001, "founding-l2-1e-3")):
         diagnosis = DIAGNOSIS_BY_L2.get(l2) if with_diagnosis else None
-        views.append(RunView(name, founding_curves(l2), diagnosis, founding_config(l2, name)))
+        views.append(Run(name, founding_curves(l2), diagnosis, founding_config(l2, name)))
     return views

@@ -76,24 +76,6 @@ def test_missing_config_file(tmp_path: Path) -> None:
     assert "file not found" in result.stderr
 
 
-@pytest.mark.parametrize(
-    "args", [["--help"], ["diagnose", "--help"], ["plot", "--help"], ["compare", "--help"]]
-)
-def test_help_never_imports_tensorflow_or_matplotlib(args: list[str]) -> None:
-    code = (
-        "import sys\n"
-        "from fitdoc.cli import main\n"
-        "try:\n"
-        f"    main({args!r})\n"
-        "except SystemExit:\n"
-        "    pass\n"
-        "heavy = [m for m in ('tensorflow', 'keras', 'matplotlib') if m in sys.modules]\n"
-        "print('HEAVY', heavy, file=sys.stderr)\n"
-    )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert "HEAVY []" in proc.stderr, proc.stderr[-2000:]
-
-
 def test_train_without_tensorflow_says_how_to_install(tmp_path: Path) -> None:
     config = tmp_path / "c.yaml"
     config.write_text("data:\n  synthetic: founding\n  n_samples: 100\ntraining:\n  epochs: 2\n")

@@ -163,17 +163,3 @@ def test_rules_lists_every_rule_and_applies_overrides(tmp_path: Path) -> None:
     overrides.write_text("FD101:\n  nonsense: 3\n")
     proc = run_fitdoc("rules", "--thresholds", str(overrides))
     assert proc.returncode == 2 and str(overrides) in proc.stderr
-
-
-def test_diagnose_imports_neither_tensorflow_nor_matplotlib() -> None:
-    code = (
-        "import sys\n"
-        "from fitdoc.cli import main\n"
-        "try:\n"
-        f"    main(['diagnose', {str(NOREG)!r}, '--format', 'json'])\n"
-        "except SystemExit:\n"
-        "    pass\n"
-        "print('HEAVY', [m for m in ('tensorflow', 'keras', 'matplotlib') if m in sys.modules], file=sys.stderr)\n"
-    )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert "HEAVY []" in proc.stderr, proc.stderr[-2000:]

@@ -7,14 +7,19 @@ import io
 import json
 
 import numpy as np
+import pytest
 from _report_values import founding_config, founding_curves, founding_views
 from rich.console import Console
 from test_report import check_golden
 
-from fitdoc.compare import RunView, compare_runs, differing_keys, flatten_config, run_labels
+from fitdoc.compare import compare_runs, differing_keys, flatten_config, run_labels
 from fitdoc.config import ModelOnlyConfig
 from fitdoc.curves import Curves
+from fitdoc.features import compute_features
+from fitdoc.figures import run_figures
+from fitdoc.formatting import metric_text
 from fitdoc.report.compare import comparison_to_json, comparison_to_markdown, render_comparison
+from fitdoc.rundir import Run
 
 
 def curves(train, val, source="x.csv", metric="mae") -> Curves:
@@ -35,16 +40,24 @@ def test_founding_case_says_intermediate_l2_is_the_better_point() -> None:
     assert comparison.direction == "intermediate"
     text = comparison.direction_text
     assert text.startswith("Raising model.l2 from 0 to 0.001 closed the train/val gap")
-    assert "but raised train MAE 10.4x (0.002886 -> 0.03009)" in text
+    assert "but raised final train MAE" in text
     assert text.endswith("is at model.l2=0.0001: an intermediate setting is the better point.")
 
 
-def test_summary_numbers() -> None:
+def test_summary_numbers_follow_the_one_definition() -> None:
+    """final = mean of the last tenth of the epochs (what diagnose's rules read), best = minimum."""
     run = compare_runs(founding_views()).runs[0]
     c = founding_curves(0.0)
-    assert run.final_train == c.train[-1] and run.final_val == c.val[-1]
+    window = run.window
+    assert window == min(50, max(3, round(len(c) / 10)))
+    assert run.final_train == pytest.approx(c.train[-window:].mean())
+    assert run.final_val == pytest.approx(c.val[-window:].mean())
     assert run.best_val == c.val.min() and run.best_epoch == int(np.argmin(c.val))
-    assert run.gap_ratio == c.val[-1] / c.train[-1]
+    assert run.gap_ratio == pytest.approx(run.final_val / run.final_train)
+    # The same val/train diagnose's summary and FD101 quote.
+    features = compute_features(c)
+    assert run.gap_ratio == pytest.approx(features.gap_ratio_end)
+    assert run_figures(c).final_val == run.final_val
     assert run.settings == {"model.l2": 0.0}
     assert (run.verdict, run.cause) == ("overfit", "gap")
 
@@ -77,7 +90,7 @@ def test_two_regularization_keys_name_the_best_setting() -> None:
 
 
 def test_without_configs_names_label_the_runs() -> None:
-    runs = [RunView("a", curves([3, 2, 1], [4, 3, 2.5])), RunView("b", curves([3, 2, 1.5], [4, 3, 2]))]
+    runs = [Run("a", curves([3, 2, 1], [4, 3, 2.5])), Run("b", curves([3, 2, 1.5], [4, 3, 2]))]
     comparison = compare_runs(runs)
     assert comparison.differing_keys == () and [r.label for r in comparison.runs] == ["a", "b"]
     assert comparison.best == 1 and comparison.direction is None
@@ -86,28 +99,30 @@ def test_without_configs_names_label_the_runs() -> None:
 def test_same_setting_twice_keeps_labels_apart() -> None:
     config = founding_config(0.0, "x")
     runs = [
-        RunView("seed1", founding_curves(0.0), None, config.with_changes({"model.l2": 0.001})),
-        RunView("seed2", founding_curves(0.0), None, config.with_changes({"model.l2": 0.001, "seed": 1})),
-        RunView("base", founding_curves(0.0), None, config),
+        Run("seed1", founding_curves(0.0), None, config.with_changes({"model.l2": 0.001})),
+        Run("seed2", founding_curves(0.0), None, config.with_changes({"model.l2": 0.001, "seed": 1})),
+        Run("base", founding_curves(0.0), None, config),
     ]
     assert run_labels(runs) == ["l2=0.001, seed=42", "l2=0.001, seed=1", "l2=0, seed=42"]
     same = [
-        RunView("s1", founding_curves(0.0), None, config),
-        RunView("s2", founding_curves(0.0), None, config),
+        Run("s1", founding_curves(0.0), None, config),
+        Run("s2", founding_curves(0.0), None, config),
     ]
     assert run_labels(same) == ["s1", "s2"]
 
 
 def test_missing_and_nan_values() -> None:
     runs = [
-        RunView("train-only", curves([3, 2, np.nan], None)),
-        RunView("sparse", curves([3, 2, 1, 0.5], [np.nan, 2.5, np.nan, np.nan])),
+        Run("train-only", curves([3, 2, np.nan], None)),
+        Run("sparse", curves([3, 2, 1, 0.5], [np.nan, 2.5, np.nan, np.nan])),
     ]
     comparison = compare_runs(runs)
     first, second = comparison.runs
-    assert first.final_train == 2 and first.final_val is None and first.gap_ratio is None
+    # final: the mean of the finite values among the last 3 epochs (a tenth, at least 3)
+    assert first.final_train == 2.5 and first.final_val is None and first.gap_ratio is None
     assert first.best_epoch == 1  # the train minimum when there is no validation series
-    assert second.final_val == 2.5 and second.best_epoch == 1 and second.gap_ratio == 5.0
+    assert second.final_val == 2.5 and second.best_epoch == 1
+    assert second.final_train == pytest.approx(7 / 6) and second.gap_ratio == pytest.approx(2.5 / (7 / 6))
     assert comparison.best == 1
     assert compare_runs([runs[0]]).best is None
 
@@ -127,16 +142,49 @@ def test_flatten_and_zero_equals_zero_point_zero() -> None:
 
 
 def test_table_marks_the_best_run() -> None:
-    console = Console(file=io.StringIO(), width=100, force_terminal=False, color_system=None)
+    console = Console(file=io.StringIO(), width=80, force_terminal=False, color_system=None)
     render_comparison(compare_runs(founding_views()), console)
     out = console.file.getvalue()
-    best_row = next(line for line in out.splitlines() if "founding-l2-1e-4" in line)
+    best_row = next(line for line in out.splitlines() if "1e-4" in line)
     assert best_row.lstrip().startswith("★")
     assert "balanced" in best_row and "0.0001" in best_row
-    assert "overfit (gap)" in out and "(over-regularized)" in out
+    lines = out.splitlines()
+    overfit = next(i for i, line in enumerate(lines) if line.rstrip().endswith("overfit"))
+    assert lines[overfit + 1].strip() == "gap"  # the cause under its verdict
+    assert any(line.rstrip().endswith(" over-regularized") for line in lines)
     assert "closed the train/val gap" in out
+    assert "names: founding-l2-…" in out  # the common prefix, said once
+    assert "final = mean of the last 30 epochs; best =" in out and "minimum over all epochs" in out
     assert max(len(line) for line in out.splitlines()) <= 100
     check_golden("comparison.txt", out)
+
+
+def test_long_names_fit_80_columns_with_a_legend_and_even_digits() -> None:
+    """Issue 13.2: no verdict cut to `bal…`, no name wrapped over lines, one number format."""
+    views = [
+        dataclasses.replace(v, name=f"experiments/2026-11-29/{v.name}-with-a-long-tail-{i}/history.csv")
+        for i, v in enumerate(founding_views())
+    ]
+    console = Console(file=io.StringIO(), width=80, force_terminal=False, color_system=None)
+    render_comparison(compare_runs(views), console)
+    out = console.file.getvalue()
+    lines = out.splitlines()
+    assert max(len(line) for line in lines) <= 80, out
+    assert "…" not in "".join(line for line in lines if "names:" not in line), out
+    ends = {line.rstrip().rsplit(" ", 1)[-1] for line in lines}
+    assert {"overfit", "balanced", "underfit", "over-regularized"} <= ends  # whole, never `bal…`
+    rows = [line for line in lines if line.lstrip("★ ").startswith("#") and "experiments/" not in line]
+    assert [r.split()[0 if not r.startswith("★") else 1] for r in rows[:3]] == ["#1", "#2", "#3"]
+    legend = [line for line in lines if line.startswith("#") and "experiments/" in line]
+    assert len(legend) == 3 and views[0].name in legend[0]
+    # Every metric shown with the same 3 significant digits (trailing zeros kept).
+    for row, run in zip(rows, compare_runs(views).runs, strict=True):
+        for value in (run.final_train, run.final_val, run.best_val):
+            assert f" {metric_text(value)} " in f" {row} ", (row, value)
+    assert [metric_text(v) for v in (0.019, 0.0004721, 8.66, 250.0)] == ["0.0190", "0.000472", "8.66", "250"]
+    document = json.loads(comparison_to_json(compare_runs(views)))
+    assert [r["name"] for r in document["runs"]] == [v.name for v in views]  # JSON keeps full names
+    assert views[0].name in comparison_to_markdown(compare_runs(views))
 
 
 def test_json_is_stable_and_complete() -> None:
@@ -152,6 +200,7 @@ def test_json_is_stable_and_complete() -> None:
         "best_val",
         "best_epoch",
         "gap_ratio",
+        "final_window",
         "verdict",
         "settings",
         "label",

@@ -157,15 +157,16 @@ def wait_for_rows(proc: Proc, folder: Path, rows: int) -> Path:
 
 
 @pytest.mark.parametrize(
-    ("sig", "after_rows"),
-    [(signal.SIGINT, 2), (signal.SIGTERM, 7)],
-    ids=["SIGINT-after-2", "SIGTERM-after-7"],
+    ("sig", "after_rows", "engine"),
+    [(signal.SIGINT, 2, "fast"), (signal.SIGTERM, 7, "fast"), (signal.SIGTERM, 2, "keras")],
+    ids=["SIGINT-after-2-fast", "SIGTERM-after-7-fast", "SIGTERM-after-2-keras"],
 )
 def test_signal_keeps_every_finished_epoch(
-    tmp_path: Path, procs: list[Proc], sig: signal.Signals, after_rows: int
+    tmp_path: Path, procs: list[Proc], sig: signal.Signals, after_rows: int, engine: str
 ) -> None:
-    """SIGINT/SIGTERM mid-run: exit 130, status `interrupted`, history valid to its last row."""
-    proc = train(procs, write_config(tmp_path, epochs=100_000))
+    """SIGINT/SIGTERM mid-run, on either engine: exit 130, status `interrupted`,
+    history valid to its last row. (The one place signal handling is tested.)"""
+    proc = train(procs, write_config(tmp_path, epochs=100_000, training={"engine": engine}))
     run_dir = wait_for_rows(proc, tmp_path, after_rows)
     proc.popen.send_signal(sig)
     assert proc.wait() == 130, proc.stderr_lines

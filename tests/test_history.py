@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
-from fitdoc.curves import Curves
 from fitdoc.errors import HistoryError
 from fitdoc.history import FORMATS, read_history
 
@@ -283,97 +279,4 @@ def test_curves_from_mapping_and_frame_match_the_file_reader():
         curves_from_frame(history)
 
 
-def test_reader_module_import_stays_light():
-    import subprocess
-    import sys
-
-    code = (
-        "import sys, fitdoc.history; "
-        "bad = [m for m in ('tensorflow', 'keras', 'matplotlib', 'pandas') if m in sys.modules]; "
-        "print(','.join(bad))"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == ""
-
-
-# Fuzz: any bytes given to the reader give Curves or a HistoryError, nothing else.
-
-_CELLS = st.one_of(
-    st.floats(allow_nan=True, allow_infinity=True).map(repr),
-    st.sampled_from(["", "NA", "nan", "inf", "-inf", "x", "1,5", "epoch", "loss", "val_loss"]),
-    st.integers(-5, 5).map(str),
-)
-_NAMES = st.sampled_from(
-    [
-        "epoch",
-        "step",
-        "loss",
-        "val_loss",
-        "mae",
-        "val_mae",
-        "Train Loss",
-        "ValLoss",
-        "reg_loss",
-        "lr-Adam",
-        "",
-        "acc",
-        "test_mae",
-        "train_loss_step",
-        "train_loss_epoch",
-        "eval_loss",
-    ]
-)
-
-
-def _check(tmp_path, name: str, data: bytes) -> None:
-    f = tmp_path / name
-    f.write_bytes(data)
-    try:
-        c = read_history(f)
-    except HistoryError as err:
-        assert err.path == str(f)
-        assert err.message
-        return
-    assert isinstance(c, Curves)
-    assert len(c) >= 1
-
-
-_SETTINGS = settings(
-    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
-
-
-@_SETTINGS
-@given(data=st.binary(max_size=300), suffix=st.sampled_from([".csv", ".json", ".log"]))
-def test_random_bytes(tmp_path, data, suffix):
-    _check(tmp_path, "h" + suffix, data)
-
-
-@_SETTINGS
-@given(
-    header=st.lists(_NAMES, min_size=1, max_size=6),
-    rows=st.lists(st.lists(_CELLS, max_size=7), max_size=8),
-    sep=st.sampled_from([",", ";", "\t"]),
-    eol=st.sampled_from(["\n", "\r\n", "\r\r\n"]),
-)
-def test_random_csv(tmp_path, header, rows, sep, eol):
-    text = eol.join(sep.join(r) for r in [header, *rows]) + eol
-    _check(tmp_path, "h.csv", text.encode())
-
-
-_JSON = st.recursive(
-    st.one_of(st.none(), st.booleans(), st.floats(), st.integers(), st.text(max_size=5)),
-    lambda inner: st.one_of(
-        st.lists(inner, max_size=5),
-        st.dictionaries(
-            st.one_of(_NAMES, st.sampled_from(["log_history", "history", "0", "1"])), inner, max_size=5
-        ),
-    ),
-    max_leaves=30,
-)
-
-
-@_SETTINGS
-@given(obj=_JSON)
-def test_random_json(tmp_path, obj):
-    _check(tmp_path, "h.json", json.dumps(obj).encode())
+# Fuzzing the readers (any bytes -> Curves or a HistoryError) lives in test_properties.py.

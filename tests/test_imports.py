@@ -1,5 +1,8 @@
 """What each command loads: `diagnose`, `plot`, `compare`, `rules` and `--help` never load TensorFlow.
 
+The one place import lightness is tested (CLI commands, library modules, the
+Python API, plotting).
+
 DESIGN.md: only the training modules import TensorFlow, so the light commands
 start fast and work without it; matplotlib only when a plot is asked for; and
 no pandas on the way (its import alone is the yardstick of the cold-start
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import os
 import pkgutil
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -71,6 +75,8 @@ LIGHT_CASES = {
     "rules-json": (["rules", "--format", "json"], "fitdoc.rules.registry"),
     "help": (["--help"], "fitdoc.cli"),
     "diagnose-help": (["diagnose", "--help"], "fitdoc.cli"),
+    "plot-help": (["plot", "--help"], "fitdoc.cli"),
+    "compare-help": (["compare", "--help"], "fitdoc.cli"),
     "version": (["--version"], "fitdoc.cli"),
 }
 
@@ -99,6 +105,7 @@ def test_plotting_loads_matplotlib_but_never_tensorflow(args: list[str], tmp_pat
     assert proc.returncode in (0, 1), proc.stderr[-2000:]
     assert (tmp_path / args[-1]).is_file()
     assert "matplotlib" in modules  # the one case it is allowed, and the reader sees it
+    assert "matplotlib.pyplot" not in modules  # the object API only: no GUI backend, no global state
     heavy = top_levels(modules) & {*DEEP, "pandas"}
     assert not heavy, f"`fitdoc {' '.join(args)}` imported {sorted(heavy)}"
     assert not modules & set(TRAINING)
@@ -144,3 +151,28 @@ def test_a_csv_without_config_never_loads_the_config_schema(tmp_path: Path) -> N
     assert proc.returncode in (0, 1), proc.stderr[-2000:]
     assert "fitdoc.diagnosis" in modules
     assert not {"fitdoc.config", "yaml", "pandas"} & modules
+
+
+def test_the_python_api_diagnoses_without_tensorflow_or_matplotlib() -> None:
+    code = (
+        "import sys, fitdoc\n"
+        "fitdoc.diagnose({'loss': [1.0, 0.5], 'val_loss': [1.0, 0.6]})\n"
+        "print(sorted(m for m in sys.argv[1:] if m in sys.modules))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, *DEEP, "matplotlib"], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == "[]"
+
+
+def test_tests_never_importorskip_fitdocs_own_modules() -> None:
+    """A broken fitdoc module must fail its tests, not skip them (issue 12)."""
+    tests = Path(__file__).parent
+    offenders = [
+        f"{path.name}:{number}"
+        for path in sorted(tests.rglob("*.py"))
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if re.search(r"importorskip\(\s*[\"']fitdoc", line)
+    ]
+    assert offenders == []

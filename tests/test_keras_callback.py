@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import json
 import os
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -100,8 +102,10 @@ def test_log_dir_is_a_fitdoc_run_directory(overfit_run: FitResult) -> None:
     np.testing.assert_allclose(frame["learning_rate"], 0.003, rtol=1e-6)
 
     run = json.loads((overfit_run.log_dir / "run.json").read_text())
+    assert run["schema_version"] == 1 and run["writer"] == "fitdoc.keras.FitdocCallback"
     assert run["status"] == "completed"
-    assert run["epochs"] == 60
+    assert run["epochs"] == {"planned": 60, "completed": 60, "early_stopped": False}
+    assert run["final"]["epoch"] == 59 and run["best"]["val_mae"] == min(frame["val_mae"])
     assert run["stopped_early"] is False
     assert run["diagnosis"]["verdict"] == "overfit"
     assert run["params"] == 8 * 256 + 256 + 256 * 256 + 256 + 256 + 1
@@ -224,3 +228,78 @@ def test_bad_arguments_are_fitdoc_errors(kwargs: dict[str, object], field: str) 
 
 def test_callback_is_exported_lazily_from_the_package() -> None:
     assert fitdoc.FitdocCallback is FitdocCallback
+
+
+# What `pip install -e .` adds to sys.meta_path (setuptools' editable finder), after
+# the path finder: a `fitdoc` folder beside the script wins as a namespace package,
+# while `fitdoc.keras` and the rest still come from the installed project.
+USER_SCRIPT = """\
+import importlib.machinery, json, sys
+from pathlib import Path
+
+PROJECT = sys.argv[1]
+
+class EditableFinder:
+    @classmethod
+    def find_spec(cls, fullname, path=None, target=None):
+        if fullname == "fitdoc" or fullname.startswith("fitdoc."):
+            parent = PROJECT if fullname == "fitdoc" else str(Path(PROJECT, *fullname.split(".")[:-1]))
+            return importlib.machinery.PathFinder.find_spec(fullname, [parent])
+        return None
+
+sys.meta_path.append(EditableFinder)
+import fitdoc
+assert not hasattr(fitdoc, "__version__"), "the folder beside the script should shadow the package"
+import keras
+import numpy as np
+from fitdoc.keras import FitdocCallback
+
+keras.utils.set_random_seed(0)
+model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(4), keras.layers.Dense(1)])
+model.compile(optimizer="adam", loss="mse", metrics=["mae"])
+x = np.random.default_rng(0).normal(size=(32, 2)).astype("float32")
+model.fit(x, x[:, :1], validation_split=0.25, epochs=3, verbose=0,
+          callbacks=[FitdocCallback(warmup=1, log_dir="run", verbose=0)])
+print("fit done")
+"""
+
+
+def test_a_fitdoc_folder_beside_the_script_never_loses_the_run(tmp_path: Path) -> None:
+    """A clone named `fitdoc` next to the user's script (issue 13.1): the fit ends,
+    run.json is written, versions come from package metadata."""
+    (tmp_path / "fitdoc" / "docs").mkdir(parents=True)  # a clone: no __init__.py at its top
+    (tmp_path / "fitdoc" / "README.md").write_text("a clone of fitdoc\n")
+    (tmp_path / "train.py").write_text(USER_SCRIPT)
+    project = Path(__file__).resolve().parents[1]
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"TF_CPP_MIN_LOG_LEVEL": "2"}
+    done = subprocess.run(
+        [sys.executable, "train.py", str(project)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "fit done" in done.stdout
+    run = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert run["schema_version"] == 1 and run["status"] == "completed"
+    assert run["epochs"]["completed"] == 3
+    assert set(run["versions"]) >= {"fitdoc", "keras", "python", "backend"}
+    assert (tmp_path / "run" / "history.csv").read_text().count("\n") == 4
+
+
+def test_a_history_file_that_cannot_be_written_is_said_once_and_the_run_kept(tmp_path: Path) -> None:
+    """Bookkeeping that fails (here history.csv is a folder) never ends the user's fit."""
+    log_dir = tmp_path / "run"
+    (log_dir / "history.csv").mkdir(parents=True)
+    stream = io.StringIO()
+    x, y = overfit_data(32)
+    callback = FitdocCallback(warmup=2, log_dir=log_dir, stream=stream)
+    history = wide_regressor().fit(x, y, validation_split=0.5, epochs=4, verbose=0, callbacks=[callback])
+    assert len(history.history["loss"]) == 4
+    said = [line for line in stream.getvalue().splitlines() if "could not write history.csv" in line]
+    assert len(said) == 1, stream.getvalue()
+    run = json.loads((log_dir / "run.json").read_text())
+    assert run["status"] == "completed" and run["epochs"]["completed"] == 4
+    assert callback.diagnosis is not None

@@ -5,21 +5,32 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from fitdoc.config import load_config, validate_config
+from fitdoc.curves import Curves
+from fitdoc.diagnosis import diagnose_curves
+from fitdoc.features import compute_features
+from fitdoc.history import read_history
 from fitdoc.ladder import (
     DROPOUT,
     L2,
+    Move,
     Trial,
     best_trial,
     next_moves,
     plan_next,
     settings_key,
 )
+from fitdoc.suggest import suggest
+from fitdoc.tune.loop import settings_of, trial_from_run
+from fitdoc.verdict import Cause, Suggestion, Verdict
 
 BASE = {
     "model.l2": 0.0,
@@ -148,26 +159,25 @@ def test_inconclusive_follows_the_way_its_strongest_rule_leans():
     trial = Trial(0, BASE, "inconclusive", None, 0.04, leaning="overfit", leaning_cause="gap")
     moves = next_moves([trial], BASE, max_runs=5, max_parallel=5)
     assert moves[0].settings["model.l2"] == 1e-4
-    assert "inconclusive, leaning overfit (gap) -> more regularization" in moves[0].reason
+    assert "inconclusive, leaning overfit (gap) -> add L2" in moves[0].reason
     # A longer history stays the last resort.
     assert moves[-1].settings["training.epochs"] == 200
     restored = Trial.from_dict(json.loads(json.dumps(trial.to_dict())))
     assert restored == trial
 
 
-def test_overfit_at_the_top_of_the_l2_ladder_switches_to_dropout():
+def test_overfit_at_the_top_of_the_l2_ladder_adds_dropout():
     [move] = next_moves([one({"model.l2": 1e-2}, "overfit", "gap")], BASE, max_runs=5)
-    assert move.settings["model.l2"] == 0.0
+    assert move.settings["model.l2"] == 1e-2
     assert move.settings["model.dropout"] == 0.2
-    assert "dropout instead" in move.reason
+    assert "add dropout" in move.reason
 
 
 def test_epochs_grow_at_most_to_the_cap():
     trial = one({"training.epochs": 400}, "underfit", "not converged")
     assert next_moves([trial], BASE, max_runs=5) == []
-    suggested = one({}, "underfit", "not converged", {"key": "training.epochs", "from": 100, "to": 300})
-    [move] = next_moves([suggested], BASE, max_runs=5)
-    assert move.settings["training.epochs"] == 300
+    [move] = next_moves([one({"training.epochs": 300}, "underfit", "not converged")], BASE, max_runs=5)
+    assert move.settings["training.epochs"] == 400
 
 
 def test_first_move_is_the_base_config():
@@ -197,12 +207,13 @@ def test_bisects_between_the_last_overfit_and_the_last_underfit():
     assert "neighbouring steps have been checked" in reason
 
 
-def test_when_no_l2_value_is_balanced_dropout_is_tried_instead():
+def test_when_no_l2_value_is_balanced_dropout_is_added():
     trials, _ = simulate(l2_oracle(2e-4, 1.9e-4), max_runs=8)
     assert l2s(trials)[:4] == pytest.approx([0, 1e-4, 1e-3, 3.16e-4])
     assert [t.settings["model.dropout"] for t in trials[:4]] == [0, 0, 0, 0]
-    assert (trials[4].settings["model.l2"], trials[4].settings["model.dropout"]) == (0.0, 0.2)
-    assert "dropout instead" in trials[4].reason
+    # The last overfit L2 value keeps its L2 and adds dropout, the ladder's next rung.
+    assert (trials[4].settings["model.l2"], trials[4].settings["model.dropout"]) == (1e-4, 0.2)
+    assert "add dropout" in trials[4].reason
 
 
 def test_budget_stops_the_walk():
@@ -297,7 +308,7 @@ VERDICT_CHOICES = st.sampled_from(
 @settings(max_examples=150, deadline=None)
 @given(data=st.data(), parallel=st.integers(1, 3))
 def test_any_verdicts_never_repeat_a_config_and_always_stop(data, parallel):
-    def oracle(s):
+    def oracle(_settings):
         verdict, cause = data.draw(VERDICT_CHOICES)
         return verdict, cause, None if verdict is None else data.draw(st.floats(0.01, 1.0))
 
@@ -310,3 +321,80 @@ def test_any_verdicts_never_repeat_a_config_and_always_stop(data, parallel):
         assert 0.0 <= t.settings["model.l2"] <= 1e-2
         assert 0.0 <= t.settings["model.dropout"] <= 0.5
         assert t.settings["training.epochs"] <= 4 * BASE["training.epochs"]
+
+
+# ---------------------------------------------------------------- one ladder for diagnose and tune
+
+FIXTURES = Path(__file__).parent / "fixtures" / "verdicts"
+FIXTURE_NAMES = sorted(p.name for p in FIXTURES.iterdir() if (p / "history.csv").is_file())
+
+
+def first_move(trial: Trial, base: Mapping[str, Any]) -> Move | None:
+    moves = next_moves([trial], base, max_runs=5)
+    return moves[0] if moves else None
+
+
+def assert_tune_follows(suggestion: Suggestion | None, move: Move | None, settings: dict) -> None:
+    if suggestion is None:
+        return
+    change = suggestion.primary
+    assert move is not None, f"tune has no move where diagnose suggests {change.text}"
+    assert move.settings == {**settings, change.key: change.to}, (change.text, move.change)
+
+
+@pytest.mark.parametrize("name", FIXTURE_NAMES)
+def test_tunes_first_move_is_diagnoses_suggestion_on_every_fixture(name: str) -> None:
+    config = load_config(FIXTURES / name / "config.yaml")
+    curves = read_history(FIXTURES / name / "history.csv")
+    diagnosis = diagnose_curves(curves, config)
+    settings = settings_of(config)
+    trial = trial_from_run(0, Move(settings, None, "baseline", ""), curves, diagnosis)
+    # Through tune.json and back, as `--resume` reads it.
+    trial = Trial.from_dict(json.loads(json.dumps(trial.to_dict())))
+    move = first_move(trial, settings)
+    assert_tune_follows(diagnosis.suggestion, move, settings)
+    if diagnosis.verdict in (Verdict.OVERFIT, Verdict.UNDERFIT):
+        assert diagnosis.suggestion is not None
+
+
+RUNGS = [
+    (l2, l1, dropout, patience)
+    for l2 in (0.0, 1e-5, 1e-4, 1e-3, 1e-2)
+    for l1 in (0.0, 1e-4)
+    for dropout in (0.0, 0.2, 0.5)
+    for patience in (None, 5, 200)
+]
+VERDICT_CAUSES = [
+    (Verdict.OVERFIT, Cause.GAP),
+    (Verdict.OVERFIT, Cause.REBOUND),
+    (Verdict.UNDERFIT, Cause.OVER_REGULARIZED),
+    (Verdict.UNDERFIT, Cause.NOT_CONVERGED),
+    (Verdict.UNDERFIT, Cause.CAPACITY),
+    (Verdict.UNDERFIT, None),
+]
+
+
+@pytest.mark.parametrize(("verdict", "cause"), VERDICT_CAUSES, ids=lambda v: str(v))
+@pytest.mark.parametrize("early", [True, False], ids=["minimum-early", "minimum-late"])
+def test_tunes_first_move_is_diagnoses_suggestion_on_every_rung(verdict, cause, early) -> None:
+    n = 200
+    val = np.linspace(1.0, 0.5, n)
+    val[int(0.3 * n) if early else n - 5] = 0.1
+    features = compute_features(Curves(np.arange(n), np.linspace(1.0, 0.05, n), val, "mae"))
+    for l2, l1, dropout, patience in RUNGS:
+        stopping = None if patience is None else {"patience": patience}
+        config = validate_config(
+            {
+                "data": {"synthetic": "founding"},
+                "model": {"l2": l2, "dropout": dropout, "l1": l1},
+                "training": {"epochs": n, "early_stopping": stopping},
+            }
+        )
+        settings = settings_of(config)
+        extra = {
+            "best_epoch": features.best_epoch,
+            "epochs_run": features.n_epochs,
+            "best_position": features.best_position,
+        }
+        trial = Trial(0, settings, verdict.value, None if cause is None else cause.value, 0.1, extra=extra)
+        assert_tune_follows(suggest(verdict, cause, config, features), first_move(trial, settings), settings)

@@ -12,6 +12,8 @@ keras = pytest.importorskip("keras")
 from fitdoc.config import ModelConfig, TrainingConfig  # noqa: E402
 from fitdoc.model import build_model, compile_model  # noqa: E402
 
+pytestmark = pytest.mark.training
+
 
 def _kinds(net) -> list[str]:
     return [type(layer).__name__ for layer in net.layers]

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import subprocess
-import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -14,16 +12,16 @@ from _report_values import OVERFIT, UNDERFIT, founding_config, founding_curves, 
 from conftest import shared_corpus
 from PIL import Image
 
-from fitdoc.compare import RunView
 from fitdoc.curves import Curves
 from fitdoc.errors import FitdocError
 from fitdoc.report.plot import DPI, OKABE_ITO, build_figure, choose_log, plot_runs
+from fitdoc.rundir import Run
 
 GOLDEN = Path(__file__).parent / "golden"
 
 
-def single_view() -> RunView:
-    return RunView("founding-l2-0.001", founding_curves(0.001), UNDERFIT, founding_config(0.001, "x"))
+def single_view() -> Run:
+    return Run("founding-l2-0.001", founding_curves(0.001), UNDERFIT, founding_config(0.001, "x"))
 
 
 def decode(path: Path) -> Image.Image:
@@ -59,7 +57,7 @@ def test_single_run_content() -> None:
     figure = build_figure([single_view()])
     metric_ax, loss_ax = figure.axes
     assert metric_ax.get_yscale() == "linear"  # 0.28 -> 0.03: less than a decade
-    overfit = build_figure([RunView("l2=0", founding_curves(0.0))])
+    overfit = build_figure([Run("l2=0", founding_curves(0.0))])
     assert overfit.axes[0].get_yscale() == "log"  # 0.25 -> 0.0028: two decades
     assert metric_ax.get_xlabel() == "epoch" and metric_ax.get_ylabel() == "MAE"
     assert [t.get_text() for t in metric_ax.get_legend().get_texts()] == [
@@ -81,15 +79,15 @@ def test_single_run_content() -> None:
 
 def test_single_run_without_loss_or_diagnosis_has_one_panel(tmp_path: Path) -> None:
     curves = dataclasses.replace(founding_curves(0.0), train_loss=None, val_loss=None)
-    out = plot_runs([RunView("bare", curves)], tmp_path / "bare.png")
+    out = plot_runs([Run("bare", curves)], tmp_path / "bare.png")
     assert decode(out).size == (int(7.5 * DPI), int(4.8 * DPI))
-    assert len(build_figure([RunView("bare", curves)]).axes) == 1
+    assert len(build_figure([Run("bare", curves)]).axes) == 1
 
 
 def test_metric_that_is_the_loss_gets_no_second_panel() -> None:
     c = founding_curves(0.0)
     curves = dataclasses.replace(c, metric="loss", train=c.train_loss, val=c.val_loss, reg_loss=None)
-    figure = build_figure([RunView("loss", curves)])
+    figure = build_figure([Run("loss", curves)])
     assert len(figure.axes) == 1 and figure.axes[0].get_ylabel() == "loss"
 
 
@@ -97,11 +95,11 @@ def test_sparse_and_missing_series(tmp_path: Path) -> None:
     e = np.arange(40, dtype=float)
     val = np.where(e % 5 == 4, 1 / (e + 2), np.nan)  # validation every fifth epoch
     curves = Curves(epochs=e, train=1 / (e + 1), val=val, metric="mae", source="sparse.csv")
-    figure = build_figure([RunView("sparse", curves)])
+    figure = build_figure([Run("sparse", curves)])
     val_line = figure.axes[0].get_lines()[1]
     assert len(val_line.get_xdata()) == 8 and np.isfinite(val_line.get_ydata()).all()
     train_only = Curves(epochs=e, train=1 / (e + 1), val=None, metric="mae", source="t.csv")
-    assert decode(plot_runs([RunView("train only", train_only)], tmp_path / "t.png")).size[0] > 0
+    assert decode(plot_runs([Run("train only", train_only)], tmp_path / "t.png")).size[0] > 0
 
 
 # ---------------------------------------------------------------- scale
@@ -121,7 +119,7 @@ def test_scale_choice() -> None:
 def test_negative_values_stay_linear_and_say_why() -> None:
     e = np.arange(30, dtype=float)
     curves = Curves(epochs=e, train=-1 - e / 10, val=-0.5 - e / 20, metric="loss", source="neg.csv")
-    figure = build_figure([RunView("neg", curves)], scale="log")
+    figure = build_figure([Run("neg", curves)], scale="log")
     assert figure.axes[0].get_yscale() == "linear"
     assert "linear scale: the values include zero or negatives" in texts(figure)
 
@@ -162,7 +160,7 @@ def test_several_runs_overlay_with_config_legend(tmp_path: Path) -> None:
 
 def test_several_runs_without_loss_have_one_panel() -> None:
     views = [
-        RunView(v.name, dataclasses.replace(v.curves, train_loss=None, val_loss=None), None, v.config)
+        Run(v.name, dataclasses.replace(v.curves, train_loss=None, val_loss=None), None, v.config)
         for v in founding_views()
     ]
     figure = build_figure(views)
@@ -172,14 +170,14 @@ def test_several_runs_without_loss_have_one_panel() -> None:
 def test_runs_on_different_metrics_get_their_own_panels() -> None:
     c = founding_curves(0.0)
     as_loss = dataclasses.replace(c, metric="loss", train=c.train_loss, val=c.val_loss)
-    figure = build_figure([RunView("a", c), RunView("b", as_loss), RunView("c", founding_curves(0.001))])
+    figure = build_figure([Run("a", c), Run("b", as_loss), Run("c", founding_curves(0.001))])
     assert [ax.get_title() for ax in figure.axes] == ["MAE", "loss"]
     assert len(figure.axes[0].get_lines()) == 2 * 2 + 2  # two runs: train, val, minimum marker
 
 
 def test_many_runs_stay_distinguishable() -> None:
     base = founding_curves(0.0)
-    views = [RunView(f"r{i}", dataclasses.replace(base, val=base.val * (1 + i / 10))) for i in range(10)]
+    views = [Run(f"r{i}", dataclasses.replace(base, val=base.val * (1 + i / 10))) for i in range(10)]
     lines = [line for line in build_figure(views).axes[0].get_lines() if line.get_linestyle() == "-"]
     assert len({(line.get_color(), line.get_marker()) for line in lines}) == 10
 
@@ -210,7 +208,7 @@ def test_uppercase_extension_is_accepted(tmp_path: Path) -> None:
 def test_nothing_to_plot(tmp_path: Path) -> None:
     empty = Curves(epochs=np.arange(3.0), train=np.full(3, np.nan), val=None, metric="mae", source="e.csv")
     with pytest.raises(FitdocError, match="no train or validation values"):
-        plot_runs([RunView("e", empty)], tmp_path / "e.png")
+        plot_runs([Run("e", empty)], tmp_path / "e.png")
     with pytest.raises(FitdocError, match="no runs"):
         plot_runs([], tmp_path / "none.png")
 
@@ -224,38 +222,12 @@ def test_golden_image(tmp_path: Path) -> None:
 
     golden = GOLDEN / "founding_single.png"
     out = plot_runs(
-        [RunView("founding-l2-0", founding_curves(0.0), OVERFIT, founding_config(0.0, "x"))],
+        [Run("founding-l2-0", founding_curves(0.0), OVERFIT, founding_config(0.0, "x"))],
         tmp_path / "single.png",
     )
     if not golden.exists():
         pytest.fail(f"golden image missing; copy {out} to {golden} after checking it by eye")
     assert compare_images(str(golden), str(out), tol=8) is None
-
-
-def test_plot_does_not_import_pyplot_or_tensorflow() -> None:
-    code = (
-        "import sys, pathlib, tempfile\n"
-        "sys.path.insert(0, 'tests')\n"
-        "from _report_values import founding_views\n"
-        "from fitdoc.report.plot import plot_runs\n"
-        "plot_runs(founding_views(), pathlib.Path(tempfile.mkdtemp()) / 'x.png')\n"
-        "assert 'matplotlib.pyplot' not in sys.modules, 'pyplot'\n"
-        "assert 'tensorflow' not in sys.modules, 'tensorflow'\n"
-    )
-    repo = Path(__file__).resolve().parents[1]
-    result = subprocess.run([sys.executable, "-c", code], cwd=repo, capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-
-
-def test_importing_reports_does_not_import_matplotlib() -> None:
-    code = (
-        "import sys\n"
-        "import fitdoc.report.text, fitdoc.report.jsonout, fitdoc.report.markdown\n"
-        "import fitdoc.report.github, fitdoc.report.compare, fitdoc.report.plot, fitdoc.compare\n"
-        "assert 'matplotlib' not in sys.modules\n"
-    )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
 
 
 # ---------------------------------------------------------------- the real corpus
@@ -277,7 +249,7 @@ def test_plots_one_real_file_of_each_format(tmp_path: Path, name: str) -> None:
     path = shared_corpus() / "real" / name
     curves = read_history(path)
     diagnosis = _diagnose(curves)
-    out = plot_runs([RunView(path.stem, curves, diagnosis)], tmp_path / "one.png")
+    out = plot_runs([Run(path.stem, curves, diagnosis)], tmp_path / "one.png")
     image = decode(out)
     assert image.size[0] >= 1000 and image.size[1] == int(4.8 * DPI)
     assert has_color(image, OKABE_ITO["blue"])
@@ -287,7 +259,7 @@ def test_plots_real_files_of_every_format_together(tmp_path: Path) -> None:
     from fitdoc.history import read_history
 
     corpus = shared_corpus() / "real"
-    views = [RunView(Path(n).stem, read_history(corpus / n)) for n in CORPUS_FILES]
+    views = [Run(Path(n).stem, read_history(corpus / n)) for n in CORPUS_FILES]
     out = plot_runs(views, tmp_path / "all.svg")
     assert ET.parse(out).getroot().tag.endswith("svg")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -58,8 +59,24 @@ def test_text_lists_alternatives_and_non_voting_findings() -> None:
     out = render(OVERFIT)
     assert "  - model.l2: 0" in out.splitlines() and "  + model.l2: 0.0001" in out.splitlines()
     assert "or: model.dropout: 0 -> 0.2" in out
-    row = next(line for line in out.splitlines() if "FD301" in line)
-    assert " - " in row and "val noise 0.02 <= 0.10" in row
+    row = next(line for line in out.splitlines() if "FD004" in line)
+    assert " - " in row and "val noise 0.02 <= 0.15" in row
+
+
+def test_report_fixtures_and_docs_cite_rules_that_exist() -> None:
+    """The golden files and docs quote real rules (code, name and default threshold)."""
+    from fitdoc.rules.registry import all_rules
+
+    registered = {r.code: r for r in all_rules()}
+    for diagnosis in (OVERFIT, UNDERFIT, BALANCED):
+        for finding in diagnosis.findings:
+            assert registered[finding.rule_id].name == finding.name, finding
+    thresholds = {t.default for t in registered["FD101"].specs}
+    assert {f.threshold for f in OVERFIT.findings if f.rule_id == "FD101"} <= thresholds
+    names = {r.name for r in registered.values()}
+    schema_doc = (Path(__file__).parents[1] / "docs" / "json-schema.md").read_text()
+    cited = set(re.findall(r"e\.g\. `([a-z_]+\.[a-z_]+)`", schema_doc))
+    assert cited and cited <= names
 
 
 def test_text_without_findings_or_edit() -> None:
@@ -164,30 +181,31 @@ def test_annotation_escapes_properties_and_data() -> None:
 
 @pytest.fixture
 def rules():
-    base = pytest.importorskip("fitdoc.rules.base")
+    from fitdoc.rules import base
+
     gap = base.Rule(
         code="FD101",
-        name="overfit.gap_ratio",
+        name="overfit.gap",
         description="Final val/train MAE ratio above the threshold.",
-        specs=(base.Threshold("ratio", 1.25, "val/train above this votes overfit"),),
-        check=lambda features, config, thresholds: None,
+        specs=(base.Threshold("max_ratio", 3.0, "val/train above this votes overfit"),),
+        check=lambda *_: None,
     )
     short = base.Rule(
         code="FD001",
         name="data.too_short",
         description="Too few epochs to judge.",
         specs=(base.Threshold("min_epochs", 10, "fewer epochs than this is inconclusive"),),
-        check=lambda features, config, thresholds: None,
+        check=lambda *_: None,
     )
-    return [gap.with_thresholds({"ratio": 1.5}), short]
+    return [gap.with_thresholds({"max_ratio": 3.5}), short]
 
 
 def test_rules_table_shows_codes_and_thresholds(rules) -> None:
     console = Console(file=io.StringIO(), width=100, force_terminal=False, color_system=None)
     render_rules(rules, console)
     out = console.file.getvalue()
-    assert "FD101" in out and "overfit.gap_ratio" in out and "Final val/train MAE ratio" in out
-    assert "ratio = 1.5 (default 1.25)" in out
+    assert "FD101" in out and "overfit.gap" in out and "Final val/train MAE ratio" in out
+    assert "max_ratio = 3.5 (default 3)" in out
     assert "min_epochs = 10" in out and "min_epochs = 10 (default" not in out
 
 
@@ -195,7 +213,12 @@ def test_rules_json_and_markdown(rules) -> None:
     document = json.loads(rules_to_json(rules))
     assert document["kind"] == "rules"
     assert document["rules"][0]["thresholds"] == [
-        {"name": "ratio", "value": 1.5, "default": 1.25, "description": "val/train above this votes overfit"}
+        {
+            "name": "max_ratio",
+            "value": 3.5,
+            "default": 3.0,
+            "description": "val/train above this votes overfit",
+        }
     ]
     text = rules_to_markdown(rules)
     assert "| FD001 | `data.too_short` | Too few epochs to judge. | `min_epochs = 10` |" in text

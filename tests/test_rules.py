@@ -81,7 +81,7 @@ CASES = load_cases()
 
 
 @pytest.mark.parametrize(("code", "name", "case"), CASES, ids=[f"{c}-{n}" for c, n, _ in CASES])
-def test_rule_case(code: str, name: str, case: dict[str, Any]) -> None:
+def test_rule_case(code: str, name: str, case: dict[str, Any]) -> None:  # noqa: ARG001 (name: the test id)
     rule = get_rule(code)
     if "thresholds" in case:
         rule = rule.with_thresholds(validate_overrides({code: case["thresholds"]}, source="case")[code])

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import json
 import os
+import stat
 import subprocess
 import sys
 import time
@@ -309,7 +310,7 @@ def test_train_with_hostile_name_writes_only_inside_output_dir(tmp_path: Path) -
 
 def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path: Path) -> None:
     """config.yaml and run.json are written by rename: a failed write leaves the old file whole."""
-    from fitdoc.config import atomic_write_text
+    from fitdoc.rundir import atomic_write_text
 
     path = tmp_path / "run.json"
     atomic_write_text(path, '{"status": "running"}\n')
@@ -317,3 +318,27 @@ def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path: Path) -> N
         atomic_write_text(path, '{"status": "\udc00"}\n')  # a lone surrogate cannot be encoded
     assert path.read_text() == '{"status": "running"}\n'
     assert [p.name for p in tmp_path.iterdir()] == ["run.json"], "temp file left behind"
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027, 0o077])
+def test_written_files_respect_the_umask(tmp_path: Path, umask: int) -> None:
+    """config.yaml, run.json, history.csv, tune.json/tune.csv, next/best.yaml: the
+    mode any tool gives a new file (0666 less the umask), not mkstemp's 0600."""
+    from fitdoc.config import validate_config, write_config
+    from fitdoc.ladder import Trial
+    from fitdoc.rundir import HISTORY_COLUMNS, HistoryWriter, write_run_json
+    from fitdoc.tune.state import save_state
+
+    config = validate_config({"data": {"synthetic": "founding"}})
+    old = os.umask(umask)
+    try:
+        write_config(config, tmp_path / "next.yaml")
+        write_run_json(tmp_path, {"status": "completed"})
+        with HistoryWriter(tmp_path / "history.csv", HISTORY_COLUMNS):
+            pass
+        save_state(tmp_path, config, [Trial(0, {}, "balanced")], 3, 1, status="completed", stop_reason="")
+    finally:
+        os.umask(old)
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in tmp_path.iterdir()}
+    assert set(modes) == {"next.yaml", "run.json", "history.csv", "tune.json", "tune.csv"}
+    assert modes == dict.fromkeys(modes, 0o666 & ~umask)

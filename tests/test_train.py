@@ -167,6 +167,7 @@ def test_progress_lines_on_a_non_terminal_and_silence_when_quiet(tmp_path: Path)
     assert silent.file.getvalue() == ""
 
 
+@pytest.mark.training
 def test_output_dir_must_be_a_writable_directory(tmp_path: Path) -> None:
     pytest.importorskip("tensorflow")
     blocker = tmp_path / "file"

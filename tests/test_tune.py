@@ -18,18 +18,10 @@ from rich.console import Console
 from fitdoc.config import Config, load_config
 from fitdoc.errors import FitdocError
 from fitdoc.ladder import Move, Trial
-from fitdoc.tune import (
-    BEST_YAML,
-    TUNE_CSV,
-    TUNE_JSON,
-    TuneDisplay,
-    _save,
-    changes_from,
-    run_tune,
-    settings_of,
-    trial_config,
-    trials_to_csv,
-)
+from fitdoc.tune import run_tune
+from fitdoc.tune.display import TuneDisplay, changes_from
+from fitdoc.tune.loop import settings_of, trial_config
+from fitdoc.tune.state import BEST_YAML, TUNE_CSV, TUNE_JSON, save_state, trials_to_csv
 
 TINY = """\
 name: tiny
@@ -73,6 +65,8 @@ def test_settings_and_trial_config_round_trip(tmp_path):
         "training.epochs": 6,
         "training.early_stopping": None,
         "model.units": 8,
+        "model.l1": 0.0,
+        "model.hidden_layers": 2,
     }
     changed = {**settings, "model.l2": 1e-4, "training.early_stopping": {"patience": 3}}
     trial = trial_config(config, changed, 4, tmp_path / "tune")
@@ -87,7 +81,7 @@ def test_resume_refuses_a_different_config(tmp_path):
     config = load_config(tiny_config(tmp_path))
     tune_dir = tmp_path / "tune"
     tune_dir.mkdir()
-    _save(tune_dir, config, [], 3, 1, status="interrupted", stop_reason="")
+    save_state(tune_dir, config, [], 3, 1, status="interrupted", stop_reason="")
     other = config.with_changes({"model.units": 9})
     with pytest.raises(FitdocError) as err:
         run_tune(other, tune_dir=tune_dir, max_runs=3, resume=True, console=Console(file=io.StringIO()))
@@ -101,7 +95,7 @@ def test_an_existing_tune_needs_resume_and_resume_needs_one(tmp_path):
         run_tune(config, tune_dir=tmp_path / "empty", max_runs=2, resume=True, console=quiet)
     tune_dir = tmp_path / "tune"
     tune_dir.mkdir()
-    _save(tune_dir, config, [], 3, 1, status="completed", stop_reason="")
+    save_state(tune_dir, config, [], 3, 1, status="completed", stop_reason="")
     with pytest.raises(FitdocError, match="--resume"):
         run_tune(config, tune_dir=tune_dir, max_runs=2, console=quiet)
 
@@ -146,7 +140,7 @@ def test_live_table_on_a_terminal_and_plain_lines_elsewhere():
         display.finished(done)
     lines = plain.getvalue().splitlines()
     assert lines[0] == "trial 1: model.l2: 0 -> 0.0001  (why: trial 0 overfit (gap) -> more regularization)"
-    assert lines[1] == "trial 1: balanced, val MAE 0.0123"
+    assert lines[1] == "trial 1: balanced, best val MAE 0.0123"
 
     term = io.StringIO()
     console = Console(file=term, width=160, force_terminal=True, color_system=None)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from rich import box
@@ -10,8 +10,10 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from fitdoc.compare import Comparison, RunSummary, format_metric, format_value
+from fitdoc.compare import Comparison, RunSummary, short_key_names
 from fitdoc.errors import FitdocError
+from fitdoc.figures import BEST_TEXT, FINAL_TEXT, FINAL_TEXT_VARIED
+from fitdoc.formatting import common_affixes, metric_text, ratio_text, value_text, verdict_text
 from fitdoc.report.jsonout import dumps, error_to_dict
 from fitdoc.report.markdown import cell
 from fitdoc.verdict import SCHEMA_VERSION
@@ -19,44 +21,95 @@ from fitdoc.verdict import SCHEMA_VERSION
 BEST_MARK = "★"
 
 
+VERDICT_WIDTH = 16  # `over-regularized`, the longest cause, on its own line
+METRIC_HEADERS = ("train\nfinal", "val\nfinal", "val\nbest", "best\nepoch", "val/\ntrain")
+
+
 def render_comparison(comparison: Comparison, console: Console) -> None:
-    """One row per run; the best run (lowest final validation metric) marked with a star."""
+    """One row per run, fitting the console (80 columns): names shortened by their
+    common prefix and suffix, numbered with a legend when they still do not fit;
+    settings by their last key part; metric values to the same significant
+    digits; the cause under the verdict. The best run (lowest final validation
+    metric) is starred. JSON and Markdown keep every column and full names."""
+    cells = [_cells(comparison, run) for run in comparison.runs]
+    room = console.width - _fixed_width(comparison, cells)
+    names, legend, common = _display_names([r.name for r in comparison.runs], room)
     metrics = sorted({r.metric for r in comparison.runs})
+    title = f"{len(comparison.runs)} runs · metric: {', '.join(metrics) or '-'}"
     table = Table(
         box=box.SIMPLE_HEAD,
-        title=f"{len(comparison.runs)} runs · metric: {', '.join(metrics) or '-'}",
+        title=title + (f" · names: {common}" if common else ""),
         title_justify="left",
         pad_edge=False,
         padding=0,  # the box already puts one space between columns
         show_edge=False,
     )
     table.add_column("", no_wrap=True, width=1)
-    table.add_column("run", overflow="fold", min_width=12)
-    for key in comparison.differing_keys:
-        table.add_column(key, justify="right", no_wrap=True)
-    for header in ("train\nfinal", "train\nbest", "val\nfinal", "val\nbest", "best\nepoch", "val/\ntrain"):
+    table.add_column("run", overflow="fold")
+    short = short_key_names(comparison.differing_keys)
+    for header in [short[k] for k in comparison.differing_keys] + list(METRIC_HEADERS):
         table.add_column(header, justify="right", no_wrap=True)
-    table.add_column("verdict")
-    for index, run in enumerate(comparison.runs):
+    table.add_column("verdict", min_width=VERDICT_WIDTH, overflow="fold")
+    for index, (row, name) in enumerate(zip(cells, names, strict=True)):
         best = index == comparison.best
-        table.add_row(
-            BEST_MARK if best else "",
-            run.name,
-            *(format_value(run.settings.get(k)) if run.settings else "-" for k in comparison.differing_keys),
-            format_metric(run.final_train),
-            format_metric(run.best_train),
-            format_metric(run.final_val),
-            format_metric(run.best_val),
-            format_value(run.best_epoch),
-            _ratio(run.gap_ratio),
-            _verdict(run),
-            style="bold" if best else None,
-        )
+        table.add_row(BEST_MARK if best else "", name, *row, style="bold" if best else None)
     console.print(table)
-    if comparison.best is not None:
-        console.print(Text(f"{BEST_MARK} best: lowest final validation metric", style="dim"))
+    for line in legend:
+        console.print(Text(line), soft_wrap=True)  # full names, never cut
+    console.print(Text(_definitions(comparison), style="dim"), soft_wrap=False)
     if comparison.direction_text:
-        console.print(Text(comparison.direction_text))
+        console.print(Text(comparison.direction_text), soft_wrap=False)
+
+
+def _cells(comparison: Comparison, run: RunSummary) -> list[str]:
+    """A run's cells after its name: settings, figures, verdict (cause on a second line)."""
+    verdict = verdict_text(run.verdict)
+    if run.cause is not None:
+        verdict += f"\n{run.cause}"
+    return [
+        *(_setting(run, k) for k in comparison.differing_keys),
+        metric_text(run.final_train),
+        metric_text(run.final_val),
+        metric_text(run.best_val),
+        value_text(run.best_epoch, none="-"),
+        ratio_text(run.gap_ratio),
+        verdict,
+    ]
+
+
+def _fixed_width(comparison: Comparison, cells: Sequence[Sequence[str]]) -> int:
+    """Columns other than the run name: the mark, settings, figures, verdict, separators."""
+    short = short_key_names(comparison.differing_keys)
+    headers = [short[k] for k in comparison.differing_keys] + [h.split("\n")[0] for h in METRIC_HEADERS]
+    widths = [max([len(header), *(len(row[i]) for row in cells)]) for i, header in enumerate(headers)]
+    columns = len(widths) + 3  # the mark, the name and the verdict
+    return 1 + sum(widths) + VERDICT_WIDTH + (columns - 1)
+
+
+def _display_names(names: Sequence[str], room: int) -> tuple[list[str], list[str], str]:
+    """Names without their common affixes; numbered with a legend when they still
+    need more than `room` columns. Returns (names to show, legend lines,
+    `prefix…suffix` said once)."""
+    prefix, suffix = common_affixes(names)
+    trimmed = [n[len(prefix) : len(n) - len(suffix)] for n in names]
+    common = f"{prefix}…{suffix}" if prefix or suffix else ""
+    if max(len(n) for n in trimmed) <= max(room, 3):
+        return trimmed, [], common
+    shown = [f"#{i + 1}" for i in range(len(names))]
+    return shown, [f"#{i + 1}  {name}" for i, name in enumerate(names)], ""
+
+
+def _definitions(comparison: Comparison) -> str:
+    windows = sorted({r.window for r in comparison.runs if r.window})
+    final = FINAL_TEXT.format(window=windows[0]) if len(windows) == 1 else FINAL_TEXT_VARIED
+    text = f"{final}; {BEST_TEXT}; val/train = final val / final train"
+    if comparison.best is not None:
+        text = f"{BEST_MARK} lowest final validation metric. " + text
+    return text
+
+
+def _setting(run: RunSummary, key: str) -> str:
+    return value_text(run.settings.get(key), none="-") if run.settings else "-"
 
 
 def comparison_to_dict(comparison: Comparison) -> dict[str, Any]:
@@ -68,6 +121,7 @@ def comparison_to_dict(comparison: Comparison) -> dict[str, Any]:
         "best": best,
         "direction": comparison.direction,
         "direction_text": comparison.direction_text,
+        "definitions": {"final": FINAL_TEXT.format(window="N") + " (final_window)", "best": BEST_TEXT},
         "runs": [_run_dict(r, i == comparison.best) for i, r in enumerate(comparison.runs)],
     }
 
@@ -91,19 +145,18 @@ def comparison_to_markdown(comparison: Comparison) -> str:
         row = [
             BEST_MARK if best else "",
             name,
-            *(format_value(run.settings.get(k)) if run.settings else "-" for k in keys),
-            format_metric(run.final_train),
-            format_metric(run.best_train),
-            format_metric(run.final_val),
-            format_metric(run.best_val),
-            format_value(run.best_epoch),
-            _ratio(run.gap_ratio),
-            cell(_verdict(run)),
+            *(_setting(run, k) for k in keys),
+            metric_text(run.final_train),
+            metric_text(run.best_train),
+            metric_text(run.final_val),
+            metric_text(run.best_val),
+            value_text(run.best_epoch, none="-"),
+            ratio_text(run.gap_ratio),
+            cell(verdict_text(run.verdict, run.cause)),
         ]
         lines.append("| " + " | ".join(row) + " |")
     lines.append("")
-    if comparison.best is not None:
-        lines += [f"{BEST_MARK} best: lowest final validation metric.", ""]
+    lines += [_definitions(comparison) + ".", ""]
     if comparison.direction_text:
         lines += [comparison.direction_text, ""]
     return "\n".join(lines).rstrip("\n") + "\n"
@@ -118,6 +171,7 @@ def _run_dict(run: RunSummary, best: bool) -> dict[str, Any]:
         "metric": run.metric,
         "settings": run.settings,
         "epochs": run.epochs,
+        "final_window": run.window,
         "final_train": _round(run.final_train),
         "final_val": _round(run.final_val),
         "best_train": _round(run.best_train),
@@ -131,13 +185,3 @@ def _run_dict(run: RunSummary, best: bool) -> dict[str, Any]:
 
 def _round(value: float | None) -> float | None:
     return None if value is None else float(f"{value:.6g}")
-
-
-def _ratio(value: float | None) -> str:
-    return "-" if value is None else f"{value:.2f}"
-
-
-def _verdict(run: RunSummary) -> str:
-    if run.verdict is None:
-        return "-"
-    return run.verdict if run.cause is None else f"{run.verdict} ({run.cause})"

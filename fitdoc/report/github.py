@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Sequence
 
 from fitdoc.errors import FitdocError
-from fitdoc.report._format import change_line, verdict_label
+from fitdoc.formatting import change_line, verdict_label
 from fitdoc.verdict import Diagnosis, Verdict
 
 # overfit/underfit call for a change; balanced/inconclusive are information only.

@@ -7,6 +7,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from fitdoc.errors import FitdocError
+from fitdoc.formatting import jsonable
 from fitdoc.verdict import SCHEMA_VERSION, Diagnosis
 
 
@@ -36,16 +37,4 @@ def error_to_dict(error: FitdocError) -> dict[str, Any]:
 
 def dumps(document: Any) -> str:
     """Stable text: fixed key order, two-space indent, no NaN (invalid JSON), trailing newline."""
-    return json.dumps(_clean(document), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
-
-
-def _clean(value: Any) -> Any:
-    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
-        return None
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    if hasattr(value, "item") and callable(value.item):  # numpy scalars
-        return _clean(value.item())
-    return value
+    return json.dumps(jsonable(document), indent=2, ensure_ascii=False, allow_nan=False) + "\n"

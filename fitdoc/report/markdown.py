@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from fitdoc.report._format import change_line, has_edit, value_text, verdict_label
+from fitdoc.formatting import change_line, has_edit, value_text, verdict_label
 from fitdoc.verdict import Diagnosis, Verdict
 
 VERDICT_ICONS = {

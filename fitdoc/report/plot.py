@@ -18,13 +18,14 @@ import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from fitdoc.compare import RunView, run_labels
+from fitdoc.compare import run_labels
 from fitdoc.errors import FitdocError
-from fitdoc.report._format import change_line, number, verdict_label
+from fitdoc.formatting import change_line, metric_text, verdict_label
+from fitdoc.rundir import Run
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -81,7 +82,7 @@ class _Series:
         return self.x.size == 0
 
 
-def plot_runs(runs: Sequence[RunView], out: Path, scale: Scale = "auto") -> Path:
+def plot_runs(runs: Sequence[Run], out: Path, scale: Scale = "auto") -> Path:
     """Draw one run (annotated) or several (overlaid) to `out` (.png or .svg); returns `out`.
 
     Creates missing parent folders. Raises FitdocError for an unsupported
@@ -98,7 +99,7 @@ def plot_runs(runs: Sequence[RunView], out: Path, scale: Scale = "auto") -> Path
         )
     from matplotlib import rc_context
 
-    with rc_context(_STYLE):
+    with rc_context(_STYLE):  # type: ignore[arg-type]  # stubs want literal rc keys
         figure = build_figure(runs, scale)
         out.parent.mkdir(parents=True, exist_ok=True)
         metadata = {"Date": None} if suffix == ".svg" else {"Software": None}
@@ -106,7 +107,7 @@ def plot_runs(runs: Sequence[RunView], out: Path, scale: Scale = "auto") -> Path
     return out
 
 
-def build_figure(runs: Sequence[RunView], scale: Scale = "auto") -> Figure:
+def build_figure(runs: Sequence[Run], scale: Scale = "auto") -> Figure:
     """The matplotlib `Figure` `plot_runs` saves (for callers who want to adjust or embed it)."""
     if scale not in ("auto", "log", "linear"):
         raise FitdocError(f"unknown scale {scale!r}; use auto, log or linear", field="--scale")
@@ -116,7 +117,7 @@ def build_figure(runs: Sequence[RunView], scale: Scale = "auto") -> Figure:
         raise FitdocError("no train or validation values to plot", path=runs[0].curves.source)
     from matplotlib import rc_context
 
-    with rc_context(_STYLE):
+    with rc_context(_STYLE):  # type: ignore[arg-type]  # stubs want literal rc keys
         if len(runs) == 1:
             return _single_run_figure(runs[0], scale)
         return _many_runs_figure(runs, scale)
@@ -125,7 +126,7 @@ def build_figure(runs: Sequence[RunView], scale: Scale = "auto") -> Figure:
 # ---------------------------------------------------------------- one run
 
 
-def _single_run_figure(run: RunView, scale: Scale) -> Figure:
+def _single_run_figure(run: Run, scale: Scale) -> Figure:
     from matplotlib.figure import Figure
 
     curves = run.curves
@@ -167,7 +168,7 @@ def _single_run_figure(run: RunView, scale: Scale) -> Figure:
     return figure
 
 
-def _loss_series(run: RunView) -> list[tuple[str, str, str, _Series]]:
+def _loss_series(run: Run) -> list[tuple[str, str, str, _Series]]:
     """(label, colour, dash, series) for the loss panel; empty when the metric already is the loss."""
     curves = run.curves
     if curves.metric.lower().endswith("loss") and curves.reg_loss is None:
@@ -210,7 +211,7 @@ def _mark_minimum(ax: Axes, series: _Series, color: str, *, annotate: bool) -> N
         # Put the label on the side of the minimum with more room.
         right = x <= (series.x.min() + series.x.max()) / 2
         ax.annotate(
-            f"val min {number(float(y))}\nepoch {_epoch_text(x)}",
+            f"val min {metric_text(float(y))}\nepoch {_epoch_text(x)}",
             xy=(x, y),
             xytext=(10 if right else -10, 18),
             textcoords="offset points",
@@ -224,7 +225,7 @@ def _mark_minimum(ax: Axes, series: _Series, color: str, *, annotate: bool) -> N
 # ---------------------------------------------------------------- several runs
 
 
-def _many_runs_figure(runs: Sequence[RunView], scale: Scale) -> Figure:
+def _many_runs_figure(runs: Sequence[Run], scale: Scale) -> Figure:
     """One panel per metric (runs judged on different metrics are not mixed), then the
     loss when every run has one distinct from its metric; one colour per run,
     validation solid and train dashed, so each run's gap reads at a glance."""
@@ -255,7 +256,7 @@ def _many_runs_figure(runs: Sequence[RunView], scale: Scale) -> Figure:
         color = OKABE_ITO[RUN_COLORS[k % len(RUN_COLORS)]]
         # Past eight runs colours repeat; a marker shape keeps them apart.
         marker = RUN_MARKERS[(k // len(RUN_COLORS)) % len(RUN_MARKERS)]
-        style = {"color": color, "marker": marker, "markevery": 0.1, "markersize": 5}
+        style: dict[str, Any] = {"color": color, "marker": marker, "markevery": 0.1, "markersize": 5}
         # A run whose curves a later one retraces exactly (same seed, more epochs) would
         # vanish under it: drawn wide and beneath, it shows as a rim around that one.
         widen = HALO_WIDTH if k in covered else 1.0
@@ -360,7 +361,7 @@ def _series(epochs: np.ndarray, values: np.ndarray | None) -> _Series:
     return _Series(x[keep], y[keep])
 
 
-def _has_data(run: RunView) -> bool:
+def _has_data(run: Run) -> bool:
     return not (
         _series(run.curves.epochs, run.curves.train).empty
         and _series(run.curves.epochs, run.curves.val).empty
@@ -406,13 +407,13 @@ def _minor_label(value: float, decades: float) -> str:
     return f"{value:g}" if mantissa in wanted else ""
 
 
-def _title(run: RunView) -> str:
+def _title(run: Run) -> str:
     if run.diagnosis is None:
         return run.name
     return f"{run.name}: {verdict_label(run.diagnosis)}"
 
 
-def _caption_lines(run: RunView) -> list[str]:
+def _caption_lines(run: Run) -> list[str]:
     diagnosis = run.diagnosis
     if diagnosis is None:
         return []
@@ -434,7 +435,9 @@ def _caption(figure: Figure, lines: list[str]) -> None:
         return
     height = figure.get_figheight()
     share = min(0.35, (0.2 + 0.17 * len(wrapped)) / height)  # inches of caption as a fraction
-    figure.get_layout_engine().set(rect=(0, share, 1, 1 - share))
+    engine = figure.get_layout_engine()
+    if engine is not None:
+        engine.set(rect=(0, share, 1, 1 - share))  # type: ignore[call-arg]  # constrained layout takes rect
     figure.text(
         0.01, share - 0.02, "\n".join(wrapped), ha="left", va="top", fontsize=9, color="0.2", linespacing=1.4
     )

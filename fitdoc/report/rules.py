@@ -14,7 +14,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from fitdoc.report._format import value_text
+from fitdoc.formatting import value_text
 from fitdoc.report.jsonout import dumps
 from fitdoc.report.markdown import cell
 from fitdoc.verdict import SCHEMA_VERSION

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from fitdoc.report._format import change_line, has_edit, value_text, verdict_label
+from fitdoc.formatting import change_line, has_edit, value_text, verdict_label
 from fitdoc.report.rules import render_rules, rules_to_json, rules_to_markdown
 from fitdoc.verdict import Change, Diagnosis, Verdict
 

@@ -1,0 +1,339 @@
+"""The tuning loop: plan with `fitdoc.ladder`, train each trial, record it, repeat."""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from fitdoc.config import Config, write_config
+from fitdoc.curves import Curves
+from fitdoc.errors import ExitCode, FitdocError
+from fitdoc.formatting import jsonable
+from fitdoc.ladder import TUNED_KEYS, Move, Trial, best_trial, plan_next
+from fitdoc.tune.display import TuneDisplay
+from fitdoc.tune.state import (
+    BEST_YAML,
+    CONFIGS_DIR,
+    PLOT_FILE,
+    TRIALS_DIR,
+    load_trials,
+    prepare_tune_dir,
+    save_state,
+)
+from fitdoc.verdict import Diagnosis
+
+
+@dataclass(frozen=True)
+class TuneResult:
+    tune_dir: Path
+    trials: tuple[Trial, ...]
+    best: Trial | None
+    best_config_path: Path | None
+    stop_reason: str
+    status: str  # "completed" | "interrupted"
+    plot_path: Path | None = None
+
+    @property
+    def exit_code(self) -> ExitCode:
+        return ExitCode.INTERRUPTED if self.status == "interrupted" else ExitCode.OK
+
+
+# ---------------------------------------------------------------- settings <-> config
+
+
+def settings_of(config: Config) -> dict[str, Any]:
+    """The tuned fields of a config, as plain values (what `fitdoc.ladder` works on)."""
+    settings: dict[str, Any] = {}
+    for key in TUNED_KEYS:
+        value = config.get(key)
+        settings[key] = value.model_dump(mode="json") if hasattr(value, "model_dump") else value
+    return settings
+
+
+def config_for(base: Config, settings: Mapping[str, Any]) -> Config:
+    return base.with_changes(dict(settings))
+
+
+def trial_config(base: Config, settings: Mapping[str, Any], index: int, tune_dir: Path) -> Config:
+    """The config trial `index` trains: its run directory goes under `<tune dir>/trials`."""
+    return base.with_changes(
+        {**dict(settings), "output.dir": str(tune_dir / TRIALS_DIR), "name": f"trial-{index:02d}"}
+    )
+
+
+# ---------------------------------------------------------------- the loop
+
+
+def run_tune(
+    config: Config,
+    *,
+    tune_dir: Path | None = None,
+    max_runs: int,
+    parallel: int = 1,
+    resume: bool = False,
+    console: Console,
+    plot: bool = False,
+) -> TuneResult:
+    """Tune `config` within `max_runs` trainings; see the module docstring for the files.
+
+    `tune_dir` None makes a new `tune-<name>-<stamp>` directory under
+    `config.output.dir`. `resume` continues the tune recorded in `tune_dir`
+    (which must have been started from the same config). `parallel` > 1 runs
+    up to that many trials at once, each as a `fitdoc train` process.
+    Raises FitdocError for a bad directory or a mismatching resume.
+    """
+    if max_runs < 1:
+        raise FitdocError(f"must be at least 1 (got {max_runs})", field="--max-runs")
+    if parallel < 1:
+        raise FitdocError(f"must be at least 1 (got {parallel})", field="--parallel")
+    tune_dir = prepare_tune_dir(config, tune_dir, resume=resume)
+    trials: list[Trial] = list(load_trials(tune_dir, config)) if resume else []
+    base = settings_of(config)
+    display = TuneDisplay(console, max_runs=max_runs)
+    for trial in trials:
+        display.finished(trial, resumed=True)
+
+    save_state(tune_dir, config, trials, max_runs, parallel, status="running", stop_reason="")
+    with display:
+        status, stop_reason = _loop(config, tune_dir, trials, display, max_runs=max_runs, parallel=parallel)
+
+    best = best_trial(trials)
+    best_path = None
+    if best is not None:
+        best_path = tune_dir / BEST_YAML
+        write_config(config_for(config, best.settings), best_path)
+    save_state(tune_dir, config, trials, max_runs, parallel, status=status, stop_reason=stop_reason)
+    plot_path = _plot(tune_dir, config, trials) if plot and trials else None
+    display.summary(best, best_path, stop_reason, base)
+    return TuneResult(tune_dir, tuple(trials), best, best_path, stop_reason, status, plot_path)
+
+
+def _loop(
+    config: Config, tune_dir: Path, trials: list[Trial], display: TuneDisplay, *, max_runs: int, parallel: int
+) -> tuple[str, str]:
+    """Plan, train, record until the ladder says stop; appends to `trials`.
+    Returns the tune's status (`completed` | `interrupted`) and why it stopped."""
+    base = settings_of(config)
+    while True:
+        plan = plan_next(trials, base, max_runs=max_runs, max_parallel=parallel)
+        if not plan.moves:
+            return "completed", plan.stop_reason or "nothing left to try"
+        start = _next_index(trials)
+        for offset, move in enumerate(plan.moves):
+            display.started(start + offset, move)
+        if len(plan.moves) == 1 and parallel == 1:
+            done, interrupted = _run_in_process(config, plan.moves[0], start, tune_dir)
+        else:
+            done, interrupted = _run_in_processes(config, plan.moves, start, tune_dir)
+        for trial in done:
+            trials.append(trial)
+            display.finished(trial)
+        save_state(tune_dir, config, trials, max_runs, parallel, status="running", stop_reason="")
+        if interrupted:
+            return "interrupted", "interrupted; continue with --resume (unfinished trials will be retrained)"
+
+
+def _next_index(trials: Sequence[Trial]) -> int:
+    return max((t.index for t in trials), default=-1) + 1
+
+
+# ---------------------------------------------------------------- running trials
+
+
+def _run_in_process(base: Config, move: Move, index: int, tune_dir: Path) -> tuple[list[Trial], bool]:
+    from fitdoc.train import run_training
+
+    config = trial_config(base, move.settings, index, tune_dir)
+    _write_trial_config(tune_dir, index, config)
+    try:
+        result = run_training(config, console=Console(stderr=True, quiet=True), progress=False)
+    except KeyboardInterrupt:
+        return [], True
+    if result.status == "interrupted":
+        return [], True
+    return [_record(index, move, config, result.run_dir, result.status, result.message)], False
+
+
+def _run_in_processes(
+    base: Config, moves: Sequence[Move], start: int, tune_dir: Path
+) -> tuple[list[Trial], bool]:
+    """Each move as its own `python -m fitdoc train TRIAL.yaml --quiet` process."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
+    jobs = []
+    for offset, move in enumerate(moves):
+        index = start + offset
+        config = trial_config(base, move.settings, index, tune_dir)
+        path = _write_trial_config(tune_dir, index, config)
+        command = [sys.executable, "-m", "fitdoc", "train", str(path), "--quiet"]
+        process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+        )
+        jobs.append((index, move, config, process))
+    interrupted = False
+    outputs: dict[int, tuple[str, str]] = {}
+    for index, _move, _config, process in jobs:
+        while True:
+            try:
+                outputs[index] = process.communicate()
+                break
+            except KeyboardInterrupt:
+                # Ask every child to finish its epoch and stop, then collect them.
+                interrupted = True
+                for *_, other in jobs:
+                    if other.poll() is None:
+                        other.send_signal(signal.SIGINT)
+    done = []
+    for index, move, config, process in jobs:
+        stdout, stderr = outputs[index]
+        code = process.returncode
+        if code == ExitCode.INTERRUPTED or code < 0:
+            interrupted = True
+            continue
+        run_dir = _last_line(stdout)
+        status = {0: "completed", 1: "completed", 3: "diverged"}.get(code, "failed")
+        message = _last_line(stderr) if status != "completed" else ""
+        if not run_dir or not Path(run_dir).is_dir():
+            done.append(_failed(index, move, f"`fitdoc train` exited {code}: {_last_line(stderr)}"))
+            continue
+        done.append(_record(index, move, config, Path(run_dir), status, message))
+    return done, interrupted
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
+    return lines[-1] if lines else ""
+
+
+def _write_trial_config(tune_dir: Path, index: int, config: Config) -> Path:
+    path = tune_dir / CONFIGS_DIR / f"trial-{index:02d}.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_config(config, path)
+    return path
+
+
+def _failed(index: int, move: Move, message: str) -> Trial:
+    return Trial(
+        index=index,
+        settings=dict(move.settings),
+        verdict=None,
+        status="failed",
+        change=move.change,
+        reason=move.reason,
+        extra={"message": message},
+    )
+
+
+def _record(index: int, move: Move, config: Config, run_dir: Path, status: str, message: str) -> Trial:
+    """Diagnose a finished run and remember what the loop needs from it."""
+    from fitdoc.diagnosis import diagnose_curves
+    from fitdoc.history import read_history
+
+    try:
+        curves = read_history(run_dir)
+    except FitdocError as exc:
+        return _failed(index, move, exc.one_line())
+    # A diverged run's early minimum is no candidate for "best": no diagnosis.
+    diagnosis = diagnose_curves(curves, config) if status == "completed" else None
+    return trial_from_run(index, move, curves, diagnosis, status=status, message=message, run_dir=run_dir)
+
+
+def trial_from_run(
+    index: int,
+    move: Move,
+    curves: Curves,
+    diagnosis: Diagnosis | None,
+    *,
+    status: str = "completed",
+    message: str = "",
+    run_dir: Path | None = None,
+) -> Trial:
+    """The trial record of one run: its best validation MAE (`fitdoc.figures`:
+    the minimum; `final_val_mae` the mean of the last tenth), where the minimum
+    lies (what the ladder's early stopping needs) and its diagnosis (None: not
+    diagnosed, as for a diverged run)."""
+    from fitdoc.features import compute_features
+    from fitdoc.figures import run_figures
+
+    extra: dict[str, Any] = {"message": message, "epochs_run": len(curves)}
+    val_mae = None
+    if curves.val is not None and curves.has_validation:
+        features, figures = compute_features(curves), run_figures(curves)
+        val_mae = figures.best_val
+        extra["best_epoch"] = int(features.best_epoch)
+        extra["best_position"] = round(float(features.best_position), 6)
+        best_pos = round(features.best_position * len(curves)) - 1
+        if curves.train is not None and math.isfinite(curves.train[best_pos]):
+            extra["train_mae"] = float(curves.train[best_pos])
+        extra["final_val_mae"] = figures.final_val
+    common: dict[str, Any] = {
+        "index": index,
+        "settings": dict(move.settings),
+        "status": status,
+        "change": move.change,
+        "reason": move.reason,
+        "run_dir": None if run_dir is None else str(run_dir),
+    }
+    if diagnosis is None:
+        return Trial(verdict=None, extra=extra, **common)
+    suggestion = diagnosis.suggestion.primary.to_dict() if diagnosis.suggestion is not None else None
+    extra.update(confidence=round(float(diagnosis.confidence), 3), summary=diagnosis.summary)
+    leaning, leaning_cause = _leaning(diagnosis)
+    return Trial(
+        verdict=diagnosis.verdict.value,
+        cause=None if diagnosis.cause is None else diagnosis.cause.value,
+        val_mae=val_mae,
+        suggestion=jsonable(suggestion),
+        extra=extra,
+        leaning=leaning,
+        leaning_cause=leaning_cause,
+        **common,
+    )
+
+
+def _leaning(diagnosis: Any) -> tuple[str | None, str | None]:
+    """For an inconclusive diagnosis: the verdict of its strongest decisive finding."""
+    if diagnosis.verdict.value != "inconclusive":
+        return None, None
+    votes = [
+        f for f in diagnosis.findings if f.verdict is not None and f.verdict.value in ("overfit", "underfit")
+    ]
+    if not votes:
+        return None, None
+    strongest = max(votes, key=lambda f: f.strength)
+    return strongest.verdict.value, None if strongest.cause is None else strongest.cause.value
+
+
+def _plot(tune_dir: Path, config: Config, trials: Sequence[Trial]) -> Path | None:
+    """All trials' curves side by side (the same figure `fitdoc plot` draws)."""
+    from fitdoc.diagnosis import diagnose_curves
+    from fitdoc.history import read_history
+    from fitdoc.report.plot import plot_runs
+    from fitdoc.rundir import Run
+
+    views = []
+    for t in trials:
+        if not t.run_dir or not Path(t.run_dir).is_dir():
+            continue
+        try:
+            curves = read_history(t.run_dir)
+        except FitdocError:
+            continue
+        trial_cfg = config_for(config, t.settings)
+        views.append(
+            Run(
+                name=f"trial {t.index}: {t.change}",
+                curves=curves,
+                diagnosis=diagnose_curves(curves, trial_cfg),
+                config=trial_cfg,
+            )
+        )
+    return plot_runs(views, tune_dir / PLOT_FILE) if views else None

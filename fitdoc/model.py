@@ -24,8 +24,13 @@ def require_training_extra() -> None:
     """MissingDependencyError (one line) unless TensorFlow and pandas are installed, without importing them."""
     import importlib.util
 
-    if importlib.util.find_spec("tensorflow") is None or importlib.util.find_spec("pandas") is None:
-        raise MissingDependencyError(TENSORFLOW_MISSING)
+    for name in ("tensorflow", "pandas"):
+        try:
+            found = importlib.util.find_spec(name) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            raise MissingDependencyError(TENSORFLOW_MISSING)
 
 
 def import_keras() -> Any:

@@ -80,6 +80,9 @@ def read_history(
         train_col=train_col,
         val_col=val_col,
         path=p,
+        epoch_at=table.epoch_at,
+        steps=table.steps,
+        point=table.point,
     )
 
 

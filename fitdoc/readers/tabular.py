@@ -22,12 +22,20 @@ _FITDOC_EXTRAS = frozenset({"reg_loss", "epoch_seconds"})
 
 @dataclass(frozen=True)
 class Table:
-    """Named numeric columns of equal length with their 0-based epochs."""
+    """Named numeric columns of equal length with their 0-based epochs.
+
+    Step-based logs add what one point is (`point`: epoch or evaluation), the
+    epochs of training done at each point (`epoch_at`, float) and the global
+    step of each (`steps`); None when the file does not say.
+    """
 
     columns: dict[str, np.ndarray]
     epochs: np.ndarray
     format: str
     notes: tuple[str, ...]
+    epoch_at: np.ndarray | None = None
+    steps: np.ndarray | None = None
+    point: str = "epoch"
 
 
 def detect_csv_format(header: tuple[str, ...], parsed: list[ColumnName]) -> str:
@@ -56,6 +64,12 @@ def read_csv_table(text: str, path: object, format_in: str | None = None) -> Tab
     fmt = format_in or detect_csv_format(last.header, parsed)
     if fmt == "lightning":
         return _lightning_table(last, parsed, segments, fmt)
+    if len(segments) == 1 and any(c.kind == "epoch" for c in parsed):
+        from fitdoc.readers.steps import is_step_log, step_table
+
+        columns = _numeric_columns(last, 0, last.n_rows)
+        if is_step_log(parse_names(list(columns)), columns):
+            return step_table(columns, fmt if format_in else "hf_log_history")
     return _epoch_table(segments, fmt)
 
 
@@ -130,6 +144,12 @@ def _lightning_table(seg: Segment, parsed: list[ColumnName], segments: list[Segm
         notes.append(f"file holds {len(segments)} header blocks; reading the last one")
     if epoch_col is None:
         return _epoch_table([seg], fmt)
+    from fitdoc.readers.steps import is_step_log, step_table
+
+    if is_step_log(parsed, columns):
+        # A Hugging Face `log_history` export (fractional epochs, `eval_*` rows): pair each
+        # evaluation with the train logs before it, not with whatever rounds to its epoch.
+        return step_table(columns, "hf_log_history" if fmt == "lightning" else fmt, notes)
     ep = columns[epoch_col.raw]
     # `lr-Adam` rows carry no epoch; absurd epoch values are dropped too.
     rows = np.isfinite(ep) & (ep >= 0) & (ep < 2**31)

@@ -36,6 +36,8 @@ FORMATS: tuple[str, ...] = (
     "lightning",
     "hf_trainer_state",
     "csv",
+    "tensorboard",
+    "mlflow",
 )
 _FORMAT_ALIASES = {
     "keras": "keras_csv",
@@ -44,6 +46,8 @@ _FORMAT_ALIASES = {
     "huggingface": "hf_trainer_state",
     "trainer_state": "hf_trainer_state",
     "pl": "lightning",
+    "tb": "tensorboard",
+    "tfevents": "tensorboard",
 }
 
 
@@ -66,11 +70,13 @@ def read_history(
 ) -> Curves:
     """Read one history file (or a run directory's `history.csv`) into `Curves`."""
     p = Path(path)
-    if p.is_dir() and (p / "history.csv").is_file():
-        p = p / "history.csv"
     fmt = _check_format(format_in, p)
-    text = decode(read_bytes(p), p)
-    table = _read_table(text, p, fmt)
+    if p.is_dir() and (p / "history.csv").is_file() and fmt not in ("tensorboard", "mlflow"):
+        p = p / "history.csv"
+    table = _read_other_source(p, fmt)
+    if table is None:
+        text = decode(read_bytes(p), p)
+        table = _read_table(text, p, fmt)
     return build_curves(
         table.columns,
         epochs=table.epochs,
@@ -84,6 +90,21 @@ def read_history(
         steps=table.steps,
         point=table.point,
     )
+
+
+def _read_other_source(p: Path, fmt: str | None) -> Table | None:
+    """TensorBoard log directories and MLflow runs; None for a history file."""
+    from fitdoc.readers import mlflowrun, tbevents
+
+    if fmt == "mlflow" or mlflowrun.is_mlflow_uri(p) or (fmt is None and mlflowrun.is_file_store_run(p)):
+        return mlflowrun.read_mlflow(p)
+    if fmt == "tensorboard":
+        if not p.exists():
+            raise HistoryError("no such file or directory", path=p)
+        return tbevents.read_tensorboard(p)
+    if fmt is None and (p.is_dir() or tbevents.is_event_file(p)) and tbevents.has_event_files(p):
+        return tbevents.read_tensorboard(p)
+    return None
 
 
 def _check_format(format_in: str | None, path: Path) -> str | None:
@@ -205,6 +226,11 @@ def discover(paths: Sequence[str | Path]) -> list[RunSource]:
     seen: set[Path] = set()
     for raw in paths:
         p = Path(raw)
+        if str(raw).startswith("mlflow:"):
+            out.append(
+                RunSource(history_path=Path(str(raw)), config_path=None, run_json_path=None, name=str(raw))
+            )
+            continue
         if not p.exists():
             raise HistoryError("no such file or directory", path=p)
         if p.is_file():
@@ -214,7 +240,11 @@ def discover(paths: Sequence[str | Path]) -> list[RunSource]:
         else:
             found = _walk(p)
             if not found:
-                raise HistoryError("no history files found in this directory", path=p)
+                raise HistoryError(
+                    "no history files found in this directory (CSV, JSON, TensorBoard event files "
+                    "or MLflow runs)",
+                    path=p,
+                )
         for src in found:
             key = src.history_path.resolve()
             if key not in seen:
@@ -224,6 +254,8 @@ def discover(paths: Sequence[str | Path]) -> list[RunSource]:
 
 
 def _walk(root: Path) -> list[RunSource]:
+    from fitdoc.readers import mlflowrun, tbevents
+
     found: list[RunSource] = []
     run_dirs: set[Path] = set()
     files = sorted(
@@ -231,6 +263,15 @@ def _walk(root: Path) -> list[RunSource]:
         for f in root.rglob("*")
         if f.is_file() and not _SKIP_DIRS.intersection(f.relative_to(root).parts[:-1])
     )
+    # TensorBoard runs and MLflow file-store runs are folders: one source each, and
+    # nothing inside them (artifacts, split subfolders) is read as a history of its own.
+    folders = [*tbevents.find_runs(root), *mlflowrun.find_file_store_runs(root)]
+    for folder in sorted(set(folders)):
+        rel = folder.relative_to(root)
+        found.append(RunSource(folder, None, None, str(rel) if rel != Path(".") else root.name))
+    if folders:
+        inside = set(folders)
+        files = [f for f in files if not inside.intersection(f.parents)]
     for f in files:
         if f.name == "history.csv":
             run_dirs.add(f.parent)
@@ -247,7 +288,7 @@ def _walk(root: Path) -> list[RunSource]:
         if any(word in lowered for word in _NOT_HISTORY):
             continue
         found.append(_run_source(f, str(rel)))
-    return found
+    return sorted(found, key=lambda src: src.history_path)
 
 
 def _as_array(values: Sequence[float]) -> np.ndarray:

@@ -18,6 +18,7 @@ with a note. The epoch and step of each point are kept, so a report can say
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 
 import numpy as np
 
@@ -54,7 +55,12 @@ def is_step_log(parsed: list[ColumnName], columns: Mapping[str, np.ndarray]) -> 
     return fractional or (hf_names and bool(train.any()) and bool(evals.any()))
 
 
-def step_table(columns: Mapping[str, np.ndarray], fmt: str, notes: list[str] | None = None) -> Table:
+def step_table(
+    columns: Mapping[str, np.ndarray],
+    fmt: str,
+    notes: list[str] | None = None,
+    eval_splits: tuple[str, ...] = ("val",),
+) -> Table:
     """Rows of a step log (in logging order) -> one row per evaluation, or per epoch without any."""
     notes = list(notes or [])
     names = list(columns)
@@ -70,7 +76,7 @@ def step_table(columns: Mapping[str, np.ndarray], fmt: str, notes: list[str] | N
     step_col = next((c for c in parsed if c.kind == "step"), None)
     epoch_col = next((c for c in parsed if c.kind == "epoch"), None)
     series = [c for c in parsed if c.kind == "series"]
-    evals = [c for c in series if c.split == "val"]
+    evals = [c for c in series if c.split in eval_splits]
     trains = [c for c in series if c.split == "train"]
     eval_rows = _finite_rows(cols, evals, n)
     train_rows = _finite_rows(cols, trains, n) & ~eval_rows
@@ -98,16 +104,21 @@ def step_table(columns: Mapping[str, np.ndarray], fmt: str, notes: list[str] | N
     # Train rows: the point of the first evaluation at or after their step.
     t_point = np.searchsorted(point_keys, key[t_idx], side="left")
     after_last = t_point >= n_points
+    most = 0
     for c in trains:
         values = cols[c.raw][t_idx]
         ok = ~after_last & ~np.isnan(values)
         counts = np.bincount(t_point[ok], minlength=n_points)
         sums = np.bincount(t_point[ok], weights=values[ok], minlength=n_points)
+        most = max(most, int(counts.max(initial=0)))
         with np.errstate(invalid="ignore", divide="ignore"):
             out[c.raw] = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
     plural = "evaluation" if n_points == 1 else "evaluations"
     if trains:
-        notes.append(f"{n_points} {plural}; train values averaged over the train logs since the previous one")
+        if most > 1:
+            notes.append(
+                f"{n_points} {plural}; train values averaged over the train logs since the previous one"
+            )
         n_trains = int(t_idx.size)
         empty = sum(int(np.isnan(out[c.raw]).sum()) for c in trains[:1])
         if empty:
@@ -180,3 +191,50 @@ def _per_epoch(
     np.maximum.at(last, inv, ep)
     notes.append("no evaluation entries; train values averaged per epoch")
     return Table(out, uniq, fmt, tuple(notes), epoch_at=last)
+
+
+def table_from_points(series: dict[str, dict[int, float]], fmt: str) -> Table:
+    """Named (step, value) points (TensorBoard scalars, MLflow metric histories) -> a Table.
+
+    One row per validation point, paired with the train values logged since the
+    previous one; without validation, one row per logged step. Steps that count
+    0, 1, 2, ... are epochs; other steps stay the x-axis, said in a note.
+    """
+
+    names = list(series)
+    parsed = parse_names(names)
+    is_val = {c.raw: c.kind == "series" and c.split in ("val", "test") for c in parsed}
+    if not any(is_val.values()):
+        # Train only: one row per logged step.
+        steps = np.array(sorted({step for points in series.values() for step in points}), dtype=float)
+        at = {int(step): i for i, step in enumerate(steps)}
+        wide = {name: np.full(steps.size, np.nan) for name in names}
+        for name, points in series.items():
+            for step, v in points.items():
+                wide[name][at[step]] = v
+        return _x_axis(Table(wide, np.arange(steps.size), fmt, ("no validation scalars",), steps=steps))
+    rows: list[tuple[int, int, str, float]] = []
+    for name, points in series.items():
+        rows.extend((step, int(is_val[name]), name, v) for step, v in points.items())
+    rows.sort(key=lambda r: (r[0], r[1]))
+    n = len(rows)
+    columns = {name: np.full(n, np.nan) for name in names}
+    steps = np.empty(n)
+    for i, (step, _, name, v) in enumerate(rows):
+        columns[name][i] = v
+        steps[i] = step
+    columns["step"] = steps
+    return _x_axis(step_table(columns, fmt, eval_splits=("val", "test")))
+
+
+def _x_axis(table: Table) -> Table:
+    # Steps that count 0, 1, 2, ... (Keras' epoch_* scalars, a SummaryWriter given the epoch) are epochs.
+    s = table.steps
+    if s is not None and s.size and np.isfinite(s).all() and np.all(np.diff(s) > 0):
+        first = int(s[0])
+        consecutive = s[-1] - s[0] == s.size - 1 and first in (0, 1)
+        if consecutive:
+            return replace(table, epochs=(s - first).astype(np.int64), point="epoch", steps=None)
+        notes = (*table.notes, f"x-axis: steps {s[0]:g} to {s[-1]:g}")
+        return replace(table, notes=notes)
+    return table

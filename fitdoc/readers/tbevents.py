@@ -1,0 +1,153 @@
+"""TensorBoard log directories -> named columns, read with the `tensorboard`
+package's event reader (the `fitdoc[tensorboard]` extra), never TensorFlow.
+
+A run is a directory holding `events.out.tfevents.*` files, together with its
+split subdirectories: Keras' `TensorBoard` callback writes `LOGDIR/train/` and
+`LOGDIR/validation/` (scalars `epoch_loss`, `epoch_mae`, ...), which read as
+`loss`, `val_loss`, `mae`, `val_mae`; PyTorch / tensorboardX `SummaryWriter`
+runs keep their tags (`Loss/train`, `val/loss`), which the column-name parser
+understands. Scalars written as tensors (TF2 `tf.summary.scalar`) and as
+simple values both read. Each validation point pairs with the train values
+logged since the previous one (by step); nothing is filled in.
+"""
+
+from __future__ import annotations
+
+import sys
+import types
+from pathlib import Path
+
+from fitdoc.errors import HistoryError, MissingDependencyError
+from fitdoc.readers.steps import table_from_points
+from fitdoc.readers.tabular import Table
+
+INSTALL_HINT = (
+    "reading TensorBoard event files needs the tensorboard package: pip install 'fitdoc[tensorboard]'"
+)
+# Subdirectories that hold one split of a run (Keras: train/, validation/).
+SPLIT_DIRS = {
+    "train": "",
+    "training": "",
+    "validation": "val_",
+    "val": "val_",
+    "eval": "val_",
+    "test": "test_",
+}
+_KERAS_PREFIXES = ("epoch_", "evaluation_")
+
+
+def is_event_file(path: Path) -> bool:
+    return ".tfevents." in path.name and path.is_file()
+
+
+def has_event_files(path: Path) -> bool:
+    if path.is_file():
+        return is_event_file(path)
+    return any(is_event_file(f) for f in path.iterdir()) or any(
+        (path / d).is_dir() and any(is_event_file(f) for f in (path / d).iterdir()) for d in SPLIT_DIRS
+    )
+
+
+def find_runs(root: Path) -> list[Path]:
+    """Run directories under `root` (itself included), sorted; split subdirectories join their parent."""
+    dirs = sorted({f.parent for f in root.rglob("*.tfevents.*") if f.is_file()})
+    runs: set[Path] = set()
+    for d in dirs:
+        if d.name.lower() in SPLIT_DIRS and d != root:
+            runs.add(d.parent)
+        else:
+            runs.add(d)
+    return sorted(runs)
+
+
+def _run_files(run: Path) -> list[tuple[str, Path]]:
+    """(column prefix, event file) of one run: its own files, then its split subdirectories'."""
+    if run.is_file():
+        return [("", run)]
+    out = [("", f) for f in sorted(run.iterdir()) if is_event_file(f)]
+    for sub in sorted(run.iterdir()):
+        prefix = SPLIT_DIRS.get(sub.name.lower())
+        if prefix is not None and sub.is_dir():
+            out.extend((prefix, f) for f in sorted(sub.iterdir()) if is_event_file(f))
+    return out
+
+
+def _loader() -> tuple[object, object]:
+    if "tensorflow" not in sys.modules:
+        # tensorboard's own switch to its TensorFlow stub (//tensorboard/compat:no_tensorflow):
+        # without it, `tensorboard.compat.tf` imports TensorFlow when installed.
+        sys.modules.setdefault("tensorboard.compat.notf", types.ModuleType("tensorboard.compat.notf"))
+    try:
+        from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+        from tensorboard.util.tensor_util import make_ndarray
+    except ImportError:
+        raise MissingDependencyError(INSTALL_HINT) from None
+    return EventFileLoader, make_ndarray
+
+
+def _scalars(path: Path) -> dict[str, list[tuple[int, float]]]:
+    """Every scalar of one event file: tag -> [(step, value)], in file order."""
+    loader_cls, make_ndarray = _loader()
+    out: dict[str, list[tuple[int, float]]] = {}
+    try:
+        for event in loader_cls(str(path)).Load():  # type: ignore[operator]
+            if not event.HasField("summary"):
+                continue
+            for value in event.summary.value:
+                kind = value.WhichOneof("value")
+                if kind == "simple_value":
+                    number = float(value.simple_value)
+                elif kind == "tensor":
+                    if value.metadata.plugin_data.plugin_name not in ("scalars", ""):
+                        continue
+                    array = make_ndarray(value.tensor)  # type: ignore[operator]
+                    if array.size != 1 or array.dtype.kind not in "fiub":
+                        continue
+                    number = float(array.reshape(-1)[0])
+                else:
+                    continue
+                out.setdefault(value.tag, []).append((int(event.step), number))
+    except HistoryError:
+        raise
+    except Exception as exc:  # a truncated or corrupt record file
+        raise HistoryError(
+            f"unreadable TensorBoard event file ({type(exc).__name__}: {exc})", path=path
+        ) from None
+    return out
+
+
+def _column(prefix: str, tag: str, keras: bool) -> str:
+    name = tag
+    if keras:
+        for p in _KERAS_PREFIXES:
+            if name.startswith(p):
+                name = name[len(p) :]
+                break
+        if name.endswith("_vs_iterations"):
+            name = name[: -len("_vs_iterations")]
+    return prefix + name
+
+
+def read_tensorboard(path: Path, fmt: str = "tensorboard") -> Table:
+    """One run (a directory or one event file) -> a Table with one row per validation point."""
+    files = _run_files(path)
+    if not files:
+        raise HistoryError("no TensorBoard event files (events.out.tfevents.*) here", path=path)
+    series: dict[str, dict[int, float]] = {}
+    keras = any(prefix for prefix, _ in files)
+    for prefix, f in files:
+        scalars = _scalars(f)
+        tags = set(scalars)
+        for tag, points in scalars.items():
+            if tag.startswith("batch_") or (
+                tag.startswith("evaluation_")
+                and "epoch_" + tag[len("evaluation_") :].removesuffix("_vs_iterations") in tags
+            ):
+                continue  # per-batch values and Keras' duplicate of epoch_* against iterations
+            name = _column(prefix, tag, keras or tag.startswith(_KERAS_PREFIXES))
+            target = series.setdefault(name, {})
+            for step, v in points:
+                target[step] = v  # a later write of the same step (a resumed run) wins
+    if not series:
+        raise HistoryError("no scalar summaries in these TensorBoard event files", path=path)
+    return table_from_points(series, fmt)

@@ -144,7 +144,8 @@ PathsArg = Annotated[
 FormatInOpt = Annotated[
     str | None,
     typer.Option(
-        "--format-in", help="Force the history format (fitdoc, keras_csv, pandas, json, lightning, hf)."
+        "--format-in",
+        help="Force the history format (fitdoc, keras_csv, pandas, json, lightning, hf, tensorboard, mlflow).",
     ),
 ]
 TrainColOpt = Annotated[str | None, typer.Option("--train-col", help="Column of the train series.")]

@@ -25,7 +25,7 @@ from fitdoc.curves import Curves
 from fitdoc.errors import HistoryError
 from fitdoc.readers import jsonfmt
 from fitdoc.readers.select import build_curves
-from fitdoc.readers.tabular import CSV_FORMATS, Table, read_csv_table
+from fitdoc.readers.tabular import CSV_FORMATS, LARGE_BYTES, Table, read_csv_large, read_csv_table
 from fitdoc.readers.text import decode, read_bytes
 
 FORMATS: tuple[str, ...] = (
@@ -74,6 +74,8 @@ def read_history(
     if p.is_dir() and (p / "history.csv").is_file() and fmt not in ("tensorboard", "mlflow"):
         p = p / "history.csv"
     table = _read_other_source(p, fmt)
+    if table is None and _is_large_csv(p, fmt):
+        table = read_csv_large(p, fmt)
     if table is None:
         text = decode(read_bytes(p), p)
         table = _read_table(text, p, fmt)
@@ -105,6 +107,15 @@ def _read_other_source(p: Path, fmt: str | None) -> Table | None:
     if fmt is None and (p.is_dir() or tbevents.is_event_file(p)) and tbevents.has_event_files(p):
         return tbevents.read_tensorboard(p)
     return None
+
+
+def _is_large_csv(p: Path, fmt: str | None) -> bool:
+    if fmt not in (None, *CSV_FORMATS) or p.suffix.lower() == ".json":
+        return False
+    try:
+        return p.is_file() and p.stat().st_size > LARGE_BYTES
+    except OSError:
+        return False
 
 
 def _check_format(format_in: str | None, path: Path) -> str | None:

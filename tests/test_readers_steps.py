@@ -212,3 +212,70 @@ def test_nan_train_points_survive_to_the_diagnosis_without_a_crash(tmp_path):
     result_0 = json.loads(result.stdout)["results"][0]
     assert result_0["epochs"] == 24
     assert any("have no train log before them" in n for n in result_0["notes"])
+
+
+# ----------------------------------------------------------------- large files
+
+
+def _same(a, b):
+    if a is None or b is None:
+        return a is None and b is None
+    return np.allclose(np.asarray(a, float), np.asarray(b, float), rtol=1e-12, atol=0, equal_nan=True)
+
+
+def test_large_file_path_reads_every_real_csv_as_the_careful_reader_does(corpus, monkeypatch):
+    import fitdoc.history as history
+
+    files = sorted(p for p in (corpus / "real").glob("*/*") if p.suffix in (".csv", ".log"))
+    assert len(files) > 30
+    for path in files:
+        careful = read_history(path)
+        monkeypatch.setattr(history, "LARGE_BYTES", 0)
+        fast = read_history(path)
+        monkeypatch.setattr(history, "LARGE_BYTES", 1 << 20)
+        name = path.name
+        assert (fast.train_name, fast.val_name, fast.metric) == (
+            careful.train_name,
+            careful.val_name,
+            careful.metric,
+        ), name
+        assert _same(fast.epochs, careful.epochs), name
+        for attr in ("train", "val", "train_loss", "val_loss", "reg_loss"):
+            assert _same(getattr(fast, attr), getattr(careful, attr)), (name, attr)
+        assert fast.notes == careful.notes, name
+
+
+def test_a_large_per_step_log_reads_through_pandas_in_chunks(tmp_path):
+    p = tmp_path / "metrics.csv"
+    lines = ["epoch,step,train_loss,val_loss"]
+    step = 0
+    for epoch in range(30):
+        for _ in range(2000):
+            lines.append(f"{epoch},{step},{1.0 / (epoch + 1):.6f},")
+            step += 1
+        lines.append(f"{epoch},{step - 1},,{1.1 / (epoch + 1):.6f}")
+    p.write_text("\n".join(lines) + "\n")
+    assert p.stat().st_size > (1 << 20)
+    code = (
+        "import sys\n"
+        "from fitdoc.history import read_history\n"
+        "c = read_history(sys.argv[1])\n"
+        "print(len(c), c.train_name, c.val_name, 'pandas' in sys.modules)\n"
+    )
+    import os
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[1]
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(p)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=dict(os.environ, PYTHONPATH=str(repo)),
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split() == ["30", "train_loss", "val_loss", "True"]
+    c = read_history(p)
+    np.testing.assert_allclose(c.train, [1.0 / (e + 1) for e in range(30)], atol=1e-6)
+    np.testing.assert_allclose(c.val, [1.1 / (e + 1) for e in range(30)], atol=1e-6)

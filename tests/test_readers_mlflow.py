@@ -125,6 +125,13 @@ def test_file_store_layout_by_hand(tmp_path):
     artifacts = run / "artifacts"
     artifacts.mkdir()
     (artifacts / "history.json").write_text('{"loss": [1, 2]}')  # an artifact is not a run of its own
+    deleted = tmp_path / "mlruns" / "1" / "def456"
+    (deleted / "metrics").mkdir(parents=True)
+    (deleted / "meta.yaml").write_text("lifecycle_stage: deleted\nrun_id: def456\n")
+    (deleted / "metrics" / "loss").write_text("1700000000 1.0 0\n")
+    trashed = tmp_path / "mlruns" / ".trash" / "ghi789"
+    (trashed / "metrics").mkdir(parents=True)
+    (trashed / "meta.yaml").write_text("run_id: ghi789\n")
     assert [s.history_path for s in discover([tmp_path])] == [run]
     c = read_history(run)
     assert (c.train_name, c.val_name) == ("Loss/train", "Loss/val")

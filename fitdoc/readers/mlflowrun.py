@@ -34,9 +34,19 @@ def is_file_store_run(path: Path) -> bool:
     return path.is_dir() and (path / "meta.yaml").is_file() and (path / "metrics").is_dir()
 
 
-def find_file_store_runs(root: Path) -> list[Path]:
-    """Runs of a file store under `root` (`mlruns/`, one experiment, or one run)."""
-    return sorted(meta.parent for meta in root.rglob("meta.yaml") if is_file_store_run(meta.parent))
+def find_file_store_runs(root: Path, files: list[Path] | None = None) -> list[Path]:
+    """Runs of a file store under `root` (`mlruns/`, one experiment, or one run);
+    `files`: the files under `root` when the caller has listed them already."""
+    metas = root.rglob("meta.yaml") if files is None else (f for f in files if f.name == "meta.yaml")
+    return sorted(meta.parent for meta in metas if is_file_store_run(meta.parent) and not _deleted(meta))
+
+
+def _deleted(meta: Path) -> bool:
+    """A run deleted in MLflow (its meta.yaml says `lifecycle_stage: deleted`) is not offered."""
+    try:
+        return "lifecycle_stage: deleted" in meta.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
 
 
 def read_mlflow(path: Path) -> Table:

@@ -48,9 +48,11 @@ def has_event_files(path: Path) -> bool:
     )
 
 
-def find_runs(root: Path) -> list[Path]:
-    """Run directories under `root` (itself included), sorted; split subdirectories join their parent."""
-    dirs = sorted({f.parent for f in root.rglob("*.tfevents.*") if f.is_file()})
+def find_runs(root: Path, files: list[Path] | None = None) -> list[Path]:
+    """Run directories under `root` (itself included), sorted; split subdirectories join their parent.
+    `files`: the files under `root` when the caller has listed them already."""
+    listed = root.rglob("*.tfevents.*") if files is None else (f for f in files if ".tfevents." in f.name)
+    dirs = sorted({f.parent for f in listed if f.is_file()})
     runs: set[Path] = set()
     for d in dirs:
         if d.name.lower() in SPLIT_DIRS and d != root:

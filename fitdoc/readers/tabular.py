@@ -128,19 +128,26 @@ def read_csv_large(path: Path, format_in: str | None = None) -> Table | None:
                     names = [str(c).strip() for c in frame.columns]
                     # One block for the whole file, column by column, filled chunk by chunk.
                     data = np.empty((len(names), capacity), dtype=np.float64)
-                block = frame.to_numpy(dtype=np.float64, copy=False)
-                # Rows with no value at all (`,,,,`) are not rows, as in the careful reader.
-                block = block[~np.isnan(block).all(axis=1)]
-                if filled + len(block) > capacity:
+                rows = len(frame)
+                if filled + rows > capacity:
                     return None
-                data[:, filled : filled + len(block)] = block.T
-                filled += len(block)
-                del frame, block
+                for j, column in enumerate(frame.columns):
+                    data[j, filled : filled + rows] = frame[column].to_numpy(dtype=np.float64, copy=False)
+                filled += rows
+                del frame
     except (ValueError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError):
         return None
     if data is None or not names or filled == 0:
         return None
-    columns = [data[j, :filled] for j in range(len(names))]
+    data = data[:, :filled]
+    # Rows with no value at all (`,,,,`) are not rows, as in the careful reader.
+    blank = np.isnan(data[0])
+    for j in range(1, len(names)):
+        blank &= np.isnan(data[j])
+    if blank.any():
+        data = data[:, ~blank]
+    del blank
+    columns = [data[j] for j in range(len(names))]
     header = tuple(_rename_index(names))
     seg = Segment(header, tuple(columns), frozenset(), len(columns[0]))  # type: ignore[arg-type]
     parsed = parse_names(list(header))

@@ -151,3 +151,27 @@ def test_mlflow_uri_without_the_extra_says_how_to_install_it(monkeypatch):
     result = CliRunner().invoke(app, ["diagnose", "mlflow:abc"])
     assert result.exit_code == 2
     assert "fitdoc[mlflow]" in result.output
+
+
+@pytest.mark.slow
+def test_an_unreachable_tracking_server_is_exit_2_in_seconds(monkeypatch):
+    _need_mlflow()
+    import socket
+    import time
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # free, and nothing will listen there
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{port}")
+    for name in (
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES",
+        "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR",
+        "MLFLOW_HTTP_REQUEST_TIMEOUT",
+    ):
+        monkeypatch.setenv(name, "0")  # recorded, so the reader's defaults are undone afterwards
+        monkeypatch.delenv(name)
+    start = time.perf_counter()
+    result = CliRunner().invoke(app, ["diagnose", "mlflow:abc"])
+    assert result.exit_code == 2
+    assert "does not answer" in result.output
+    assert time.perf_counter() - start < 60  # MLflow's own defaults retry for minutes

@@ -23,6 +23,11 @@ from fitdoc.readers.tabular import Table
 
 PREFIX = "mlflow:"
 INSTALL_HINT = "reading mlflow:RUN_ID needs MLflow's client: pip install 'fitdoc[mlflow]'"
+_HTTP_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "20",
+}
 _REG_WORDS = ("l1", "l2", "dropout", "weight_decay", "regulariz", "lambda")
 
 
@@ -106,6 +111,10 @@ def _read_tracking(run_id: str, source: str) -> Table:
     except ImportError:
         raise MissingDependencyError(INSTALL_HINT, path=source) from None
     uri = os.environ.get("MLFLOW_TRACKING_URI", "(MLflow's default store)")
+    # MLflow retries an unreachable server for minutes by default; a diagnosis says so in seconds.
+    # The user's own settings of these variables win.
+    for name, value in _HTTP_DEFAULTS.items():
+        os.environ.setdefault(name, value)
     try:
         client = MlflowClient()
         run = client.get_run(run_id)
@@ -119,6 +128,8 @@ def _read_tracking(run_id: str, source: str) -> Table:
         params = dict(run.data.params)
     except MlflowException as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if "Max retries exceeded" in first or "Failed to establish" in first:
+            first = "the tracking server does not answer (is it running, and is the URI right?)"
         raise HistoryError(f"cannot read the run from {uri}: {first}", path=source) from None
     if not series:
         raise HistoryError(f"the run has no metrics in {uri}", path=source)

@@ -96,6 +96,9 @@ def read_history(
 
 def _read_other_source(p: Path, fmt: str | None) -> Table | None:
     """TensorBoard log directories and MLflow runs; None for a history file."""
+    plain_file = fmt is None and p.is_file() and ".tfevents." not in p.name
+    if plain_file and not str(p).startswith("mlflow:"):
+        return None  # the common case decides without loading either reader
     from fitdoc.readers import mlflowrun, tbevents
 
     if fmt == "mlflow" or mlflowrun.is_mlflow_uri(p) or (fmt is None and mlflowrun.is_file_store_run(p)):

@@ -280,7 +280,13 @@ def _walk(root: Path) -> list[RunSource]:
     # TensorBoard runs and MLflow file-store runs are folders: one source each, and
     # nothing inside them (artifacts, split subfolders) is read as a history of its own.
     folders = [*tbevents.find_runs(root, files), *mlflowrun.find_file_store_runs(root, files)]
-    folders = [f for f in folders if not any(part.startswith(".") for part in f.relative_to(root).parts)]
+    # A fitdoc run directory is read from its history.csv even when event files sit beside it.
+    folders = [
+        f
+        for f in folders
+        if not any(part.startswith(".") for part in f.relative_to(root).parts)
+        and not (f / "history.csv").is_file()
+    ]
     for folder in sorted(set(folders)):
         rel = folder.relative_to(root)
         found.append(RunSource(folder, None, None, str(rel) if rel != Path(".") else root.name))

@@ -279,3 +279,16 @@ def test_a_large_per_step_log_reads_through_pandas_in_chunks(tmp_path):
     c = read_history(p)
     np.testing.assert_allclose(c.train, [1.0 / (e + 1) for e in range(30)], atol=1e-6)
     np.testing.assert_allclose(c.val, [1.1 / (e + 1) for e in range(30)], atol=1e-6)
+
+
+def test_hf_notebook_table_keeps_no_log_cells_missing(tmp_path):
+    # The Trainer's notebook table, saved as CSV: "No log" where no train loss was logged yet.
+    p = tmp_path / "hf_table.csv"
+    p.write_text(
+        "Epoch,Training Loss,Validation Loss,Accuracy\n1,No log,0.52,0.80\n2,0.41,0.47,0.84\n3,0.30,0.46,0.85\n"
+    )
+    c = read_history(p)
+    assert (c.train_name, c.val_name) == ("Training Loss", "Validation Loss")
+    assert np.isnan(c.train[0])
+    np.testing.assert_allclose(c.train[1:], [0.41, 0.30])
+    np.testing.assert_array_equal(c.epochs, [0, 1, 2])

@@ -179,3 +179,11 @@ def test_a_corrupt_event_file_is_exit_2(tmp_path):
     (tmp_path / "events.out.tfevents.1.host").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00garbage")
     result = CliRunner().invoke(app, ["diagnose", str(tmp_path)])
     assert result.exit_code == 2, result.output
+
+
+def test_a_run_directory_with_event_files_beside_its_history_reads_the_history(tmp_path):
+    run = tmp_path / "run1"
+    _write_simple(run, {"loss": [(0, 1.0), (1, 0.5)]})
+    (run / "history.csv").write_text("epoch,loss,mae,val_loss,val_mae\n0,1,0.9,1.1,1.0\n1,0.8,0.7,0.9,0.8\n")
+    sources = discover([tmp_path])
+    assert [s.history_path for s in sources] == [run / "history.csv"]

@@ -17,6 +17,8 @@ import sys
 import types
 from pathlib import Path
 
+import numpy as np
+
 from fitdoc.errors import HistoryError, MissingDependencyError
 from fitdoc.readers.steps import table_from_points
 from fitdoc.readers.tabular import Table
@@ -74,41 +76,80 @@ def _run_files(run: Path) -> list[tuple[str, Path]]:
     return out
 
 
-def _loader() -> tuple[object, object]:
+def _loader() -> object:
     if "tensorflow" not in sys.modules:
         # tensorboard's own switch to its TensorFlow stub (//tensorboard/compat:no_tensorflow):
         # without it, `tensorboard.compat.tf` imports TensorFlow when installed.
         sys.modules.setdefault("tensorboard.compat.notf", types.ModuleType("tensorboard.compat.notf"))
     try:
-        from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
-        from tensorboard.util.tensor_util import make_ndarray
+        # The raw loader: events as written. The compat layers of `EventFileLoader` turn every
+        # simple value into a tensor proto and back, which costs more than reading the file.
+        from tensorboard.backend.event_processing.event_file_loader import LegacyEventFileLoader
     except ImportError:
         raise MissingDependencyError(INSTALL_HINT) from None
-    return EventFileLoader, make_ndarray
+    return LegacyEventFileLoader
+
+
+# TensorFlow's DataType numbers for the scalar dtypes a summary may hold.
+_DTYPES = {
+    1: "<f4",
+    2: "<f8",
+    3: "<i4",
+    9: "<i8",
+    19: "<f2",
+    14: "<f2",
+    4: "<u1",
+    6: "<i1",
+    5: "<i2",
+    10: "?",
+}
+
+
+def _tensor_scalar(tensor: object) -> float | None:
+    """The one number a scalar tensor proto holds (TF2 `tf.summary.scalar`), else None."""
+    t = tensor
+    dims = [d.size for d in t.tensor_shape.dim]  # type: ignore[attr-defined]
+    if any(size != 1 for size in dims):
+        return None
+    for field in ("float_val", "double_val", "int_val", "int64_val", "bool_val"):
+        values = getattr(t, field)
+        if len(values) == 1:
+            return float(values[0])
+    if t.half_val and t.dtype in (19, 14):  # type: ignore[attr-defined]
+        return float(np.array([t.half_val[0]], dtype=np.uint16).view(np.float16)[0])  # type: ignore[attr-defined]
+    content = t.tensor_content  # type: ignore[attr-defined]
+    dtype = _DTYPES.get(t.dtype)  # type: ignore[attr-defined]
+    if content and dtype is not None:
+        array = np.frombuffer(content, dtype=dtype)
+        if array.size == 1:
+            return float(array[0])
+    return None
 
 
 def _scalars(path: Path) -> dict[str, list[tuple[int, float]]]:
     """Every scalar of one event file: tag -> [(step, value)], in file order."""
-    loader_cls, make_ndarray = _loader()
+    loader_cls = _loader()
     out: dict[str, list[tuple[int, float]]] = {}
+    plugin: dict[str, str] = {}  # a tag's plugin, said by its first event only
     try:
         for event in loader_cls(str(path)).Load():  # type: ignore[operator]
             if not event.HasField("summary"):
                 continue
+            step = int(event.step)
             for value in event.summary.value:
+                tag = value.tag
+                name = value.metadata.plugin_data.plugin_name
+                if name:
+                    plugin.setdefault(tag, name)
                 kind = value.WhichOneof("value")
                 if kind == "simple_value":
-                    number = float(value.simple_value)
-                elif kind == "tensor":
-                    if value.metadata.plugin_data.plugin_name not in ("scalars", ""):
-                        continue
-                    array = make_ndarray(value.tensor)  # type: ignore[operator]
-                    if array.size != 1 or array.dtype.kind not in "fiub":
-                        continue
-                    number = float(array.reshape(-1)[0])
+                    number: float | None = float(value.simple_value)
+                elif kind == "tensor" and plugin.get(tag, "scalars") == "scalars":
+                    number = _tensor_scalar(value.tensor)
                 else:
                     continue
-                out.setdefault(value.tag, []).append((int(event.step), number))
+                if number is not None:
+                    out.setdefault(tag, []).append((step, number))
     except HistoryError:
         raise
     except Exception as exc:  # a truncated or corrupt record file

@@ -175,3 +175,79 @@ def test_an_unreachable_tracking_server_is_exit_2_in_seconds(monkeypatch):
     assert result.exit_code == 2
     assert "does not answer" in result.output
     assert time.perf_counter() - start < 60  # MLflow's own defaults retry for minutes
+
+
+def _server_available() -> bool:
+    try:
+        import importlib.util
+
+        return (
+            importlib.util.find_spec("mlflow") is not None and importlib.util.find_spec("flask") is not None
+        )
+    except (ImportError, ValueError):
+        return False
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not _server_available(),
+    reason="`mlflow server` needs the full mlflow package (Flask and the server extras), not mlflow-skinny",
+)
+def test_mlflow_run_id_over_http_from_a_real_tracking_server(tmp_path, monkeypatch):
+    import socket
+    import time
+    import urllib.request
+
+    store = f"sqlite:///{tmp_path / 'server.db'}"
+    _, run_id = _write_run(store, tmp_path)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--backend-store-uri",
+            store,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as answer:
+                    if answer.status == 200:
+                        break
+            except OSError:
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(
+                    f"mlflow server did not start: {server.stderr.read()[-3000:] if server.stderr else ''}"
+                )
+            time.sleep(0.5)
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{port}")
+        c = read_history(f"mlflow:{run_id}")
+        assert (c.train_name, c.val_name) == ("loss", "val_loss")
+        np.testing.assert_allclose(c.train, TRAIN)
+        np.testing.assert_allclose(c.val, VAL)
+    finally:
+        import signal
+
+        # The server runs its workers as children, all in the session this test started.
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()

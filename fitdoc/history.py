@@ -142,6 +142,9 @@ def _looks_like_json(text: str) -> bool:
 
 def _read_table(text: str, path: Path, fmt: str | None) -> Table:
     is_json = path.suffix.lower() == ".json" or _looks_like_json(text)
+    if fmt == "hf_trainer_state" and not is_json:
+        # A CSV export of `log_history` (`pd.DataFrame(state.log_history).to_csv()`).
+        return read_csv_table(text, path, fmt)
     if fmt in ("json", "hf_trainer_state") or (fmt is None and is_json):
         try:
             obj = json.loads(text)

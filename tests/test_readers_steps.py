@@ -79,6 +79,14 @@ def test_eval_at_epoch_end_pairs_with_the_train_steps_of_that_epoch(tmp_path, wr
     assert (c.train_name, c.val_name) == ("loss", "eval_loss")
 
 
+def test_csv_export_with_format_in_hf(tmp_path):
+    path = _write_export(tmp_path, _hf_log(evals_per_epoch=1, epochs=2, logging_steps=5), index=False)
+    c = read_history(path, format_in="hf")
+    assert c.format == "hf_trainer_state"
+    np.testing.assert_allclose(c.train, [12.5, 32.5])
+    np.testing.assert_allclose(c.val, [1020, 1040])
+
+
 @pytest.mark.parametrize("writer", [_write_state, _write_export], ids=["trainer_state", "csv_export"])
 def test_fewer_train_logs_than_evals_are_left_missing_never_filled(tmp_path, writer):
     # eval every 5 steps (4 per epoch), train logged every 10 steps: half the evals have no train log

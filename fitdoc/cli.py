@@ -199,7 +199,7 @@ FormatInOpt = Annotated[
     typer.Option(
         "--format-in",
         metavar="FORMAT",
-        help="Force the history format (fitdoc, keras_csv, pandas, json, lightning, hf).",
+        help="Force the history format (fitdoc, keras_csv, pandas, json, lightning, hf, tensorboard, mlflow).",
     ),
 ]
 TrainColOpt = Annotated[

@@ -25,7 +25,7 @@ from fitdoc.curves import Curves
 from fitdoc.errors import HistoryError
 from fitdoc.readers import jsonfmt
 from fitdoc.readers.select import build_curves
-from fitdoc.readers.tabular import CSV_FORMATS, Table, read_csv_table
+from fitdoc.readers.tabular import CSV_FORMATS, LARGE_BYTES, Table, read_csv_large, read_csv_table
 from fitdoc.readers.text import decode, read_bytes
 
 FORMATS: tuple[str, ...] = (
@@ -36,6 +36,8 @@ FORMATS: tuple[str, ...] = (
     "lightning",
     "hf_trainer_state",
     "csv",
+    "tensorboard",
+    "mlflow",
 )
 _FORMAT_ALIASES = {
     "keras": "keras_csv",
@@ -44,6 +46,8 @@ _FORMAT_ALIASES = {
     "huggingface": "hf_trainer_state",
     "trainer_state": "hf_trainer_state",
     "pl": "lightning",
+    "tb": "tensorboard",
+    "tfevents": "tensorboard",
 }
 
 
@@ -66,11 +70,15 @@ def read_history(
 ) -> Curves:
     """Read one history file (or a run directory's `history.csv`) into `Curves`."""
     p = Path(path)
-    if p.is_dir() and (p / "history.csv").is_file():
-        p = p / "history.csv"
     fmt = _check_format(format_in, p)
-    text = decode(read_bytes(p), p)
-    table = _read_table(text, p, fmt)
+    if p.is_dir() and (p / "history.csv").is_file() and fmt not in ("tensorboard", "mlflow"):
+        p = p / "history.csv"
+    table = _read_other_source(p, fmt)
+    if table is None and _is_large_csv(p, fmt):
+        table = read_csv_large(p, fmt)
+    if table is None:
+        text = decode(read_bytes(p), p)
+        table = _read_table(text, p, fmt)
     return build_curves(
         table.columns,
         epochs=table.epochs,
@@ -80,7 +88,37 @@ def read_history(
         train_col=train_col,
         val_col=val_col,
         path=p,
+        epoch_at=table.epoch_at,
+        steps=table.steps,
+        point=table.point,
     )
+
+
+def _read_other_source(p: Path, fmt: str | None) -> Table | None:
+    """TensorBoard log directories and MLflow runs; None for a history file."""
+    plain_file = fmt is None and p.is_file() and ".tfevents." not in p.name
+    if plain_file and not str(p).startswith("mlflow:"):
+        return None  # the common case decides without loading either reader
+    from fitdoc.readers import mlflowrun, tbevents
+
+    if fmt == "mlflow" or mlflowrun.is_mlflow_uri(p) or (fmt is None and mlflowrun.is_file_store_run(p)):
+        return mlflowrun.read_mlflow(p)
+    if fmt == "tensorboard":
+        if not p.exists():
+            raise HistoryError("no such file or directory", path=p)
+        return tbevents.read_tensorboard(p)
+    if fmt is None and (p.is_dir() or tbevents.is_event_file(p)) and tbevents.has_event_files(p):
+        return tbevents.read_tensorboard(p)
+    return None
+
+
+def _is_large_csv(p: Path, fmt: str | None) -> bool:
+    if fmt not in (None, *CSV_FORMATS) or p.suffix.lower() == ".json":
+        return False
+    try:
+        return p.is_file() and p.stat().st_size > LARGE_BYTES
+    except OSError:
+        return False
 
 
 def _check_format(format_in: str | None, path: Path) -> str | None:
@@ -104,6 +142,9 @@ def _looks_like_json(text: str) -> bool:
 
 def _read_table(text: str, path: Path, fmt: str | None) -> Table:
     is_json = path.suffix.lower() == ".json" or _looks_like_json(text)
+    if fmt == "hf_trainer_state" and not is_json:
+        # A CSV export of `log_history` (`pd.DataFrame(state.log_history).to_csv()`).
+        return read_csv_table(text, path, fmt)
     if fmt in ("json", "hf_trainer_state") or (fmt is None and is_json):
         try:
             obj = json.loads(text)
@@ -202,6 +243,11 @@ def discover(paths: Sequence[str | Path]) -> list[RunSource]:
     seen: set[Path] = set()
     for raw in paths:
         p = Path(raw)
+        if str(raw).startswith("mlflow:"):
+            out.append(
+                RunSource(history_path=Path(str(raw)), config_path=None, run_json_path=None, name=str(raw))
+            )
+            continue
         if not p.exists():
             raise HistoryError("no such file or directory", path=p)
         if p.is_file():
@@ -211,7 +257,11 @@ def discover(paths: Sequence[str | Path]) -> list[RunSource]:
         else:
             found = _walk(p)
             if not found:
-                raise HistoryError("no history files found in this directory", path=p)
+                raise HistoryError(
+                    "no history files found in this directory (CSV, JSON, TensorBoard event files "
+                    "or MLflow runs)",
+                    path=p,
+                )
         for src in found:
             key = src.history_path.resolve()
             if key not in seen:
@@ -221,6 +271,8 @@ def discover(paths: Sequence[str | Path]) -> list[RunSource]:
 
 
 def _walk(root: Path) -> list[RunSource]:
+    from fitdoc.readers import mlflowrun, tbevents
+
     found: list[RunSource] = []
     run_dirs: set[Path] = set()
     files = sorted(
@@ -228,6 +280,22 @@ def _walk(root: Path) -> list[RunSource]:
         for f in root.rglob("*")
         if f.is_file() and not _SKIP_DIRS.intersection(f.relative_to(root).parts[:-1])
     )
+    # TensorBoard runs and MLflow file-store runs are folders: one source each, and
+    # nothing inside them (artifacts, split subfolders) is read as a history of its own.
+    folders = [*tbevents.find_runs(root, files), *mlflowrun.find_file_store_runs(root, files)]
+    # A fitdoc run directory is read from its history.csv even when event files sit beside it.
+    folders = [
+        f
+        for f in folders
+        if not any(part.startswith(".") for part in f.relative_to(root).parts)
+        and not (f / "history.csv").is_file()
+    ]
+    for folder in sorted(set(folders)):
+        rel = folder.relative_to(root)
+        found.append(RunSource(folder, None, None, str(rel) if rel != Path(".") else root.name))
+    if folders:
+        inside = set(folders)
+        files = [f for f in files if not inside.intersection(f.parents)]
     for f in files:
         if f.name == "history.csv":
             run_dirs.add(f.parent)
@@ -244,7 +312,7 @@ def _walk(root: Path) -> list[RunSource]:
         if any(word in lowered for word in _NOT_HISTORY):
             continue
         found.append(_run_source(f, str(rel)))
-    return found
+    return sorted(found, key=lambda src: src.history_path)
 
 
 def _as_array(values: Sequence[float]) -> np.ndarray:

@@ -72,7 +72,7 @@ def test_override_columns_and_unknown_column_lists_available():
 def test_formats_tuple_and_unknown_format():
     assert {"fitdoc", "keras_csv", "pandas", "json", "lightning", "hf_trainer_state"} <= set(FORMATS)
     with pytest.raises(HistoryError, match="unknown format"):
-        read_history(FIX / "fitdoc_history.csv", format_in="tensorboard")
+        read_history(FIX / "fitdoc_history.csv", format_in="nope")
 
 
 @pytest.mark.parametrize(

@@ -17,6 +17,7 @@ import numpy as np
 
 from fitdoc.errors import HistoryError
 from fitdoc.readers.names import parse_names
+from fitdoc.readers.steps import step_table
 from fitdoc.readers.tabular import Table, epochs_from
 from fitdoc.readers.text import parse_number
 
@@ -147,78 +148,12 @@ def _hf_table(log: Any, path: object) -> Table:
             path=path,
             field="log_history",
         )
-    # The final summary entry (`train_runtime`, `train_loss`) is not a point.
-    entries = [e for e in entries if "train_runtime" not in e]
-    evals = [e for e in entries if any(str(k).startswith("eval_") for k in e) and "loss" not in e]
-    trains = [e for e in entries if "loss" in e and _number(e["loss"]) is not None]
-    if not evals and not trains:
-        raise HistoryError("`log_history` has no `loss` or `eval_*` entries", path=path, field="log_history")
-    if evals:
-        return _hf_eval_points(evals, trains)
-    return _hf_train_only(trains)
-
-
-def _step(e: Mapping[str, Any]) -> float:
-    v = _number(e.get("step"))
-    return math.nan if v is None else v
-
-
-def _epoch(e: Mapping[str, Any]) -> float:
-    v = _number(e.get("epoch"))
-    return math.nan if v is None else v
-
-
-def _hf_eval_points(evals: list[Mapping[str, Any]], trains: list[Mapping[str, Any]]) -> Table:
-    columns: dict[str, list[float]] = {"loss": []}
-    eval_keys: dict[str, None] = {}
-    for e in evals:
-        for k in e:
-            if str(k).startswith("eval_"):
-                eval_keys.setdefault(str(k), None)
-    for k in eval_keys:
-        columns[k] = []
-    train_steps = np.array([_step(t) for t in trains], dtype=float)
-    train_loss = np.array([_number(t["loss"]) for t in trains], dtype=float)
-    prev = -math.inf
-    for e in evals:
-        step = _step(e)
-        mask = (train_steps > prev) & (train_steps <= step)
-        columns["loss"].append(float(np.mean(train_loss[mask])) if mask.any() else math.nan)
-        prev = step
-        for k in eval_keys:
-            v = _number(e.get(k))
-            columns[k].append(math.nan if v is None else v)
+    columns: dict[str, list[float]] = {}
+    _collect_records(entries, columns)
     arrays = {k: np.asarray(v, dtype=float) for k, v in columns.items()}
-    plural = "evaluation" if len(evals) == 1 else "evaluations"
-    notes = [f"{len(evals)} {plural}; train `loss` averaged over the steps before each"]
-    ep = np.array([_epoch(e) for e in evals])
-    rounded = np.round(ep)
-    whole = np.isfinite(ep).all() and np.allclose(ep, rounded, atol=1e-3) and rounded.min() >= 1
-    if whole and np.all(np.diff(rounded) > 0):
-        epochs = rounded.astype(np.int64) - 1
-    else:
-        epochs = np.arange(len(evals))
-        if np.isfinite(ep).any():
-            notes.append(
-                f"evaluations at fractional epochs ({np.nanmin(ep):.3g} to {np.nanmax(ep):.3g}); "
-                "points are numbered by evaluation"
-            )
-    return Table(arrays, epochs, "hf_trainer_state", tuple(notes))
-
-
-def _hf_train_only(trains: list[Mapping[str, Any]]) -> Table:
-    ep = np.array([_epoch(t) for t in trains], dtype=float)
-    loss = np.array([_number(t["loss"]) for t in trains], dtype=float)
-    if not np.isfinite(ep).all():
-        epochs = np.arange(len(trains))
-        arrays = {"loss": loss}
-        return Table(arrays, epochs, "hf_trainer_state", ("no evaluation entries",))
-    bucket = np.maximum(np.ceil(ep - 1e-9) - 1, 0).astype(np.int64)
-    uniq, idx = np.unique(bucket, return_inverse=True)
-    present = ~np.isnan(loss)
-    counts = np.bincount(idx[present], minlength=len(uniq))
-    sums = np.bincount(idx[present], weights=loss[present], minlength=len(uniq))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
-    notes = ("no evaluation entries; train `loss` averaged per epoch",)
-    return Table({"loss": mean}, uniq, "hf_trainer_state", notes)
+    parsed = parse_names(list(arrays))
+    train = [c for c in parsed if c.kind == "series" and c.split == "train" and c.norm != "train_loss"]
+    evals = [c for c in parsed if c.kind == "series" and c.split == "val"]
+    if not evals and not train:
+        raise HistoryError("`log_history` has no `loss` or `eval_*` entries", path=path, field="log_history")
+    return step_table(arrays, "hf_trainer_state")

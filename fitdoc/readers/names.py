@@ -91,7 +91,26 @@ HIGHER_IS_BETTER = frozenset(
 HIGHER_PREFIXES = ("rouge", "bleu", "accuracy", "f1", "auc", "precision", "recall", "r2")
 
 # Lower-is-better metrics in order of preference (MAE first, as DESIGN.md says).
-METRIC_RANK = {"mae": 0, "loss": 1, "mse": 2, "rmse": 3, "mape": 4, "msle": 5, "wer": 6, "cer": 6}
+METRIC_RANK = {
+    "mae": 0,
+    "loss": 1,
+    "mse": 2,
+    "rmse": 3,
+    "mape": 4,
+    "msle": 5,
+    "wer": 6,
+    "cer": 6,
+    "nll": 7,
+    "cross_entropy": 7,
+    "bce": 7,
+    "ce": 7,
+    "huber": 7,
+    "perplexity": 8,
+    "ppl": 8,
+    "error": 8,
+    "err": 8,
+    "kl": 9,
+}
 
 _EPOCH = frozenset({"epoch", "epoch_num", "epoch_idx", "epoch_index", "ep"})
 _STEP = frozenset({"step", "global_step", "steps", "iteration", "iter", "batch"})
@@ -112,6 +131,20 @@ _OTHER_WORDS = frozenset(
         "timestamp",
         "elapsed",
         "memory",
+        # Counts and throughput: how much was processed, never how well (`eval_num_tokens`,
+        # `num_input_tokens_seen`, `total_flos`, `train_tokens_per_second`).
+        "num",
+        "tokens",
+        "token",
+        "seen",
+        "throughput",
+        "count",
+        "flops",
+        "tflops",
+        "mfu",
+        "gpu",
+        "batches",
+        "examples",
     }
 )
 
@@ -127,6 +160,8 @@ class ColumnName:
     head: str = ""
     metric: str = ""
     level: str = ""
+    # The name says its split (`val_loss`); Keras' bare `loss` is train by convention only.
+    split_named: bool = False
 
     @property
     def key(self) -> tuple[str, str]:
@@ -184,7 +219,7 @@ def parse_name(raw: str, *, reg_is_head: bool = False) -> ColumnName:
         rest.pop()  # Keras suffixes repeated metric names: `mean_io_u_5`
     metric_full = _fold_metric(rest)
     head, metric = _split_head(metric_full)
-    return ColumnName(raw, norm, "series", split or "train", head, metric, level)
+    return ColumnName(raw, norm, "series", split or "train", head, metric, level, bool(split))
 
 
 _KNOWN_LONGEST_FIRST = sorted(HIGHER_IS_BETTER | set(METRIC_RANK), key=len, reverse=True)

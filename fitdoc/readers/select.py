@@ -40,6 +40,9 @@ def build_curves(
     train_col: str | None = None,
     val_col: str | None = None,
     path: object | None = None,
+    epoch_at: np.ndarray | None = None,
+    steps: np.ndarray | None = None,
+    point: str = "epoch",
 ) -> Curves:
     """Choose the series to diagnose among `columns` (all of `len(epochs)`)."""
     names = list(columns)
@@ -50,7 +53,14 @@ def build_curves(
     if train_col is not None or val_col is not None:
         train, val = _resolve_overrides(names, parsed, groups, train_col, val_col, path)
     else:
+        unused_tests = _held_out_as_validation(parsed, columns, groups, notes, fmt)
         train, val = _auto_choose(groups, notes, path, names)
+        if unused_tests and val is not None:
+            same = [c for c in unused_tests if c.key == val.key] or unused_tests
+            notes.append(
+                f"held-out `{same[0].raw}` not used (validation is `{val.raw}`); "
+                f"diagnose against it with --val-col {same[0].raw}"
+            )
 
     chosen = train or val
     assert chosen is not None
@@ -58,7 +68,14 @@ def build_curves(
     metric = metric or chosen.norm
     metric_name = f"{head}_{metric}" if head else metric
     if train is not None and val is not None and train.key != val.key:
-        notes.append(f"train `{train.raw}` paired with validation `{val.raw}`")
+        if train_col is not None and val_col is not None:
+            notes.append(f"train `{train.raw}` paired with validation `{val.raw}`")
+        else:
+            notes.append(
+                f"no metric is logged for both train and validation; train `{train.raw}` paired with "
+                f"validation `{val.raw}` as the same quantity (an MSE loss); if it is not, choose "
+                "with --train-col/--val-col"
+            )
 
     loss_group = groups.get((head, "loss"), {})
     train_loss = _pick(loss_group.get("train", []))
@@ -88,6 +105,9 @@ def build_curves(
         source=source,
         format=fmt,
         notes=tuple(notes),
+        epoch_at=cut(epoch_at),
+        steps=cut(steps),
+        point=point,
     )
 
 
@@ -103,6 +123,44 @@ def _group_series(
             continue
         groups.setdefault(col.key, {}).setdefault(col.split, []).append(col)
     return groups
+
+
+def _held_out_as_validation(
+    parsed: list[ColumnName],
+    columns: Mapping[str, np.ndarray],
+    groups: dict[tuple[str, str], dict[str, list[ColumnName]]],
+    notes: list[str],
+    fmt: str,
+) -> list[ColumnName]:
+    """`test_*` series stand in for validation only when there is no validation series at all;
+    beside one, they are returned so a note can say how to use them.
+
+    A single final test value (Lightning's `test_loss` row) is no curve. fitdoc's own
+    `test_mae` is the held-out label of benchmarks and is never read (DESIGN.md).
+    """
+    if fmt == "fitdoc":
+        return []
+    tests = [
+        col
+        for col in parsed
+        if col.kind == "series"
+        and col.split == "test"
+        and int(np.isfinite(np.asarray(columns[col.raw], dtype=float)).sum()) >= 2
+    ]
+    if not tests:
+        return []
+    has_val = any("val" in sides for sides in groups.values())
+    listed = ", ".join(f"`{c.raw}`" for c in tests[:4])
+    if has_val:
+        return tests
+    for col in tests:
+        groups.setdefault(col.key, {}).setdefault("val", []).append(col)
+    usable = [c for c in tests if _tier(c.key, list(groups)) < 99]
+    if usable:
+        notes.append(
+            f"no validation series; using held-out {listed} as validation (choose another with --val-col)"
+        )
+    return []
 
 
 def _pick(cols: list[ColumnName]) -> ColumnName | None:
@@ -139,6 +197,15 @@ def _auto_choose(
             f"loss, val_loss, mae, val_mae); columns: {_listing(names)}",
             path=path,
         )
+    if all(_tier(k, keys) == 50 for k in keys) and not any(
+        c.split_named for k in keys for side in groups[k].values() for c in side
+    ):
+        raise HistoryError(
+            "no column is a known loss or error metric (such as loss, val_loss, mae, val_mae) "
+            f"and none names a train/validation split; columns: {_listing(names)}; "
+            "name the series with --train-col and --val-col",
+            path=path,
+        )
     order = {k: i for i, k in enumerate(groups)}
     usable = list(keys)
 
@@ -162,6 +229,17 @@ def _auto_choose(
             val = _pick(other["val"])
     # The total loss beside its own head's metric is the normal Keras pair, not a choice
     # worth a note; several metrics or several heads are.
+    if (train is None) != (val is None):
+        trains = [k for k in keys if "train" in groups[k]]
+        vals = [k for k in keys if "val" in groups[k]]
+        if trains and vals:
+            t_names = ", ".join(f"`{_pick(groups[k]['train']).raw}`" for k in trains[:4])  # type: ignore[union-attr]
+            v_names = ", ".join(f"`{_pick(groups[k]['val']).raw}`" for k in vals[:4])  # type: ignore[union-attr]
+            alone = val.raw if val is not None else train.raw  # type: ignore[union-attr]
+            notes.append(
+                f"no metric is logged for both train and validation (train {t_names}; validation "
+                f"{v_names}); diagnosing `{alone}` alone (pair two with --train-col/--val-col)"
+            )
     with_val = [k for k in keys if "val" in groups[k] and not (k != best and k == (best[0], "loss"))]
     if len(with_val) > 1:
         listed = ", ".join(f"`{_pick(groups[k]['val']).raw}`" for k in with_val[:8])  # type: ignore[union-attr]

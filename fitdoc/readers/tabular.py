@@ -10,11 +10,12 @@ epoch, preferring `_epoch` columns over `_step` ones.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from fitdoc.readers.names import ColumnName, parse_names
-from fitdoc.readers.text import Segment, parse_csv
+from fitdoc.readers.text import Segment, parse_csv, sniff_delimiter
 
 CSV_FORMATS = ("fitdoc", "keras_csv", "pandas", "lightning", "csv")
 _FITDOC_EXTRAS = frozenset({"reg_loss", "epoch_seconds"})
@@ -22,12 +23,20 @@ _FITDOC_EXTRAS = frozenset({"reg_loss", "epoch_seconds"})
 
 @dataclass(frozen=True)
 class Table:
-    """Named numeric columns of equal length with their 0-based epochs."""
+    """Named numeric columns of equal length with their 0-based epochs.
+
+    Step-based logs add what one point is (`point`: epoch or evaluation), the
+    epochs of training done at each point (`epoch_at`, float) and the global
+    step of each (`steps`); None when the file does not say.
+    """
 
     columns: dict[str, np.ndarray]
     epochs: np.ndarray
     format: str
     notes: tuple[str, ...]
+    epoch_at: np.ndarray | None = None
+    steps: np.ndarray | None = None
+    point: str = "epoch"
 
 
 def detect_csv_format(header: tuple[str, ...], parsed: list[ColumnName]) -> str:
@@ -56,7 +65,113 @@ def read_csv_table(text: str, path: object, format_in: str | None = None) -> Tab
     fmt = format_in or detect_csv_format(last.header, parsed)
     if fmt == "lightning":
         return _lightning_table(last, parsed, segments, fmt)
+    if len(segments) == 1:
+        return _single_segment_table(last, parsed, fmt, format_in)
     return _epoch_table(segments, fmt)
+
+
+def _single_segment_table(seg: Segment, parsed: list[ColumnName], fmt: str, format_in: str | None) -> Table:
+    if any(c.kind == "epoch" for c in parsed):
+        from fitdoc.readers.steps import is_step_log, step_table
+
+        columns = _numeric_columns(seg, 0, seg.n_rows)
+        if is_step_log(parse_names(list(columns)), columns):
+            return step_table(columns, fmt if format_in else "hf_log_history")
+    return _epoch_table([seg], fmt)
+
+
+# Above this size a CSV is read by pandas' C parser (vectorized, in bounded memory); below it, by
+# the pure-Python reader, so a small history never pays for importing pandas (the cold start).
+LARGE_BYTES = 1 << 20
+_CHUNK_ROWS = 20_000
+
+
+def read_csv_large(path: Path, format_in: str | None = None) -> Table | None:
+    """A large all-numeric CSV through pandas, chunk by chunk; None when the file needs the
+    careful reader (text cells, repeated headers, decimal commas, odd encodings): it then
+    takes the pure-Python path, slower but exact about what real files hold."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(65536)
+    except OSError:
+        return None
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in head:
+        return None
+    encoding = "utf-8-sig" if head.startswith(b"\xef\xbb\xbf") else "utf-8"
+    try:
+        lines = head.decode(encoding).lstrip("\ufeff").splitlines()
+    except UnicodeDecodeError:
+        return None
+    first = next((ln for ln in lines if ln.strip()), "")
+    delimiter = sniff_delimiter(first)
+    if delimiter is None:
+        return None
+    try:
+        import pandas as pd
+    except ImportError:  # a core install without pandas reads it the slow way
+        return None
+
+    capacity = _count_lines(path)
+    data: np.ndarray | None = None
+    names: list[str] = []
+    filled = 0
+    try:
+        reader = pd.read_csv(
+            path,
+            sep=delimiter,
+            dtype="float64",
+            encoding=encoding,
+            skipinitialspace=True,
+            chunksize=_CHUNK_ROWS,
+            engine="c",
+        )
+        with reader:
+            for frame in reader:
+                if data is None:
+                    names = [str(c).strip() for c in frame.columns]
+                    # One block for the whole file, column by column, filled chunk by chunk.
+                    data = np.empty((len(names), capacity), dtype=np.float64)
+                rows = len(frame)
+                if filled + rows > capacity:
+                    return None
+                for j, column in enumerate(frame.columns):
+                    data[j, filled : filled + rows] = frame[column].to_numpy(dtype=np.float64, copy=False)
+                filled += rows
+                del frame
+    except (ValueError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError):
+        return None
+    if data is None or not names or filled == 0:
+        return None
+    data = data[:, :filled]
+    # Rows with no value at all (`,,,,`) are not rows, as in the careful reader.
+    blank = np.isnan(data[0])
+    for j in range(1, len(names)):
+        blank &= np.isnan(data[j])
+    if blank.any():
+        data = data[:, ~blank]
+    del blank
+    columns = [data[j] for j in range(len(names))]
+    header = tuple(_rename_index(names))
+    seg = Segment(header, tuple(columns), frozenset(), len(columns[0]))  # type: ignore[arg-type]
+    parsed = parse_names(list(header))
+    fmt = format_in or detect_csv_format(header, parsed)
+    if fmt == "lightning":
+        return _lightning_table(seg, parsed, [seg], fmt)
+    return _single_segment_table(seg, parsed, fmt, format_in)
+
+
+def _count_lines(path: Path) -> int:
+    """Lines in the file (an upper bound on its rows), read in blocks."""
+    count = 0
+    with path.open("rb") as f:
+        while block := f.read(1 << 20):
+            count += block.count(b"\n") + block.count(b"\r")
+    return count + 1
+
+
+def _rename_index(names: list[str]) -> list[str]:
+    """pandas calls an unnamed first column `Unnamed: 0`; the careful reader calls it ``."""
+    return ["" if i == 0 and n.startswith("Unnamed: 0") else n for i, n in enumerate(names)]
 
 
 def _numeric_columns(seg: Segment, start: int, stop: int) -> dict[str, np.ndarray]:
@@ -121,6 +236,17 @@ def epochs_from(
     return ints, None
 
 
+def _group_ids(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`np.unique(keys, return_inverse=True)`, without a sort when the keys are small counters."""
+    if keys.size and keys.min() >= 0 and keys.max() < max(4 * keys.size, 1 << 16):
+        seen = np.bincount(keys) > 0
+        uniq = np.flatnonzero(seen)
+        lookup = np.cumsum(seen) - 1
+        return uniq, lookup[keys]
+    uniq, idx = np.unique(keys, return_inverse=True)
+    return uniq, idx.reshape(-1)
+
+
 def _lightning_table(seg: Segment, parsed: list[ColumnName], segments: list[Segment], fmt: str) -> Table:
     columns = _numeric_columns(seg, 0, seg.n_rows)
     parsed = parse_names(list(columns))
@@ -130,20 +256,33 @@ def _lightning_table(seg: Segment, parsed: list[ColumnName], segments: list[Segm
         notes.append(f"file holds {len(segments)} header blocks; reading the last one")
     if epoch_col is None:
         return _epoch_table([seg], fmt)
+    from fitdoc.readers.steps import is_step_log, step_table
+
+    if is_step_log(parsed, columns):
+        # A Hugging Face `log_history` export (fractional epochs, `eval_*` rows): pair each
+        # evaluation with the train logs before it, not with whatever rounds to its epoch.
+        return step_table(columns, "hf_log_history" if fmt == "lightning" else fmt, notes)
     ep = columns[epoch_col.raw]
     # `lr-Adam` rows carry no epoch; absurd epoch values are dropped too.
     rows = np.isfinite(ep) & (ep >= 0) & (ep < 2**31)
-    ep_int = np.round(ep[rows]).astype(np.int64)
-    uniq, idx = np.unique(ep_int, return_inverse=True)
+    every_row = bool(rows.all())
+    ep_rows = ep if every_row else ep[rows]
+    ep_int = ep_rows.astype(np.int64)
+    if not np.array_equal(ep_int, ep_rows):
+        ep_int = np.round(ep_rows).astype(np.int64)
+    del ep_rows
+    uniq, idx = _group_ids(ep_int)
     out: dict[str, np.ndarray] = {}
     stepped: list[str] = []
     for col in parsed:
         if col.kind in ("epoch", "step"):
             continue
-        values = columns[col.raw][rows]
-        present = ~np.isnan(values)
-        counts = np.bincount(idx[present], minlength=len(uniq))
-        sums = np.bincount(idx[present], weights=values[present], minlength=len(uniq))
+        values = columns[col.raw] if every_row else columns[col.raw][rows]
+        missing = np.isnan(values)
+        # Sums and counts per epoch in two passes, without copies of the present rows.
+        counts = np.bincount(idx, weights=~missing, minlength=len(uniq)).astype(np.int64)
+        sums = np.bincount(idx, weights=np.where(missing, 0.0, values), minlength=len(uniq))
+        del missing
         with np.errstate(invalid="ignore", divide="ignore"):
             mean = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
         out[col.raw] = mean

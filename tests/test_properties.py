@@ -530,6 +530,7 @@ def assert_diagnosis(diagnosis: Any, curves: Any) -> None:
     import numpy as np
 
     from fitdoc.report.jsonout import diagnoses_to_json
+    from fitdoc.rules.registry import get_rule
     from fitdoc.verdict import Diagnosis, Verdict
 
     assert isinstance(diagnosis, Diagnosis)
@@ -538,7 +539,7 @@ def assert_diagnosis(diagnosis: Any, curves: Any) -> None:
     # A history that cannot support a verdict gets `inconclusive`, not a guess.
     cannot_judge = (
         not curves.has_validation
-        or len(curves) < 10
+        or len(curves) < get_rule("FD002").thresholds["min_epochs"]
         or (curves.train is not None and np.isinf(curves.train).any())
         or np.isinf(curves.val).any()
     )

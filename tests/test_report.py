@@ -218,6 +218,7 @@ def test_rules_json_and_markdown(rules) -> None:
             "value": 3.5,
             "default": 3.0,
             "description": "val/train above this votes overfit",
+            "unit": "fraction",
         }
     ]
     text = rules_to_markdown(rules)

@@ -81,8 +81,8 @@ def compute_features(curves: Curves) -> Features:
     n = len(curves)
     window = _window(n)
     epochs = np.asarray(curves.epochs)
-    nonfinite_train = int((~np.isfinite(train)).sum()) if train.size else 0
-    nonfinite_val = int((~np.isfinite(val)).sum()) if val is not None else 0
+    nonfinite_train = _diverged_points(train)
+    nonfinite_val = _diverged_points(val)
 
     train_f = _finite(train)
     val_f = _finite(val) if val is not None else np.empty(0)
@@ -152,6 +152,22 @@ def _as_array(values: np.ndarray | None) -> np.ndarray:
     if values is None:
         return np.empty(0)
     return np.asarray(values, dtype=float)
+
+
+def _diverged_points(values: np.ndarray | None) -> int:
+    """Points that say the run diverged: every inf, and a run of NaN that ends the series.
+
+    A NaN inside the series is a point that was not logged (a step log with fewer
+    train logs than evaluations, a Lightning row with one side only): a gap, not a
+    divergence. Keras logs `nan` from the epoch a loss blows up until the end.
+    """
+    if values is None or values.size == 0:
+        return 0
+    count = int(np.isinf(values).sum())
+    finite_at = np.flatnonzero(np.isfinite(values))
+    if finite_at.size:
+        count += int(np.isnan(values[finite_at[-1] + 1 :]).sum())
+    return count
 
 
 def _finite(values: np.ndarray | None) -> np.ndarray:

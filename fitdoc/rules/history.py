@@ -80,9 +80,17 @@ def diverged(f: Features, reg: Regularization | None, t: Mapping[str, float]) ->
         "typical relative jitter of val around its running median (second half) above which it is noise",
     ),
     full_noise=(0.30, "fraction", "jitter at which the finding is at full strength"),
+    min_clear_gap=(
+        6.0,
+        "ratio",
+        "lowest val over the final train at which val stands clearly above train, however it jitters",
+    ),
 )
 def noisy(f: Features, reg: Regularization | None, t: Mapping[str, float]) -> Vote | None:
     if not math.isfinite(f.val_noise) or f.val_noise <= t["max_noise"]:
+        return None
+    # Jitter cannot hide a val whose every value lies far above where train ended.
+    if f.positive and f.train_end > 0 and f.val_min / f.train_end >= t["min_clear_gap"]:
         return None
     return Vote(
         INCONCLUSIVE,

@@ -100,7 +100,7 @@ def compute_features(curves: Curves) -> Features:
     ratios_ok = positive and n > 0
     gap_end = _ratio(val_end, train_end) if ratios_ok else NAN
     gap_best = NAN
-    if ratios_ok and best_epoch >= 0:
+    if ratios_ok and best_epoch >= 0 and val is not None:
         lo = max(0, best_epoch - window // 2)
         gap_best = _ratio(
             _mean(val[lo : best_epoch + window // 2 + 1]), _mean(train[lo : best_epoch + window // 2 + 1])

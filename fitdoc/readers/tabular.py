@@ -152,7 +152,7 @@ def read_csv_large(path: Path, format_in: str | None = None) -> Table | None:
     del blank
     columns = [data[j] for j in range(len(names))]
     header = tuple(_rename_index(names))
-    seg = Segment(header, tuple(columns), frozenset(), len(columns[0]))  # type: ignore[arg-type]
+    seg = Segment(header, tuple(columns), frozenset(), len(columns[0]))
     parsed = parse_names(list(header))
     fmt = format_in or detect_csv_format(header, parsed)
     if fmt == "lightning":

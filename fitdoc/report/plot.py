@@ -273,9 +273,8 @@ def _many_runs_figure(runs: Sequence[Run], scale: Scale) -> Figure:
             if not train.empty:
                 axes[p].plot(train.x, train.y, linestyle="--", linewidth=1.3 * widen, alpha=0.85, **style)
             if not val.empty:
-                axes[p].plot(
-                    val.x, val.y, linestyle="-", linewidth=_STYLE["lines.linewidth"] * widen, **style
-                )
+                width = float(_STYLE["lines.linewidth"]) * widen  # type: ignore[arg-type]
+                axes[p].plot(val.x, val.y, linestyle="-", linewidth=width, **style)
                 if val_attr == "val":
                     _mark_minimum(axes[p], val, color, annotate=False)
 
@@ -314,7 +313,7 @@ def _many_runs_figure(runs: Sequence[Run], scale: Scale) -> Figure:
     return figure
 
 
-def covered_runs(runs: Sequence[RunView]) -> dict[int, tuple[int, float]]:
+def covered_runs(runs: Sequence[Run]) -> dict[int, tuple[int, float]]:
     """Runs hidden under a later-drawn one: index -> (that run's index, last shared epoch).
 
     Hidden means every finite point of the run's train and validation series
@@ -331,7 +330,7 @@ def covered_runs(runs: Sequence[RunView]) -> dict[int, tuple[int, float]]:
     return covered
 
 
-def _retraced(under: RunView, over: RunView) -> float | None:
+def _retraced(under: Run, over: Run) -> float | None:
     if under.curves.metric != over.curves.metric:
         return None
     last = None

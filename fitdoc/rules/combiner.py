@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -158,7 +159,7 @@ class Combiner:
         order = np.argsort(-margin)
         return [(EVIDENCE_NAMES[i], float(margin[i])) for i in order if margin[i] > 0]
 
-    def to_dict(self) -> dict[str, object]:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "classes": [c.value for c in CLASSES],
             "evidence": list(EVIDENCE_NAMES),
@@ -170,18 +171,18 @@ class Combiner:
         }
 
     @classmethod
-    def from_dict(cls, raw: dict[str, object]) -> Combiner:
-        names = list(raw["evidence"])  # type: ignore[call-overload]
+    def from_dict(cls, raw: dict[str, Any]) -> Combiner:
+        names = list(raw["evidence"])
         if names != list(EVIDENCE_NAMES):
             raise ValueError(f"combiner weights are for evidence {names}, not {list(EVIDENCE_NAMES)}")
-        calibration = raw.get("calibration") or {}
+        calibration: dict[str, Any] = raw.get("calibration") or {}
         return cls(
             weights=np.asarray(raw["weights"], dtype=float),
             bias=np.asarray(raw["bias"], dtype=float),
-            calibration_x=tuple(calibration.get("p", ())),  # type: ignore[union-attr]
-            calibration_y=tuple(calibration.get("right", ())),  # type: ignore[union-attr]
+            calibration_x=tuple(float(v) for v in calibration.get("p", ())),
+            calibration_y=tuple(float(v) for v in calibration.get("right", ())),
             fitted_on=str(raw.get("fitted_on", "")),
-            min_evaluations=int(raw.get("min_evaluations", 10)),  # type: ignore[call-overload]
+            min_evaluations=int(raw.get("min_evaluations", 10)),
         )
 
 

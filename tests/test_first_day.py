@@ -345,9 +345,9 @@ def test_text_gives_the_early_stopping_reason_markdown_gives() -> None:
 def test_a_run_retraced_by_a_later_one_stays_visible_in_the_plot() -> None:
     import numpy as np
 
-    from fitdoc.rundir import Run as RunView
     from fitdoc.curves import Curves
     from fitdoc.report.plot import HALO_WIDTH, build_figure, covered_runs
+    from fitdoc.rundir import Run as RunView
 
     def curves(epochs: int, source: str) -> Curves:
         e = np.arange(epochs, dtype=float)

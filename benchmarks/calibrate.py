@@ -427,10 +427,56 @@ def print_report(samples: list[Sample], preds: list[Prediction], members: dict[s
         print(f"  always {name:<12}: captures {row['captured']:.0%}, harmful {row['harmful']:.1%}")
 
 
+def markdown_report(samples: list[Sample], preds: list[Prediction], members: dict[str, list[Member]]) -> str:
+    """The README's tables: LOFO quality per class, per family, per row order; reliability; advice."""
+    counts = Counter(s.run.label.label for s in samples)
+    head = " | ".join(f"{k} P / R (n={counts[k]})" for k in LABELS)
+    lines = [f"| evidence | {head} | macro-F1 |", "| --- |" + " --- |" * (len(LABELS) + 1)]
+    for with_config in (True, False):
+        s = scores([p for p in preds if p.with_config is with_config])
+        cells = " | ".join(f"{s[k][0]:.2f} / {s[k][1]:.2f}" for k in LABELS)
+        lines.append(
+            f"| {'curves and config' if with_config else 'curves only'} | {cells} | {s['macro_f1']:.3f} |"
+        )
+    lines += [
+        "",
+        "| family left out | runs (o / u / b) | macro-F1 with config | curves only |",
+        "| --- | --- | --- | --- |",
+    ]
+    for fam in sorted({s.run.family for s in samples}):
+        a = scores([p for p in preds if p.with_config and p.sample.run.family == fam])
+        b = scores([p for p in preds if not p.with_config and p.sample.run.family == fam])
+        c = Counter(s.run.label.label for s in samples if s.run.family == fam)
+        lines.append(
+            f"| {fam} | {sum(c.values())} ({c['overfit']} / {c['underfit']} / {c['balanced']}) "
+            f"| {a['macro_f1']:.3f} | {b['macro_f1']:.3f} |"
+        )
+    for order in ("reshuffle", "fixed"):
+        a = scores([p for p in preds if p.with_config and p.sample.run.order == order])
+        b = scores([p for p in preds if not p.with_config and p.sample.run.order == order])
+        lines.append(
+            f"| row order `{order}` (all families) | {a['n'] // 1} | {a['macro_f1']:.3f} | {b['macro_f1']:.3f} |"
+        )
+    lines += ["", "| confidence | verdicts | mean confidence | share right |", "| --- | --- | --- | --- |"]
+    for name, n, conf, right in reliability(preds):
+        lines.append(f"| {name} | {n} | {conf:.2f} | {right:.2f} |")
+    adv = advice_table(preds, members)
+    lines += [
+        "",
+        "| advice | share of the best one-step gain captured | harmful (>= 5 % worse) |",
+        "| --- | --- | --- |",
+        f"| fitdoc's suggestion | {adv['captured']:.0%} | {adv['harmful']:.1%} |",
+    ]
+    for name, row in baseline_advice(samples, members).items():
+        lines.append(f"| always {name} | {row['captured']:.0%} | {row['harmful']:.1%} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", type=Path, default=DATA_DIR)
     parser.add_argument("--write", action="store_true", help="fit on every family and write combiner.json")
+    parser.add_argument("--markdown", action="store_true", help="also print the README's tables")
     args = parser.parse_args(argv)
 
     start = time.perf_counter()
@@ -438,6 +484,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"read and measured in {time.perf_counter() - start:.1f} s")
     preds = leave_one_family_out(samples)
     print_report(samples, preds, members)
+    if args.markdown:
+        print()
+        print(markdown_report(samples, preds, members))
     if args.write:
         write_combiner(samples, preds)
     return 0

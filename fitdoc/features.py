@@ -141,7 +141,7 @@ def compute_features(curves: Curves) -> Features:
         val_last_rise=_last_rise(val) if positive else NAN,
         val_gain_2x_half=_gain_if_doubled(val, share=2) if positive else NAN,
         loss_gain_2x=_loss_gain(curves),
-        span=describe_span(epochs),
+        span=f"over {curves.span}",
     )
 
 
@@ -364,20 +364,6 @@ def _last_rise(values: np.ndarray | None) -> float:
     if finite.size < 2:
         return NAN
     return _ratio(float(finite[-1]), float(finite.min())) - 1.0
-
-
-def describe_span(epochs: np.ndarray) -> str:
-    """'over 200 epochs', or 'over 7 evaluations (13.5 epochs)' when points are not one per epoch."""
-    n = len(epochs)
-    values = np.asarray(epochs, dtype=float)
-    finite = values[np.isfinite(values)]
-    if n < 2 or finite.size < 2:
-        return f"over {n} epochs"
-    steps = np.diff(finite)
-    if np.allclose(steps, 1.0):
-        return f"over {n} epochs"
-    extent = finite[-1] - finite[0] + (float(np.median(steps)) if steps.size else 0.0)
-    return f"over {n} evaluations ({extent:.3g} epochs)"
 
 
 def _blowup(train: np.ndarray, val: np.ndarray | None) -> float:

@@ -163,3 +163,18 @@ def test_rules_lists_every_rule_and_applies_overrides(tmp_path: Path) -> None:
     overrides.write_text("FD101:\n  nonsense: 3\n")
     proc = run_fitdoc("rules", "--thresholds", str(overrides))
     assert proc.returncode == 2 and str(overrides) in proc.stderr
+
+
+def test_rules_shows_the_combiners_weights() -> None:
+    from fitdoc.rules.combiner import EVIDENCE_NAMES, default_combiner
+
+    document = json.loads(runner.invoke(app, ["rules", "--format", "json"]).stdout)
+    combiner = document["combiner"]
+    assert combiner["evidence"] == list(EVIDENCE_NAMES)
+    assert [row["evidence"] for row in combiner["rows"]] == [*EVIDENCE_NAMES, "bias"]
+    row = combiner["rows"][EVIDENCE_NAMES.index("FD101")]
+    assert row["overfit"] == round(float(default_combiner().weights[0][EVIDENCE_NAMES.index("FD101")]), 3)
+    text = runner.invoke(app, ["rules"]).stdout
+    assert "The combiner" in text and "log_gap_end" in text and "calibration map" in text
+    markdown = runner.invoke(app, ["rules", "--format", "markdown"]).stdout
+    assert "### Combiner weights" in markdown and "| `FD101` |" in markdown

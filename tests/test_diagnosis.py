@@ -183,3 +183,24 @@ def test_dropout_fixture_is_shaped_like_a_real_dropout_run() -> None:
     assert np.mean(curves.train[-quarter:]) < np.mean(curves.val[-quarter:])
     d = diagnose_fixture("founding-dropout-0.2")
     assert d.verdict is Verdict.BALANCED and d.suggestion is None
+
+
+def test_a_short_run_whose_val_rises_at_each_evaluation_is_overfit() -> None:
+    # Failure class 3 of issue 11: 7 evaluations over 13.5 epochs, val rising at the last
+    # four while train fell 32 %: below the runs the combiner was fitted on, FD103 decides.
+    train = np.array([0.95, 0.80, 0.74, 0.70, 0.68, 0.66, 0.645])
+    val = np.array([0.90, 0.78, 0.76, 0.77, 0.79, 0.82, 0.86])
+    epoch_at = np.array([2.0, 4.0, 6.0, 8.0, 10.0, 12.0, 13.5])
+    curves = Curves(np.arange(7), train, val, "loss", epoch_at=epoch_at, point="evaluation")
+    d = diagnose_curves(curves)
+    assert (d.verdict, d.cause) == (Verdict.OVERFIT, Cause.REBOUND)
+    assert "7 evaluations over 13.5 epochs" in d.summary
+
+
+def test_a_model_that_never_learned_is_not_called_balanced() -> None:
+    # Failure class 1 of issue 11: the loss moves a few percent in 35 epochs.
+    epochs = np.arange(35)
+    train = 0.69 - 0.012 * (1 - np.exp(-epochs / 10))
+    d = diagnose_curves(Curves(epochs, train, train + 0.002, "loss"))
+    assert (d.verdict, d.cause) == (Verdict.UNDERFIT, Cause.NOT_CONVERGED)
+    assert "barely learned" in d.summary

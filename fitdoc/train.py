@@ -334,6 +334,10 @@ def run_training(config: Config, *, console: Console, progress: bool = True) -> 
 
     Raises FitdocError (DataError, MissingDependencyError, ...) for bad input
     before any run directory is created. Plotting is the caller's (the CLI's) job.
+
+    Longer than 60 lines on purpose: the run's whole lifecycle (data, directory,
+    signal guard, writer, engine, run record) sits in one function so that every
+    way out of it, including a signal during start-up, visibly ends in run.json.
     """
     from fitdoc.model import build_model, compile_model, import_keras, require_training_extra
 

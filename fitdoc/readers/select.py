@@ -44,7 +44,10 @@ def build_curves(
     steps: np.ndarray | None = None,
     point: str = "epoch",
 ) -> Curves:
-    """Choose the series to diagnose among `columns` (all of `len(epochs)`)."""
+    """Choose the series to diagnose among `columns` (all of `len(epochs)`).
+
+    Longer than 60 lines: the explicit --train-col/--val-col path and the automatic one
+    share the notes they write; split, every note would need threading through."""
     names = list(columns)
     parsed = parse_names(names)
     groups = _group_series(parsed, columns)
@@ -190,6 +193,10 @@ def _auto_choose(
     path: object | None,
     names: list[str],
 ) -> tuple[ColumnName | None, ColumnName | None]:
+    """The (train, val) pair to diagnose when the user named none.
+
+    Longer than 60 lines: the preference order (val_mae, then val_loss, then like with
+    like) is one decision with its notes, clearer whole than in pieces."""
     keys = [k for k in groups if _tier(k, list(groups)) < 99]
     if not keys:
         raise HistoryError(

@@ -61,7 +61,10 @@ def step_table(
     notes: list[str] | None = None,
     eval_splits: tuple[str, ...] = ("val",),
 ) -> Table:
-    """Rows of a step log (in logging order) -> one row per evaluation, or per epoch without any."""
+    """Rows of a step log (in logging order) -> one row per evaluation, or per epoch without any.
+
+    Longer than 60 lines: the alignment (which train logs precede which evaluation)
+    and the notes on what was dropped are read best as one sequence of steps."""
     notes = list(notes or [])
     names = list(columns)
     parsed = parse_names(names)

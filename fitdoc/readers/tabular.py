@@ -89,7 +89,10 @@ _CHUNK_ROWS = 20_000
 def read_csv_large(path: Path, format_in: str | None = None) -> Table | None:
     """A large all-numeric CSV through pandas, chunk by chunk; None when the file needs the
     careful reader (text cells, repeated headers, decimal commas, odd encodings): it then
-    takes the pure-Python path, slower but exact about what real files hold."""
+    takes the pure-Python path, slower but exact about what real files hold.
+
+    Longer than 60 lines: one pass fills one preallocated block chunk by chunk, and each
+    way the file can turn out to need the careful reader returns None right where it shows."""
     try:
         with path.open("rb") as f:
             head = f.read(65536)

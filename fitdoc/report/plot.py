@@ -228,7 +228,10 @@ def _mark_minimum(ax: Axes, series: _Series, color: str, *, annotate: bool) -> N
 def _many_runs_figure(runs: Sequence[Run], scale: Scale) -> Figure:
     """One panel per metric (runs judged on different metrics are not mixed), then the
     loss when every run has one distinct from its metric; one colour per run,
-    validation solid and train dashed, so each run's gap reads at a glance."""
+    validation solid and train dashed, so each run's gap reads at a glance.
+
+    Longer than 60 lines: the panels share the run colours, markers and legend
+    handles built in one pass; split, each part would take them all as arguments."""
     from matplotlib.figure import Figure
     from matplotlib.lines import Line2D
 

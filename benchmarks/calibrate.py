@@ -46,7 +46,7 @@ from benchmarks.corpus.store import DATA_DIR, Run, read_paths, runs_of  # noqa: 
 
 LABELS = ("overfit", "underfit", "balanced")
 # Inverse regularization strength of the logistic fit: weights stay small and readable.
-C = 0.5
+C = float(__import__("os").environ.get("FITDOC_COMBINER_C", "0.5"))
 # 1 weighs the classes to equal total weight (best for macro-F1 when the classes are very
 # unequal); 0 keeps the corpus' own mix. Half-way keeps the rarer classes heard without
 # letting them take the borderline runs the common class mostly owns.

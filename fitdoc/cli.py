@@ -60,7 +60,7 @@ class _HelpTidying:
 def _tidy_param(param: Any, ctx: Any) -> None:
     if param.param_type_name == "argument":
         # The name says it (CONFIG, PATH...); the Python type beside it says nothing more.
-        param.display_type_rich = lambda _ctx: None
+        param.display_type_rich = lambda ctx: None  # noqa: ARG005  (typer calls it with ctx=)
     elif param.metavar is None and getattr(param, "is_flag", False):
         param.metavar = ""
     elif param.metavar is None and hasattr(param, "display_type"):

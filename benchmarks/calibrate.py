@@ -4,7 +4,9 @@ What it does, in order:
 
 1. Reads every stored path (`benchmarks/corpus/data`), cuts and labels its
    runs (the rule of `shared/corpus/labeled/README.md`), and measures each
-   run's evidence twice: with its config known and from curves alone.
+   run's evidence twice: with its config known and from curves alone. The
+   shared labelled corpus joins as one more family (`shared-labeled`) unless
+   `--without-shared`.
 2. Leave-one-family-out: for each data family, fits the combiner on all the
    other families and predicts the one left out. Quality (per-class
    precision and recall, macro-F1, with configs and from curves alone, per
@@ -41,7 +43,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from benchmarks.corpus.labels import Member, mean_at  # noqa: E402
+from benchmarks.corpus.labels import Label, Member, mean_at  # noqa: E402
 from benchmarks.corpus.store import DATA_DIR, Run, read_paths, runs_of  # noqa: E402
 
 LABELS = ("overfit", "underfit", "balanced")
@@ -113,6 +115,47 @@ def _vector(features: Any, findings: Sequence[Any], reg: Any) -> np.ndarray | No
     if any(f.verdict is Verdict.INCONCLUSIVE or f.rule_id in OVERRIDES for f in findings):
         return None
     return evidence(features, findings, reg)
+
+
+SHARED_CORPUS = REPO.parent / "shared" / "corpus" / "labeled"
+SHARED_FAMILY = "shared-labeled"
+
+
+def load_shared_samples(corpus: Path) -> list[Sample]:
+    """The shared labelled corpus as one more family (real Keras runs of friedman1 and wave,
+    labelled by the same rule with two seeds averaged). Its advice is not scored here:
+    its grid lives in its raw files, not in the factory's store."""
+    from benchmarks.diagnosis_quality import load_cases
+    from fitdoc.diagnosis import run_rules
+    from fitdoc.features import compute_features
+    from fitdoc.rules._config import regularization
+    from fitdoc.rules.registry import all_rules
+
+    if not (corpus / "labels.tsv").is_file():
+        return []
+    rules = all_rules()
+    samples = []
+    for case in load_cases(corpus):
+        features = compute_features(case.curves)
+        reg = regularization(case.config)
+        with_cfg, without = run_rules(rules, features, reg), run_rules(rules, features, None)
+        label = Label(case.label, case.cause, "", math.nan, math.nan, math.nan, {})
+        run = Run(
+            name=case.name,
+            family=SHARED_FAMILY,
+            task="regression",
+            order="reshuffle",
+            early_stopping=False,
+            epochs=len(case.curves),
+            history={},
+            model=case.config.model.model_dump(),
+            training={},
+            label=label,
+            path_key=SHARED_FAMILY,
+        )
+        x_cfg, x_raw = _vector(features, with_cfg, reg), _vector(features, without, None)
+        samples.append(Sample(run, x_cfg, x_raw, features, with_cfg, without, case.config))
+    return samples
 
 
 # ---------------------------------------------------------------- fitting
@@ -329,7 +372,7 @@ def _penalty(run: Run) -> float:
 def advice_table(preds: Sequence[Prediction], members: dict[str, list[Member]]) -> dict[str, float]:
     captured, harmful, unscored, scored = [], 0, 0, 0
     for pred in preds:
-        if not pred.with_config or pred.verdict == "inconclusive":
+        if not pred.with_config or pred.verdict == "inconclusive" or pred.sample.run.path_key not in members:
             continue
         gain = advice_outcome(pred, members)
         if gain is None:
@@ -355,6 +398,7 @@ def baseline_advice(
 ) -> dict[str, dict[str, float]]:
     """Always 'train twice as long' and always 'ten times more penalty', for scale."""
     out = {}
+    samples = [s for s in samples if s.run.path_key in members]
     for name in ("epochs x2", "penalty x10"):
         captured, harmful = [], 0
         for s in samples:
@@ -504,12 +548,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--write", action="store_true", help="fit on every family and write combiner.json")
     parser.add_argument("--markdown", action="store_true", help="also print the README's tables")
     parser.add_argument(
+        "--without-shared", action="store_true", help="leave ../shared/corpus/labeled out (factory runs only)"
+    )
+    parser.add_argument(
         "--boosting", action="store_true", help="also score gradient-boosted trees on the same evidence"
     )
     args = parser.parse_args(argv)
 
     start = time.perf_counter()
     samples, members = load_samples(args.data_dir)
+    if not args.without_shared:
+        samples += load_shared_samples(SHARED_CORPUS)
     print(f"read and measured in {time.perf_counter() - start:.1f} s")
     preds = leave_one_family_out(samples)
     print_report(samples, preds, members)

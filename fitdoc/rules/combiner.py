@@ -84,7 +84,16 @@ EVIDENCE: tuple[tuple[str, str], ...] = (
     *CONFIG_EVIDENCE,
     *((f"{code}", f"strength of {code}'s finding (0 when it did not fire)") for code in EVIDENCE_RULES),
     *((name, f"{a} x {b}") for name, a, b in INTERACTIONS),
+    *(
+        (
+            f"first_{v}",
+            f"1 when the first finding in precedence order (gap, over-regularized, rebound, not converged, capacity, settled) votes {v}",
+        )
+        for v in ("overfit", "underfit", "balanced")
+    ),
 )
+# The rules' own reading: the first verdict in this order that has a finding.
+PRECEDENCE = ("FD101", "FD201", "FD204", "FD205", "FD102", "FD103", "FD202", "FD203", "FD301")
 EVIDENCE_NAMES = tuple(name for name, _ in EVIDENCE)
 
 
@@ -118,7 +127,9 @@ def evidence(features: Features, findings: Sequence[Finding], reg: Regularizatio
     rules = tuple(float(strengths.get(code, 0.0)) for code in EVIDENCE_RULES)
     base = dict(zip(EVIDENCE_NAMES, (*curve, *config, *rules), strict=False))
     products = tuple(base[a] * base[b] for _, a, b in INTERACTIONS)
-    return np.array((*curve, *config, *rules, *products), dtype=float)
+    first = next((f for code in PRECEDENCE for f in findings if f.rule_id == code), None)
+    precedence = tuple(float(first is not None and first.verdict is c) for c in CLASSES)
+    return np.array((*curve, *config, *rules, *products, *precedence), dtype=float)
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,8 @@
 """`fitdoc tune` on local processes against the same sweep on a local Ray.
 
-One config, one budget (8 trainings by default), three ways:
+One config (by default `wave`, 1000 rows, 3 x 64 units, 60 epochs: a walk
+that spends all 8 trainings of the default budget with one worker or two),
+one budget, three ways:
 
 - local x1: the default backend, one trial at a time in this process;
 - local x2: `--parallel 2`, each trial a `fitdoc train` process;
@@ -40,8 +42,8 @@ def base_config(args: argparse.Namespace, out: Path) -> Config:
         {
             "name": "bench",
             "seed": args.seed,
-            "data": {"synthetic": "founding", "n_samples": args.n_samples},
-            "model": {"hidden_layers": 2, "units": 64},
+            "data": {"synthetic": args.dataset, "n_samples": args.n_samples},
+            "model": {"hidden_layers": 3, "units": 64},
             "training": {"epochs": args.epochs, "batch_size": 50},
             "output": {"dir": str(out)},
         }
@@ -92,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--max-runs", type=int, default=8)
+    parser.add_argument("--dataset", default="wave", help="a synthetic dataset (default: wave)")
     parser.add_argument("--epochs", type=int, default=60)
     parser.add_argument("--n-samples", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)

@@ -7,7 +7,8 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -110,7 +111,7 @@ def run_tune(
     for trial in trials:
         display.finished(trial, resumed=True)
 
-    with runner:
+    with _entered(runner, tune_dir):
         save_state(tune_dir, config, trials, max_runs, runner.width, status="running", stop_reason="")
         with display:
             status, stop_reason = _loop(config, tune_dir, trials, display, runner, max_runs=max_runs)
@@ -124,6 +125,22 @@ def run_tune(
     plot_path = _plot(tune_dir, config, trials) if plot and trials else None
     display.summary(best, best_path, stop_reason, base)
     return TuneResult(tune_dir, tuple(trials), best, best_path, stop_reason, status, plot_path)
+
+
+@contextmanager
+def _entered(runner: TrialRunner, tune_dir: Path) -> Iterator[TrialRunner]:
+    """`with runner`; a tune directory still empty when the runner cannot start
+    (no cluster at `--address`) is removed again."""
+    try:
+        runner.__enter__()
+    except BaseException:
+        with suppress(OSError):
+            tune_dir.rmdir()  # only an empty one: a new tune's
+        raise
+    try:
+        yield runner
+    finally:
+        runner.__exit__()
 
 
 def _loop(

@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import socket
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path, PurePosixPath
@@ -166,6 +167,7 @@ class RayRunner:
             num_cpus = None if self._parallel is None else max(1, round(self._parallel * self._cpus))
             options.update(address="local", num_cpus=num_cpus)
         else:
+            _check_reachable(self._address)
             options.update(address=self._address)
         try:
             self._ray.init(**options)
@@ -228,6 +230,19 @@ class RayRunner:
         run_dir = unpack_run_dir(result["files"], tune_dir / TRIALS_DIR, result["name"])
         write_config(config, run_dir / CONFIG_FILE)  # the driver's paths, as a local trial has them
         return record_run(index, move, config, run_dir, result["status"], result["message"])
+
+
+def _check_reachable(address: str, timeout: float = 10.0) -> None:
+    """For `host:port` and `ray://host:port`: FitdocError at once when nothing answers there
+    (Ray itself would retry for minutes). `auto` is left to Ray, which fails fast."""
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host.strip("[]") or "localhost", int(port)), timeout=timeout).close()
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise FitdocError(f"no Ray cluster answers at {address}: {reason}", field="--address") from None
 
 
 def _cause(exc: Any) -> str:

@@ -98,6 +98,15 @@ def test_ray_options_need_the_ray_backend(tmp_path: Path) -> None:
     assert proc.stderr.strip() == "error: --cpus-per-trial: only with --backend ray"
 
 
+def test_an_address_where_no_cluster_answers_is_one_line_at_once(tmp_path: Path) -> None:
+    pytest.importorskip("ray")
+    config = load_config(overfit_config(tmp_path))
+    with pytest.raises(FitdocError, match=r"no Ray cluster answers at 127\.0\.0\.1:1") as err:
+        run_tune(config, max_runs=2, backend="ray", address="127.0.0.1:1", console=quiet())
+    assert err.value.field == "--address"
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
 def test_a_run_directory_travels_as_bytes_and_lands_whole(tmp_path: Path) -> None:
     run = tmp_path / "worker" / "trial-00-20260101-000000"
     (run / "sub").mkdir(parents=True)

@@ -105,6 +105,11 @@ class TableFormat(str, Enum):
     markdown = "markdown"
 
 
+class TuneBackend(str, Enum):
+    local = "local"
+    ray = "ray"
+
+
 class Scale(str, Enum):
     auto = "auto"
     log = "log"
@@ -565,7 +570,15 @@ def compare(
 def tune(
     config_path: Annotated[Path, typer.Argument(metavar="CONFIG", help="The starting config.")],
     max_runs: Annotated[int, typer.Option("--max-runs", min=1, metavar="N", help="Budget of trainings.")] = 6,
-    parallel: Annotated[int, typer.Option("--parallel", min=1, metavar="N", help="Trials run at once.")] = 1,
+    parallel: Annotated[
+        int | None,
+        typer.Option(
+            "--parallel",
+            min=1,
+            metavar="N",
+            help="Trials run at once (local: default 1; ray: default the cluster's CPUs / --cpus-per-trial).",
+        ),
+    ] = None,
     tune_dir: Annotated[
         Path | None,
         typer.Option("--dir", metavar="DIR", help="Tune directory (default: a new one under output.dir)."),
@@ -573,6 +586,21 @@ def tune(
     resume: Annotated[bool, typer.Option("--resume", help="Continue the tune in --dir.")] = False,
     overrides: SetOpt = None,
     plot: Annotated[bool, typer.Option("--plot", help="Plot all trials into the tune directory.")] = False,
+    backend: Annotated[
+        TuneBackend, typer.Option("--backend", help="Where trials train: local processes or Ray tasks.")
+    ] = TuneBackend.local,
+    address: Annotated[
+        str | None,
+        typer.Option(
+            "--address",
+            metavar="ADDRESS",
+            help="Ray cluster to join (`auto`, `ray://host:port`); default: start a local Ray.",
+        ),
+    ] = None,
+    cpus_per_trial: Annotated[
+        float | None,
+        typer.Option("--cpus-per-trial", metavar="N", help="CPUs Ray reserves for each trial (default 1)."),
+    ] = None,
 ) -> None:
     """Train, diagnose, apply the suggestion, repeat until balanced or out of budget."""
     from fitdoc.config import Config, load_config
@@ -590,6 +618,9 @@ def tune(
         resume=resume,
         console=_stderr(),
         plot=plot,
+        backend=backend.value,
+        address=address,
+        cpus_per_trial=cpus_per_trial,
     )
     typer.echo(str(result.tune_dir))
     raise typer.Exit(int(result.exit_code))

@@ -32,6 +32,8 @@ KERAS_JSON = FIXTURES / "histories" / "keras_dict.json"
 HF_JSON = FIXTURES / "histories" / "hf_trainer_state.json"
 
 DEEP = ("tensorflow", "keras", "tf_keras", "jax", "torch")
+# `fitdoc tune --backend ray` imports Ray inside its runner; nothing else ever does.
+CLUSTER = ("ray",)
 TRAINING = ("fitdoc.model", "fitdoc.train", "fitdoc.keras", "fitdoc.fastfit", "fitdoc.tune")
 # Modules fitdoc is allowed to import TensorFlow from at module level (DESIGN.md); the rest may not.
 TF_HOMES = {"fitdoc.model", "fitdoc.train", "fitdoc.keras", "fitdoc.fastfit"}
@@ -77,6 +79,7 @@ LIGHT_CASES = {
     "diagnose-help": (["diagnose", "--help"], "fitdoc.cli"),
     "plot-help": (["plot", "--help"], "fitdoc.cli"),
     "compare-help": (["compare", "--help"], "fitdoc.cli"),
+    "tune-help": (["tune", "--help"], "fitdoc.cli"),
     "version": (["--version"], "fitdoc.cli"),
 }
 
@@ -88,7 +91,7 @@ def test_light_commands_load_no_deep_learning_no_matplotlib_no_pandas(case: str,
     # 0 or 1 (a --fail-on verdict): the command really ran, so an empty import list means something.
     assert proc.returncode in (0, 1), proc.stderr[-2000:]
     assert must_load in modules, f"{must_load} not imported: did the command run at all?"
-    heavy = top_levels(modules) & {*DEEP, "matplotlib", "pandas"}
+    heavy = top_levels(modules) & {*DEEP, *CLUSTER, "matplotlib", "pandas"}
     assert not heavy, f"`fitdoc {' '.join(args)}` imported {sorted(heavy)}"
     assert not modules & set(TRAINING), (
         f"`fitdoc {' '.join(args)}` imported {sorted(modules & set(TRAINING))}"
@@ -123,7 +126,7 @@ def test_every_library_module_but_the_training_ones_imports_without_tensorflow()
         "import importlib, sys\n"
         f"for name in {names!r}:\n"
         "    importlib.import_module(name)\n"
-        f"    heavy = [m for m in {(*DEEP, 'matplotlib')!r} if m in sys.modules]\n"
+        f"    heavy = [m for m in {(*DEEP, *CLUSTER, 'matplotlib')!r} if m in sys.modules]\n"
         "    if heavy:\n"
         "        sys.exit(f'{name} imported {heavy}')\n"
     )

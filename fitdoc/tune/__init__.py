@@ -8,6 +8,12 @@ rewritten atomically, so an interrupted tune resumes (`--resume`) without
 repeating a finished trial. At the end the best trial by validation MAE is
 written out as `best.yaml`, a config to train as it is.
 
+Where trials train is a runner's business (`loop.TrialRunner`): `local`
+(this process, or `fitdoc train` processes with `parallel` > 1) or `ray`
+(`ray_backend`: Ray tasks on a local instance or a cluster, their run
+directories sent back to this directory). The tune directory is the same
+either way.
+
 Layout of a tune directory:
 
     tune.json    base config, every trial (settings, change, why, verdict, val MAE), best, stop reason

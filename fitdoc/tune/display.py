@@ -108,4 +108,5 @@ def changes_from(base: Mapping[str, Any], settings: Mapping[str, Any]) -> str:
 def _outcome(trial: Trial) -> str:
     mae = "" if trial.val_mae is None else f", best val MAE {metric_text(trial.val_mae)}"
     where = f"  {trial.run_dir}" if trial.run_dir else ""
-    return f"{trial_label(trial)}{mae}{where}"
+    why = trial.extra.get("message") if trial.status == "failed" else None
+    return f"{trial_label(trial)}{mae}{where}" + (f": {why}" if why else "")

@@ -7,10 +7,11 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from rich.console import Console
 
@@ -78,23 +79,31 @@ def run_tune(
     *,
     tune_dir: Path | None = None,
     max_runs: int,
-    parallel: int = 1,
+    parallel: int | None = None,
     resume: bool = False,
     console: Console,
     plot: bool = False,
+    backend: str = "local",
+    address: str | None = None,
+    cpus_per_trial: float | None = None,
 ) -> TuneResult:
     """Tune `config` within `max_runs` trainings; see the module docstring for the files.
 
     `tune_dir` None makes a new `tune-<name>-<stamp>` directory under
     `config.output.dir`. `resume` continues the tune recorded in `tune_dir`
-    (which must have been started from the same config). `parallel` > 1 runs
-    up to that many trials at once, each as a `fitdoc train` process.
-    Raises FitdocError for a bad directory or a mismatching resume.
+    (which must have been started from the same config). `parallel` is how
+    many trials a round may run at once: on the `local` backend (default 1)
+    each as a `fitdoc train` process when above 1; on the `ray` backend
+    (`fitdoc.tune.ray_backend`; default: the cluster's CPUs over
+    `cpus_per_trial`) each as a Ray task, on a local Ray instance or the
+    cluster at `address`. Raises FitdocError for a bad directory, a
+    mismatching resume or an unusable backend.
     """
     if max_runs < 1:
         raise FitdocError(f"must be at least 1 (got {max_runs})", field="--max-runs")
-    if parallel < 1:
+    if parallel is not None and parallel < 1:
         raise FitdocError(f"must be at least 1 (got {parallel})", field="--parallel")
+    runner = make_runner(backend, parallel=parallel, address=address, cpus_per_trial=cpus_per_trial)
     tune_dir = prepare_tune_dir(config, tune_dir, resume=resume)
     trials: list[Trial] = list(load_trials(tune_dir, config)) if resume else []
     base = settings_of(config)
@@ -102,43 +111,66 @@ def run_tune(
     for trial in trials:
         display.finished(trial, resumed=True)
 
-    save_state(tune_dir, config, trials, max_runs, parallel, status="running", stop_reason="")
-    with display:
-        status, stop_reason = _loop(config, tune_dir, trials, display, max_runs=max_runs, parallel=parallel)
+    with _entered(runner, tune_dir):
+        save_state(tune_dir, config, trials, max_runs, runner.width, status="running", stop_reason="")
+        with display:
+            status, stop_reason = _loop(config, tune_dir, trials, display, runner, max_runs=max_runs)
 
     best = best_trial(trials)
     best_path = None
     if best is not None:
         best_path = tune_dir / BEST_YAML
         write_config(config_for(config, best.settings), best_path)
-    save_state(tune_dir, config, trials, max_runs, parallel, status=status, stop_reason=stop_reason)
+    save_state(tune_dir, config, trials, max_runs, runner.width, status=status, stop_reason=stop_reason)
     plot_path = _plot(tune_dir, config, trials) if plot and trials else None
     display.summary(best, best_path, stop_reason, base)
     return TuneResult(tune_dir, tuple(trials), best, best_path, stop_reason, status, plot_path)
 
 
+@contextmanager
+def _entered(runner: TrialRunner, tune_dir: Path) -> Iterator[TrialRunner]:
+    """`with runner`; a tune directory still empty when the runner cannot start
+    (no cluster at `--address`) is removed again."""
+    try:
+        runner.__enter__()
+    except BaseException:
+        with suppress(OSError):
+            tune_dir.rmdir()  # only an empty one: a new tune's
+        raise
+    try:
+        yield runner
+    finally:
+        runner.__exit__()
+
+
 def _loop(
-    config: Config, tune_dir: Path, trials: list[Trial], display: TuneDisplay, *, max_runs: int, parallel: int
+    config: Config,
+    tune_dir: Path,
+    trials: list[Trial],
+    display: TuneDisplay,
+    runner: TrialRunner,
+    *,
+    max_runs: int,
 ) -> tuple[str, str]:
-    """Plan, train, record until the ladder says stop; appends to `trials`.
+    """Plan, train, record until the ladder says stop; keeps `trials` in index order.
+    Each finished trial is saved at once, whatever order a round's trials finish in.
     Returns the tune's status (`completed` | `interrupted`) and why it stopped."""
     base = settings_of(config)
+
+    def record(trial: Trial) -> None:
+        trials.append(trial)
+        trials.sort(key=lambda t: t.index)
+        display.finished(trial)
+        save_state(tune_dir, config, trials, max_runs, runner.width, status="running", stop_reason="")
+
     while True:
-        plan = plan_next(trials, base, max_runs=max_runs, max_parallel=parallel)
+        plan = plan_next(trials, base, max_runs=max_runs, max_parallel=runner.width)
         if not plan.moves:
             return "completed", plan.stop_reason or "nothing left to try"
         start = _next_index(trials)
         for offset, move in enumerate(plan.moves):
             display.started(start + offset, move)
-        if len(plan.moves) == 1 and parallel == 1:
-            done, interrupted = _run_in_process(config, plan.moves[0], start, tune_dir)
-        else:
-            done, interrupted = _run_in_processes(config, plan.moves, start, tune_dir)
-        for trial in done:
-            trials.append(trial)
-            display.finished(trial)
-        save_state(tune_dir, config, trials, max_runs, parallel, status="running", stop_reason="")
-        if interrupted:
+        if runner.run_round(config, plan.moves, start, tune_dir, record):
             return "interrupted", "interrupted; continue with --resume (unfinished trials will be retrained)"
 
 
@@ -149,18 +181,92 @@ def _next_index(trials: Sequence[Trial]) -> int:
 # ---------------------------------------------------------------- running trials
 
 
+class TrialRunner(Protocol):
+    """Runs one round of trials. A context manager (a backend may hold a cluster
+    connection); `width` is how many trials a round may hold once entered."""
+
+    width: int
+
+    def __enter__(self) -> TrialRunner: ...
+
+    def __exit__(self, *exc: object) -> None: ...
+
+    def run_round(
+        self,
+        base: Config,
+        moves: Sequence[Move],
+        start: int,
+        tune_dir: Path,
+        record: Callable[[Trial], None],
+    ) -> bool:
+        """Train `moves` as trials `start`, `start + 1`, ...; `record` each finished
+        (or failed) one. Returns True when interrupted."""
+        ...
+
+
+class LocalRunner:
+    """Trials in this process (one at a time) or as `fitdoc train` processes."""
+
+    def __init__(self, parallel: int) -> None:
+        self.width = parallel
+
+    def __enter__(self) -> LocalRunner:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def run_round(
+        self,
+        base: Config,
+        moves: Sequence[Move],
+        start: int,
+        tune_dir: Path,
+        record: Callable[[Trial], None],
+    ) -> bool:
+        if len(moves) == 1 and self.width == 1:
+            done, interrupted = _run_in_process(base, moves[0], start, tune_dir)
+        else:
+            done, interrupted = _run_in_processes(base, moves, start, tune_dir)
+        for trial in done:
+            record(trial)
+        return interrupted
+
+
+BACKENDS = ("local", "ray")
+
+
+def make_runner(
+    backend: str, *, parallel: int | None, address: str | None, cpus_per_trial: float | None
+) -> TrialRunner:
+    """The runner for `--backend`; FitdocError for options the backend has no use for,
+    or for `ray` when Ray is not installed (nothing is started yet)."""
+    if backend == "ray":
+        from fitdoc.tune.ray_backend import RayRunner
+
+        return RayRunner(parallel=parallel, address=address, cpus_per_trial=cpus_per_trial)
+    if backend != "local":
+        raise FitdocError(
+            f"unknown backend `{backend}`; choose one of: {', '.join(BACKENDS)}", field="--backend"
+        )
+    for option, value in (("--address", address), ("--cpus-per-trial", cpus_per_trial)):
+        if value is not None:
+            raise FitdocError("only with --backend ray", field=option)
+    return LocalRunner(parallel or 1)
+
+
 def _run_in_process(base: Config, move: Move, index: int, tune_dir: Path) -> tuple[list[Trial], bool]:
     from fitdoc.train import run_training
 
     config = trial_config(base, move.settings, index, tune_dir)
-    _write_trial_config(tune_dir, index, config)
+    write_trial_config(tune_dir, index, config)
     try:
         result = run_training(config, console=Console(stderr=True, quiet=True), progress=False)
     except KeyboardInterrupt:
         return [], True
     if result.status == "interrupted":
         return [], True
-    return [_record(index, move, config, result.run_dir, result.status, result.message)], False
+    return [record_run(index, move, config, result.run_dir, result.status, result.message)], False
 
 
 def _run_in_processes(
@@ -172,7 +278,7 @@ def _run_in_processes(
     for offset, move in enumerate(moves):
         index = start + offset
         config = trial_config(base, move.settings, index, tune_dir)
-        path = _write_trial_config(tune_dir, index, config)
+        path = write_trial_config(tune_dir, index, config)
         command = [sys.executable, "-m", "fitdoc", "train", str(path), "--quiet"]
         process = subprocess.Popen(
             command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
@@ -202,9 +308,9 @@ def _run_in_processes(
         status = {0: "completed", 1: "completed", 3: "diverged"}.get(code, "failed")
         message = _last_line(stderr) if status != "completed" else ""
         if not run_dir or not Path(run_dir).is_dir():
-            done.append(_failed(index, move, f"`fitdoc train` exited {code}: {_last_line(stderr)}"))
+            done.append(failed_trial(index, move, f"`fitdoc train` exited {code}: {_last_line(stderr)}"))
             continue
-        done.append(_record(index, move, config, Path(run_dir), status, message))
+        done.append(record_run(index, move, config, Path(run_dir), status, message))
     return done, interrupted
 
 
@@ -213,14 +319,14 @@ def _last_line(text: str) -> str:
     return lines[-1] if lines else ""
 
 
-def _write_trial_config(tune_dir: Path, index: int, config: Config) -> Path:
+def write_trial_config(tune_dir: Path, index: int, config: Config) -> Path:
     path = tune_dir / CONFIGS_DIR / f"trial-{index:02d}.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
     write_config(config, path)
     return path
 
 
-def _failed(index: int, move: Move, message: str) -> Trial:
+def failed_trial(index: int, move: Move, message: str) -> Trial:
     return Trial(
         index=index,
         settings=dict(move.settings),
@@ -232,7 +338,7 @@ def _failed(index: int, move: Move, message: str) -> Trial:
     )
 
 
-def _record(index: int, move: Move, config: Config, run_dir: Path, status: str, message: str) -> Trial:
+def record_run(index: int, move: Move, config: Config, run_dir: Path, status: str, message: str) -> Trial:
     """Diagnose a finished run and remember what the loop needs from it."""
     from fitdoc.diagnosis import diagnose_curves
     from fitdoc.history import read_history
@@ -240,7 +346,7 @@ def _record(index: int, move: Move, config: Config, run_dir: Path, status: str, 
     try:
         curves = read_history(run_dir)
     except FitdocError as exc:
-        return _failed(index, move, exc.one_line())
+        return failed_trial(index, move, exc.one_line())
     # A diverged run's early minimum is no candidate for "best": no diagnosis.
     diagnosis = diagnose_curves(curves, config) if status == "completed" else None
     return trial_from_run(index, move, curves, diagnosis, status=status, message=message, run_dir=run_dir)

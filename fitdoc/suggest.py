@@ -166,7 +166,9 @@ def dropout_down(rate: float) -> float | None:
 def _overfit(cause: Cause | None, knobs: Knobs | None, run: RunPoint | None) -> list[Change | None]:
     if knobs is None:
         return _generic_overfit(cause, run)
-    more: list[Change | None] = list(_more_regularization(knobs.l2, knobs.dropout))
+    # A run that chose L1 alone climbs the L1 ladder; otherwise L2 is the penalty to raise.
+    key, penalty = ("model.l1", knobs.l1) if knobs.l1 > 0 and knobs.l2 == 0 else ("model.l2", knobs.l2)
+    more: list[Change | None] = list(_more_regularization(penalty, knobs.dropout, key))
     stop = _early_stop(knobs, run)
     if cause is Cause.REBOUND and stop is not None:
         return [stop, *more]
@@ -191,9 +193,10 @@ def _generic_overfit(cause: Cause | None, run: RunPoint | None) -> list[Change |
     return [stop, *regularize] if cause is Cause.REBOUND else [*regularize, stop]
 
 
-def _more_regularization(l2: float, dropout: float) -> list[Change]:
+def _more_regularization(l2: float, dropout: float, key: str = "model.l2") -> list[Change]:
     up_l2, up_do = l2_up(l2), dropout_up(dropout)
-    l2_change = None if up_l2 is None else _change("model.l2", l2, up_l2, "raise L2" if l2 else "add L2")
+    name = "L1" if key == "model.l1" else "L2"
+    l2_change = None if up_l2 is None else _change(key, l2, up_l2, f"raise {name}" if l2 else f"add {name}")
     do_change = (
         None
         if up_do is None

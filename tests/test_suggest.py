@@ -50,6 +50,14 @@ def test_overfit_ladder() -> None:
     assert primary(Verdict.OVERFIT, Cause.GAP, cfg(dropout=0.2)) == ("model.dropout", 0.2, 0.5)
 
 
+def test_a_run_that_chose_l1_climbs_the_l1_ladder() -> None:
+    assert primary(Verdict.OVERFIT, Cause.GAP, cfg(l1=1e-5)) == ("model.l1", 1e-5, 1e-4)
+    assert primary(Verdict.OVERFIT, Cause.GAP, cfg(l1=1e-2)) == ("model.dropout", 0.0, 0.2)
+    # With both penalties set, L2 stays the one to raise.
+    assert primary(Verdict.OVERFIT, Cause.GAP, cfg(l1=1e-4, l2=1e-4)) == ("model.l2", 1e-4, 1e-3)
+    assert primary(Verdict.UNDERFIT, Cause.OVER_REGULARIZED, cfg(l1=1e-3)) == ("model.l1", 1e-3, 1e-4)
+
+
 def test_missed_early_stop_suggests_stopping_at_the_minimum() -> None:
     s = suggest(Verdict.OVERFIT, Cause.REBOUND, cfg(), feats(0.3))
     assert s.primary.key == "training.early_stopping"

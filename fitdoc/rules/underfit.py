@@ -210,7 +210,7 @@ def capacity(f: Features, reg: Regularization | None, t: Mapping[str, float]) ->
     "FD206",
     "underfit.not_learning",
     "Neither train nor val ever got clearly below its first value: the model has barely learned.",
-    min_progress=(0.05, "fraction", "fall of the best value below the first one that counts as learning"),
+    min_progress=(0.10, "fraction", "fall of the best value below the first one that counts as learning"),
 )
 def not_learning(f: Features, reg: Regularization | None, t: Mapping[str, float]) -> Vote | None:
     train, val = f.train_progress, f.val_progress

@@ -63,6 +63,10 @@ class FitdocCallback(keras.callbacks.Callback):
         config: the config the model corresponds to, if any (a fitdoc
             `Config`, a dict or a YAML path), so suggestions are concrete edits.
         thresholds: rule threshold overrides (a dict or a file).
+        mlflow: when True and an MLflow run is active at the end of `fit`,
+            tag it with the verdict (`fitdoc.verdict`, `fitdoc.cause`,
+            `fitdoc.confidence`) and log the suggested change as the param
+            `fitdoc.suggestion`. Off by default; needs `fitdoc[mlflow]`.
         verbose: 0 silent; 1 (default) one line per verdict change and one
             at the end of training.
         stream: where those lines go (default: standard error).
@@ -90,6 +94,7 @@ class FitdocCallback(keras.callbacks.Callback):
         thresholds: Mapping[str, Any] | str | Path | None = None,
         verbose: int = 1,
         stream: TextIO | None = None,
+        mlflow: bool = False,
     ) -> None:
         super().__init__()
         if every < 1:
@@ -109,6 +114,7 @@ class FitdocCallback(keras.callbacks.Callback):
         self.log_dir = None if log_dir is None else Path(log_dir)
         self.verbose = verbose
         self.stream = stream
+        self.mlflow = mlflow
         # Resolved once, so a bad config or thresholds file fails before training, not after.
         from fitdoc.api import _resolve_config, _resolve_thresholds
 
@@ -187,6 +193,8 @@ class FitdocCallback(keras.callbacks.Callback):
             problem = f"diagnosis failed: {type(exc).__name__}: {exc}"
         if self.log_dir is not None:
             self._write_run_json(restored, problem)
+        if self.mlflow and self.diagnosis is not None:
+            self._tag_mlflow_run(self.diagnosis)
         if self.diagnosis is None:
             self._say(f"fitdoc: {problem}")
             self._flush_lines()
@@ -205,6 +213,28 @@ class FitdocCallback(keras.callbacks.Callback):
         self._flush_lines()
 
     # ------------------------------------------------------------ helpers
+
+    def _tag_mlflow_run(self, diagnosis: Diagnosis) -> None:
+        """Tag the active MLflow run with the verdict; a problem is said once, the fit is kept."""
+        try:
+            import mlflow
+
+            if mlflow.active_run() is None:
+                self._say_problem_once("mlflow: no active MLflow run to tag (start one around fit)")
+                return
+            mlflow.set_tags(
+                {
+                    "fitdoc.verdict": diagnosis.verdict.value,
+                    "fitdoc.cause": "" if diagnosis.cause is None else diagnosis.cause.value,
+                    "fitdoc.confidence": f"{diagnosis.confidence:.3f}",
+                }
+            )
+            if diagnosis.suggestion is not None:
+                mlflow.log_param("fitdoc.suggestion", diagnosis.suggestion.primary.text[:500])
+        except ImportError:
+            self._say_problem_once("mlflow: not installed; pip install 'fitdoc[mlflow]'")
+        except Exception as exc:  # bookkeeping must never lose a finished fit
+            self._say_problem_once(f"mlflow: could not tag the run: {type(exc).__name__}: {exc}")
 
     def _record(self, epoch: int, logs: Mapping[str, Any]) -> dict[str, float]:
         row: dict[str, float] = {"epoch": float(epoch)}

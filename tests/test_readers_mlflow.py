@@ -60,7 +60,6 @@ def _write_run(uri: str, cwd: Path) -> tuple[str, str]:
     return experiment, run_id
 
 
-@pytest.mark.slow
 def test_mlflow_run_id_from_a_sqlite_store(tmp_path, monkeypatch):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     _, run_id = _write_run(uri, tmp_path)
@@ -81,7 +80,6 @@ def test_mlflow_run_id_from_a_sqlite_store(tmp_path, monkeypatch):
     assert "mlflow:0123456789abcdef" in result.output
 
 
-@pytest.mark.slow
 def test_mlruns_file_store_reads_without_mlflow(tmp_path):
     experiment, run_id = _write_run(f"file://{tmp_path / 'mlruns'}", tmp_path)
     run_dir = tmp_path / "mlruns" / experiment / run_id
@@ -153,7 +151,6 @@ def test_mlflow_uri_without_the_extra_says_how_to_install_it(monkeypatch):
     assert "fitdoc[mlflow]" in result.output
 
 
-@pytest.mark.slow
 def test_an_unreachable_tracking_server_is_exit_2_in_seconds(monkeypatch):
     _need_mlflow()
     import socket
@@ -188,7 +185,6 @@ def _server_available() -> bool:
         return False
 
 
-@pytest.mark.slow
 @pytest.mark.skipif(
     not _server_available(),
     reason="`mlflow server` needs the full mlflow package (Flask and the server extras), not mlflow-skinny",
@@ -251,3 +247,46 @@ def test_mlflow_run_id_over_http_from_a_real_tracking_server(tmp_path, monkeypat
         except subprocess.TimeoutExpired:
             os.killpg(server.pid, signal.SIGKILL)
             server.wait()
+
+
+CALLBACK_SCRIPT = """
+import sys
+import numpy as np
+import keras
+import mlflow
+from fitdoc.keras import FitdocCallback
+
+mlflow.set_tracking_uri(sys.argv[1])
+keras.utils.set_random_seed(0)
+x = np.random.default_rng(0).uniform(size=(120, 3)).astype("float32")
+y = (x.sum(axis=1, keepdims=True) + 0.3 * np.random.default_rng(1).normal(size=(120, 1))).astype("float32")
+model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(64, activation="relu"), keras.layers.Dense(1)])
+model.compile(optimizer=keras.optimizers.Adam(0.01), loss="mse", metrics=["mae"])
+doctor = FitdocCallback(mlflow=True, verbose=0, config={"model": {"hidden_layers": 1, "units": 64}})
+with mlflow.start_run() as run:
+    model.fit(x, y, validation_split=0.25, epochs=30, batch_size=16, verbose=0, callbacks=[doctor])
+d = doctor.diagnosis
+tags = mlflow.MlflowClient().get_run(run.info.run_id).data
+print(d.verdict.value, d.cause.value if d.cause else "", tags.tags.get("fitdoc.verdict"),
+      tags.tags.get("fitdoc.cause"), "fitdoc.suggestion" in tags.params, d.suggestion is not None, sep="|")
+"""
+
+
+@pytest.mark.training
+def test_the_keras_callback_tags_the_active_mlflow_run(tmp_path):
+    _need_mlflow()
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    proc = subprocess.run(
+        [sys.executable, "-c", CALLBACK_SCRIPT, uri],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    verdict, cause, tag_verdict, tag_cause, has_param, has_suggestion = (
+        proc.stdout.strip().splitlines()[-1].split("|")
+    )
+    assert tag_verdict == verdict
+    assert tag_cause == cause
+    assert has_param == has_suggestion

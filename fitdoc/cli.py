@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 
 from fitdoc import __version__
-from fitdoc.errors import ExitCode, FitdocError
+from fitdoc.errors import ExitCode, FitdocError, MissingDependencyError
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -268,6 +268,8 @@ def _load_runs(
         for source in sources:
             try:
                 runs.append(load_run(source, options, config))
+            except MissingDependencyError:
+                raise  # the same for every path: one line, not one per file
             except FitdocError as exc:
                 errors.append(exc)
     return runs, errors

@@ -172,6 +172,15 @@ def test_without_the_extra_one_line_says_how_to_install_it(tmp_path, monkeypatch
     result = CliRunner().invoke(app, ["diagnose", str(tmp_path)])
     assert result.exit_code == 2
     assert "fitdoc[tensorboard]" in result.output
+    # Many log directories: the missing extra is said once, not once per directory.
+    for name in ("a", "b", "c"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "events.out.tfevents.1.host").write_bytes(b"\x00" * 16)
+    result = CliRunner().invoke(
+        app, ["diagnose", str(tmp_path / "a"), str(tmp_path / "b"), str(tmp_path / "c")]
+    )
+    assert result.exit_code == 2
+    assert result.output.count("fitdoc[tensorboard]") == 1
 
 
 def test_a_corrupt_event_file_is_exit_2(tmp_path):

@@ -1,9 +1,10 @@
 """Runs every rule over a history's features and combines the findings into
 one verdict, with a confidence, a one-sentence summary and the next change.
 
-Two steps decide. First the gates: a history with no validation series, too
+Three steps decide. First the gates: a history with no validation series, too
 few evaluations, a divergence or val too noisy to read gets `inconclusive`,
-whatever else fired. Otherwise the fitted combiner (`fitdoc.rules.combiner`)
+whatever else fired. Then the overrides (`OVERRIDES`, and below the combiner's
+fitted domain `SHORT_RUN_OVERRIDES`) decide alone. Otherwise the fitted combiner (`fitdoc.rules.combiner`)
 weighs every finding's strength together with the curve features and the
 run's regularization, and the most probable of overfit / underfit / balanced
 wins, with its calibrated probability as the confidence. There is no default
@@ -33,9 +34,6 @@ OVERRIDES = ("FD206",)
 # rising at each of the last evaluations, 10 % above its minimum while train falls
 # (83 % of such corpus runs are labelled overfit), decides alone.
 SHORT_RUN_OVERRIDES = ("FD103",)
-# When the winning verdict has no finding of its own, the cause it most likely has.
-# Overfit: a val minimum well inside the run is a missed early stop, else a gap.
-# Underfit: a known regularizer is the first thing to ease, else train longer.
 PLATEAU_NOTE = (
     "val is level with train on a flat plateau and the config is unknown: a noise floor (balanced) "
     "and a stalled fit (underfit) look alike here; the run's config (--config) or its data's noise "
@@ -104,6 +102,11 @@ def combine(
 def _cause(
     verdict: Verdict, findings: Sequence[Finding], features: Features, reg: Regularization | None
 ) -> Cause | None:
+    """The strongest own finding's cause; without one, the cause the verdict most likely has.
+
+    Overfit: a val minimum well inside the run is a missed early stop, else a gap.
+    Underfit: a known regularizer is the first thing to ease, else train longer.
+    """
     own = [f for f in findings if f.verdict is verdict and f.cause is not None]
     # Without a config, "over-regularized" is read off the curves alone (train above val,
     # which a running mean over an epoch also gives early on): a val still falling says more.

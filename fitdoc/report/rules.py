@@ -74,7 +74,11 @@ def render_combiner(combiner: Any, console: Console) -> None:
     console.print(f"confidence = calibration map of the winning probability: {pairs}")
 
 
-_CLASSES = ("overfit", "underfit", "balanced")
+_CLASSES = (
+    "overfit",
+    "underfit",
+    "balanced",
+)  # fitdoc.rules.combiner.CLASSES, as strings (no import at load)
 
 
 def render_rules(rules: Sequence[Any], console: Console) -> None:

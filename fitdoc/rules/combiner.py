@@ -162,14 +162,6 @@ class Combiner:
             return p
         return float(np.interp(p, self.calibration_x, self.calibration_y))
 
-    def contributions(self, x: np.ndarray, verdict: Verdict) -> list[tuple[str, float]]:
-        """Evidence terms that pushed `verdict` up against the mean of the others, largest first."""
-        k = CLASSES.index(verdict)
-        others = [i for i in range(len(CLASSES)) if i != k]
-        margin = (self.weights[k] - self.weights[others].mean(axis=0)) * x
-        order = np.argsort(-margin)
-        return [(EVIDENCE_NAMES[i], float(margin[i])) for i in order if margin[i] > 0]
-
     def to_dict(self) -> dict[str, Any]:
         return {
             "classes": [c.value for c in CLASSES],

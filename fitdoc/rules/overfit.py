@@ -55,8 +55,7 @@ def rebound(f: Features, reg: Regularization | None, t: Mapping[str, float]) -> 
     # Noisy small-data runs: a rise no larger than the jitter of two 5-epoch means is no rebound.
     if _z(gain, f.val_step_noise) < t["min_z"]:
         return None
-    # Only a missed early stop if training kept learning meanwhile.
-    if not (math.isfinite(f.train_half_drop) and f.train_half_drop > 0):
+    if not _train_kept_learning(f):
         return None
     return Vote(
         Verdict.OVERFIT,
@@ -81,7 +80,7 @@ def rising_tail(f: Features, reg: Regularization | None, t: Mapping[str, float])
     rises, rise = f.val_rise_run, f.val_last_rise
     if rises < t["min_rises"] or not math.isfinite(rise) or rise < t["min_rise"]:
         return None
-    if not (math.isfinite(f.train_half_drop) and f.train_half_drop > 0):
+    if not _train_kept_learning(f):
         return None
     return Vote(
         Verdict.OVERFIT,
@@ -92,6 +91,11 @@ def rising_tail(f: Features, reg: Regularization | None, t: Mapping[str, float])
         f"val {f.metric} rose at each of the last {rises} evaluations (>= {t['min_rises']:g}), "
         f"ending {rise:.0%} above its minimum at epoch {f.best_epoch}, while train kept falling",
     )
+
+
+def _train_kept_learning(f: Features) -> bool:
+    """A val rise is a missed early stop only if train kept falling meanwhile (second half)."""
+    return math.isfinite(f.train_half_drop) and f.train_half_drop > 0
 
 
 def _z(change: float, noise: float) -> float:

@@ -19,7 +19,7 @@ What it does, in order:
    minimum, training to 2E) and its held-out error compared with the run's
    own and with the best one-step change.
 5. With `--write`, fits on every family and writes
-   `fitdoc/rules/combiner.json`, the weights `fitdoc rules` shows.
+   `fitdoc/diagnosis/rules/combiner.json`, the weights `fitdoc rules` shows.
 
     python benchmarks/calibrate.py [--write] [--markdown]
 """
@@ -70,11 +70,11 @@ class Sample:
 
 def load_samples(data_dir: Path) -> tuple[list[Sample], dict[str, list[Member]]]:
     from fitdoc.config import validate_config
-    from fitdoc.diagnosis import run_rules
-    from fitdoc.features import compute_features
-    from fitdoc.history import curves_from_mapping
-    from fitdoc.rules._config import regularization
-    from fitdoc.rules.registry import all_rules
+    from fitdoc.diagnosis.decide import run_rules
+    from fitdoc.diagnosis.features import compute_features
+    from fitdoc.diagnosis.rules._config import regularization
+    from fitdoc.diagnosis.rules.registry import all_rules
+    from fitdoc.history.load import curves_from_mapping
 
     rules = all_rules()
     samples, members = [], {}
@@ -109,8 +109,8 @@ def load_samples(data_dir: Path) -> tuple[list[Sample], dict[str, list[Member]]]
 
 def _vector(features: Any, findings: Sequence[Any], reg: Any) -> np.ndarray | None:
     """The evidence vector, or None when a gate (or the FD206 override) decides alone."""
-    from fitdoc.diagnosis import OVERRIDES
-    from fitdoc.rules.combiner import evidence
+    from fitdoc.diagnosis.decide import OVERRIDES
+    from fitdoc.diagnosis.rules.combiner import evidence
     from fitdoc.verdict import Verdict
 
     # Every corpus run has >= 10 evaluations: the short-run overrides never apply here.
@@ -128,10 +128,10 @@ def load_shared_samples(corpus: Path) -> list[Sample]:
     labelled by the same rule with two seeds averaged). Its advice is not scored here:
     its grid lives in its raw files, not in the factory's store."""
     from benchmarks.diagnosis_quality import load_cases
-    from fitdoc.diagnosis import run_rules
-    from fitdoc.features import compute_features
-    from fitdoc.rules._config import regularization
-    from fitdoc.rules.registry import all_rules
+    from fitdoc.diagnosis.decide import run_rules
+    from fitdoc.diagnosis.features import compute_features
+    from fitdoc.diagnosis.rules._config import regularization
+    from fitdoc.diagnosis.rules.registry import all_rules
 
     if not (corpus / "labels.tsv").is_file():
         return []
@@ -234,8 +234,8 @@ class Prediction:
 
 
 def leave_one_family_out(samples: list[Sample]) -> list[Prediction]:
-    from fitdoc.diagnosis import _cause
-    from fitdoc.rules._config import regularization
+    from fitdoc.diagnosis.decide import _cause
+    from fitdoc.diagnosis.rules._config import regularization
     from fitdoc.verdict import Verdict
 
     families = sorted({s.run.family for s in samples})
@@ -263,7 +263,7 @@ def leave_one_family_out(samples: list[Sample]) -> list[Prediction]:
 
 def _decided_alone(s: Sample, with_config: bool) -> Prediction:
     """The verdict of a gate (inconclusive) or an override (FD206), as diagnose gives it."""
-    from fitdoc.diagnosis import OVERRIDES
+    from fitdoc.diagnosis.decide import OVERRIDES
 
     findings = s.findings_config if with_config else s.findings_curves
     if any(f.verdict is not None and f.verdict.value == "inconclusive" for f in findings):
@@ -323,7 +323,7 @@ def reliability(preds: Sequence[Prediction]) -> list[tuple[str, int, float, floa
 
 def advice_outcome(pred: Prediction, members: dict[str, list[Member]]) -> float | None:
     """Relative gain in held-out error from following the suggestion (None: not on the grid)."""
-    from fitdoc.suggest import suggest
+    from fitdoc.diagnosis.suggest import suggest
     from fitdoc.verdict import Cause, Verdict
 
     run = pred.sample.run
@@ -578,7 +578,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def write_combiner(samples: list[Sample], preds: list[Prediction]) -> None:
-    from fitdoc.rules.combiner import WEIGHTS_FILE, Combiner
+    from fitdoc.diagnosis.rules.combiner import WEIGHTS_FILE, Combiner
 
     weights, bias = fit(*training_rows(samples))
     judged = [p for p in preds if p.verdict != "inconclusive" and not p.decided_alone]

@@ -51,7 +51,7 @@ class Case:
 def read_curves(path: Path) -> Any:
     """The team's reader when it is there; else a plain CSVLogger read."""
     try:
-        from fitdoc.history import read_history
+        from fitdoc.history.load import read_history
     except ImportError:
         return _read_csvlogger(path)
     return read_history(path)
@@ -60,7 +60,7 @@ def read_curves(path: Path) -> Any:
 def _read_csvlogger(path: Path) -> Any:
     import numpy as np
 
-    from fitdoc.curves import Curves
+    from fitdoc.history.curves import Curves
 
     with path.open(newline="") as handle:
         rows = list(csv.DictReader(handle))
@@ -102,7 +102,7 @@ def load_cases(corpus: Path) -> list[Case]:
 
 
 def engine(with_config: bool, thresholds: Any = None) -> Callable[[Case], tuple[str, str]]:
-    from fitdoc.diagnosis import diagnose_curves
+    from fitdoc.diagnosis.decide import diagnose_curves
 
     def predict(case: Case) -> tuple[str, str]:
         d = diagnose_curves(case.curves, case.config if with_config else None, thresholds)

@@ -4,7 +4,7 @@ Usage:
     TF_CPP_MIN_LOG_LEVEL=2 python benchmarks/founding_story.py [CONFIG.yaml ...] [--set KEY=VALUE ...]
 
 Without configs it trains the four quick founding configs in sample_configs/.
-Final and best values follow `fitdoc.figures`, as every fitdoc output does:
+Final and best values follow `fitdoc.report.figures`, as every fitdoc output does:
 final = the mean of the last tenth of the epochs (3 to 50), best = the minimum. Each run is diagnosed the way `fitdoc diagnose RUN_DIR` does it (its
 history plus its config), so the README's table comes from this one script.
 Runs go to a temporary directory (`--keep DIR` keeps them there instead, e.g.
@@ -23,11 +23,11 @@ import pandas as pd
 from rich.console import Console
 
 from fitdoc.config import load_config
-from fitdoc.data import SYNTHETIC_HELDOUT_ROWS
-from fitdoc.diagnosis import diagnose_curves
-from fitdoc.figures import run_figures
-from fitdoc.history import read_history
-from fitdoc.train import run_training
+from fitdoc.diagnosis.decide import diagnose_curves
+from fitdoc.history.load import read_history
+from fitdoc.report.figures import run_figures
+from fitdoc.training.data import SYNTHETIC_HELDOUT_ROWS
+from fitdoc.training.run import run_training
 from fitdoc.verdict import Diagnosis
 
 SAMPLES = Path(__file__).resolve().parents[1] / "sample_configs"

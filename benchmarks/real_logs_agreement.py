@@ -58,7 +58,7 @@ def read_manifest(path: Path = MANIFEST) -> list[dict[str, str]]:
 
 
 def _auto_columns(path: Path) -> tuple[str | None, str | None]:
-    from fitdoc.history import read_history
+    from fitdoc.history.load import read_history
 
     curves = read_history(path)
     return curves.train_name, curves.val_name

@@ -30,8 +30,8 @@ import pandas as pd
 from rich.console import Console
 
 from fitdoc.config import Config, load_config
-from fitdoc.data import load_data
-from fitdoc.train import run_training
+from fitdoc.training.data import load_data
+from fitdoc.training.run import run_training
 
 CONFIG = Path(__file__).resolve().parents[1] / "sample_configs" / "founding-noreg-1000ep.yaml"
 
@@ -40,7 +40,7 @@ def plain_keras(config: Config) -> tuple[float, float, float]:
     """The user's script: same rows (train then validation), same net, `model.fit`."""
     import keras
 
-    from fitdoc.model import build_model, compile_model
+    from fitdoc.training.model import build_model, compile_model
 
     data = load_data(config.data, seed=config.seed, validation_split=config.training.validation_split)
     x = np.concatenate([data.x_train, data.x_val])

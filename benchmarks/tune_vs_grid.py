@@ -34,10 +34,10 @@ from pathlib import Path
 from rich.console import Console
 
 from fitdoc.config import Config
-from fitdoc.history import read_history
-from fitdoc.ladder import DROPOUT, L2
-from fitdoc.train import run_training
+from fitdoc.history.load import read_history
+from fitdoc.training.run import run_training
 from fitdoc.tune import run_tune
+from fitdoc.tune.plan import DROPOUT, L2
 
 WITHIN = 0.05
 

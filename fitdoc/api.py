@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from fitdoc.config import AnyConfig, Config, ModelOnlyConfig, load_config, validate_config
-from fitdoc.curves import Curves
 from fitdoc.errors import FitdocError, HistoryError
+from fitdoc.history.curves import Curves
 from fitdoc.verdict import Diagnosis
 
 ConfigLike = AnyConfig | Mapping[str, Any] | str | Path | None
@@ -54,7 +54,7 @@ def diagnose(
             the field). A history without validation data is not an error:
             it is diagnosed `inconclusive`.
     """
-    from fitdoc.diagnosis import diagnose_curves
+    from fitdoc.diagnosis.decide import diagnose_curves
 
     curves, found_config = _curves_and_config(obj, train_col=train_col, val_col=val_col)
     resolved = _resolve_config(config) if config is not None else found_config
@@ -64,7 +64,7 @@ def diagnose(
 def _curves_and_config(
     obj: Any, *, train_col: str | None, val_col: str | None
 ) -> tuple[Curves, AnyConfig | None]:
-    from fitdoc import history
+    from fitdoc.history import load as history
 
     if isinstance(obj, Curves):
         return obj, None
@@ -88,8 +88,8 @@ def _curves_from_path(
     path: Path, *, train_col: str | None, val_col: str | None
 ) -> tuple[Curves, AnyConfig | None]:
     # The same discovery and loading as `fitdoc diagnose PATH`, so both agree on what a path holds.
-    from fitdoc.history import discover
-    from fitdoc.rundir import ReadOptions, load_run
+    from fitdoc.history.load import discover
+    from fitdoc.history.rundir import ReadOptions, load_run
 
     runs = discover([path])
     if len(runs) > 1:
@@ -119,7 +119,7 @@ def _resolve_thresholds(thresholds: ThresholdsLike) -> dict[str, Any] | None:
     if thresholds is None:
         return None
     if isinstance(thresholds, (str, Path)):
-        from fitdoc.rules.registry import load_threshold_overrides
+        from fitdoc.diagnosis.rules.registry import load_threshold_overrides
 
         return load_threshold_overrides(Path(thresholds))
     if isinstance(thresholds, Mapping):

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from fitdoc.config import AnyConfig
-    from fitdoc.rundir import ReadOptions, Run
+    from fitdoc.history.rundir import ReadOptions, Run
     from fitdoc.verdict import Diagnosis
 
 
@@ -245,7 +245,7 @@ def parse_fail_on(text: str | None) -> frozenset[str]:
 
 
 def _read_options(format_in: str | None, train_col: str | None, val_col: str | None) -> ReadOptions:
-    from fitdoc.rundir import ReadOptions
+    from fitdoc.history.rundir import ReadOptions
 
     return ReadOptions(format_in=format_in, train_col=train_col, val_col=val_col)
 
@@ -254,8 +254,8 @@ def _load_runs(
     paths: Sequence[Path], options: ReadOptions, config: AnyConfig | None
 ) -> tuple[list[Run], list[FitdocError]]:
     """Every readable run under `paths`, and the errors of the others (each path stands alone)."""
-    from fitdoc.history import discover
-    from fitdoc.rundir import load_run
+    from fitdoc.history.load import discover
+    from fitdoc.history.rundir import load_run
 
     runs: list[Run] = []
     errors: list[FitdocError] = []
@@ -290,7 +290,7 @@ def _verdict_code(diagnoses: Iterable[Diagnosis], fail_on: frozenset[str]) -> in
 
 
 def _diagnose_runs(runs: Sequence[Run], thresholds: dict[str, Any] | None) -> list[Diagnosis]:
-    from fitdoc.diagnosis import diagnose_curves
+    from fitdoc.diagnosis.decide import diagnose_curves
 
     return [diagnose_curves(run.curves, run.config, thresholds) for run in runs]
 
@@ -298,7 +298,7 @@ def _diagnose_runs(runs: Sequence[Run], thresholds: dict[str, Any] | None) -> li
 def _load_thresholds(path: Path | None) -> dict[str, Any] | None:
     if path is None:
         return None
-    from fitdoc.rules.registry import load_threshold_overrides
+    from fitdoc.diagnosis.rules.registry import load_threshold_overrides
 
     return load_threshold_overrides(path)
 
@@ -371,7 +371,7 @@ def train(
     fail = parse_fail_on(fail_on)
     config = load_config(config_path, overrides)
     assert isinstance(config, Config)
-    from fitdoc.train import run_training
+    from fitdoc.training.run import run_training
 
     result = run_training(config, console=_stderr(), progress=not quiet)
     code = int(ExitCode.OK)
@@ -382,8 +382,8 @@ def train(
         _error_line(f"{result.run_dir}: {result.message}")
         code = int(ExitCode.DIVERGED)
 
-    from fitdoc.history import discover
-    from fitdoc.rundir import load_run
+    from fitdoc.history.load import discover
+    from fitdoc.history.rundir import load_run
 
     try:
         run = load_run(discover([result.run_dir])[0], config=config)
@@ -462,8 +462,8 @@ def _emit_config(runs: Sequence[Run], diagnoses: Sequence[Diagnosis], out: Path)
     A balanced (or inconclusive) run has no next step: that is an answer, not
     bad input, so a CI job that always passes --emit-config keeps exit 0.
     """
-    from fitdoc.config import write_config
-    from fitdoc.suggest import next_config
+    from fitdoc.diagnosis.suggest import next_config
+    from fitdoc.history.rundir import write_config
 
     if len(runs) != 1:
         raise FitdocError(f"needs exactly one history, got {len(runs)}", field="--emit-config")
@@ -551,8 +551,8 @@ def compare(
     val_col: ValColOpt = None,
 ) -> None:
     """A table of runs: config differences, best/final train and val MAE, verdicts."""
-    from fitdoc.compare import compare_runs
     from fitdoc.report import compare as compare_report
+    from fitdoc.report.comparison import compare_runs
 
     runs, errors = _load_runs(paths, _read_options(format_in, train_col, val_col), None)
     code = _report_errors(errors)
@@ -638,10 +638,10 @@ def rules(
     output_format: Annotated[TableFormat, typer.Option("--format", help="Output format.")] = TableFormat.text,
 ) -> None:
     """Every rule (id, what it measures, thresholds) and the fitted combiner's weights."""
+    from fitdoc.diagnosis.rules.combiner import default_combiner
+    from fitdoc.diagnosis.rules.registry import all_rules
     from fitdoc.report.rules import render_combiner
     from fitdoc.report.text import render_rules, rules_to_json, rules_to_markdown
-    from fitdoc.rules.combiner import default_combiner
-    from fitdoc.rules.registry import all_rules
 
     overrides = _load_thresholds(thresholds)
     rule_list = all_rules(overrides) if overrides else all_rules()

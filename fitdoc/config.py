@@ -18,7 +18,6 @@ import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from fitdoc.errors import ConfigError
-from fitdoc.rundir import atomic_write_text
 
 # Echo a bad value briefly: YAML aliases can make a small file a huge value (a
 # "billion laughs"), and a full repr of it would take minutes and gigabytes.
@@ -248,10 +247,6 @@ def config_to_yaml(config: BaseModel) -> str:
     # Python mode, not JSON mode: a model-only config keeps its unread data section as
     # YAML gave it (inf, dates...), and JSON mode would turn those into null or text.
     return yaml.safe_dump(config.model_dump(mode="python"), sort_keys=False)
-
-
-def write_config(config: BaseModel, path: Path) -> None:
-    atomic_write_text(path, config_to_yaml(config))
 
 
 def json_schema() -> dict[str, Any]:

@@ -16,7 +16,7 @@ from typing import Any, TextIO
 import keras
 
 from fitdoc.errors import FitdocError
-from fitdoc.rundir import (
+from fitdoc.history.rundir import (
     HISTORY_FILE,
     RUN_FILE,
     as_written,
@@ -288,8 +288,8 @@ class FitdocCallback(keras.callbacks.Callback):
             self._best_weights = self.model.get_weights()
 
     def _diagnose(self) -> Diagnosis:
-        from fitdoc.diagnosis import diagnose_curves
-        from fitdoc.history import curves_from_mapping
+        from fitdoc.diagnosis.decide import diagnose_curves
+        from fitdoc.history.load import curves_from_mapping
 
         key = self._monitored()
         if key is None or key not in self.history:

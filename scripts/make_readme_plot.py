@@ -23,13 +23,13 @@ from pathlib import Path
 
 from rich.console import Console
 
-from fitdoc.compare import compare_runs
-from fitdoc.diagnosis import diagnose_curves
+from fitdoc.diagnosis.decide import diagnose_curves
 from fitdoc.errors import FitdocError
-from fitdoc.history import discover
+from fitdoc.history.load import discover
+from fitdoc.history.rundir import ReadOptions, Run, load_run
 from fitdoc.report.compare import render_comparison
+from fitdoc.report.comparison import compare_runs
 from fitdoc.report.plot import plot_runs
-from fitdoc.rundir import ReadOptions, Run, load_run
 
 REPO = Path(__file__).resolve().parents[1]
 

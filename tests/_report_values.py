@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 from fitdoc.config import Config, validate_config
-from fitdoc.curves import Curves
-from fitdoc.rundir import Run
+from fitdoc.history.curves import Curves
+from fitdoc.history.rundir import Run
 from fitdoc.verdict import Cause, Change, Diagnosis, Finding, Suggestion, Verdict
 
 EPOCHS = 300

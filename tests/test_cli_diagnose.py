@@ -166,7 +166,7 @@ def test_rules_lists_every_rule_and_applies_overrides(tmp_path: Path) -> None:
 
 
 def test_rules_shows_the_combiners_weights() -> None:
-    from fitdoc.rules.combiner import EVIDENCE_NAMES, default_combiner
+    from fitdoc.diagnosis.rules.combiner import EVIDENCE_NAMES, default_combiner
 
     document = json.loads(runner.invoke(app, ["rules", "--format", "json"]).stdout)
     combiner = document["combiner"]

@@ -1,4 +1,4 @@
-"""The comparison model (fitdoc.compare) and its renderers (fitdoc.report.compare)."""
+"""The comparison model (fitdoc.report.comparison) and its renderers (fitdoc.report.compare)."""
 
 from __future__ import annotations
 
@@ -12,14 +12,14 @@ from _report_values import founding_config, founding_curves, founding_views
 from rich.console import Console
 from test_report import check_golden
 
-from fitdoc.compare import compare_runs, differing_keys, flatten_config, run_labels
 from fitdoc.config import ModelOnlyConfig
-from fitdoc.curves import Curves
-from fitdoc.features import compute_features
-from fitdoc.figures import run_figures
+from fitdoc.diagnosis.features import compute_features
 from fitdoc.formatting import metric_text
+from fitdoc.history.curves import Curves
+from fitdoc.history.rundir import Run
 from fitdoc.report.compare import comparison_to_json, comparison_to_markdown, render_comparison
-from fitdoc.rundir import Run
+from fitdoc.report.comparison import compare_runs, differing_keys, flatten_config, run_labels
+from fitdoc.report.figures import run_figures
 
 
 def curves(train, val, source="x.csv", metric="mae") -> Curves:

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from fitdoc.config import DataConfig
-from fitdoc.data import SYNTHETIC_HELDOUT_ROWS, load_data, make_dataset, split_at, synthetic_arrays
 from fitdoc.errors import DataError, MissingDependencyError
+from fitdoc.training.data import SYNTHETIC_HELDOUT_ROWS, load_data, make_dataset, split_at, synthetic_arrays
 
 
 def _frame(n: int = 50) -> pd.DataFrame:

@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 
 from fitdoc.config import load_config
-from fitdoc.curves import Curves
-from fitdoc.diagnosis import combine, diagnose_curves, run_rules
-from fitdoc.features import Features, compute_features
-from fitdoc.history import read_history
-from fitdoc.rules.combiner import CLASSES, EVIDENCE_NAMES, Combiner, default_combiner, evidence
-from fitdoc.rules.registry import all_rules
+from fitdoc.diagnosis.decide import combine, diagnose_curves, run_rules
+from fitdoc.diagnosis.features import Features, compute_features
+from fitdoc.diagnosis.rules.combiner import CLASSES, EVIDENCE_NAMES, Combiner, default_combiner, evidence
+from fitdoc.diagnosis.rules.registry import all_rules
+from fitdoc.history.curves import Curves
+from fitdoc.history.load import read_history
 from fitdoc.verdict import Cause, Finding, Verdict
 
 FIXTURES = Path(__file__).parent / "fixtures" / "verdicts"

@@ -120,7 +120,7 @@ def check_history(history: Path) -> list[list[float]]:
         rows.append(values)
     # And fitdoc's own reader takes it.
     if rows:
-        from fitdoc.history import read_history
+        from fitdoc.history.load import read_history
 
         assert len(read_history(history)) == len(rows)
     return rows

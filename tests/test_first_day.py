@@ -160,8 +160,8 @@ def test_a_tiny_csv_is_refused_naming_the_count(tmp_path: Path) -> None:
 
 def test_too_few_synthetic_rows_name_n_samples() -> None:
     from fitdoc.config import DataConfig
-    from fitdoc.data import load_data
     from fitdoc.errors import DataError
+    from fitdoc.training.data import load_data
 
     with pytest.raises(
         DataError, match=r"^data\.n_samples: 12 rows give 9 training and 3 validation"
@@ -249,7 +249,7 @@ def test_no_eta_until_a_few_epochs_and_none_from_the_compile_epoch() -> None:
 
     from rich.console import Console
 
-    from fitdoc.train import ProgressDisplay
+    from fitdoc.training.run import ProgressDisplay
 
     clock, out = Clock(), io.StringIO()
     console = Console(file=out, width=200)
@@ -270,7 +270,7 @@ def test_the_bar_leaves_a_one_line_summary_on_a_terminal() -> None:
 
     from rich.console import Console
 
-    from fitdoc.train import ProgressDisplay
+    from fitdoc.training.run import ProgressDisplay
 
     clock, out = Clock(), io.StringIO()
     console = Console(file=out, width=120, force_terminal=True, color_system=None)
@@ -345,9 +345,9 @@ def test_text_gives_the_early_stopping_reason_markdown_gives() -> None:
 def test_a_run_retraced_by_a_later_one_stays_visible_in_the_plot() -> None:
     import numpy as np
 
-    from fitdoc.curves import Curves
+    from fitdoc.history.curves import Curves
+    from fitdoc.history.rundir import Run as RunView
     from fitdoc.report.plot import HALO_WIDTH, build_figure, covered_runs
-    from fitdoc.rundir import Run as RunView
 
     def curves(epochs: int, source: str) -> Curves:
         e = np.arange(epochs, dtype=float)

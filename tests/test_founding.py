@@ -31,7 +31,7 @@ from typer.testing import CliRunner
 
 from fitdoc.cli import app
 from fitdoc.config import load_config
-from fitdoc.train import run_training
+from fitdoc.training.run import run_training
 
 SAMPLES = Path(__file__).resolve().parents[1] / "sample_configs"
 NAMES = ("founding-noreg", "founding-l2-1e-3", "founding-l2-1e-4", "founding-dropout-0.2")

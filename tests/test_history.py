@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from fitdoc.errors import HistoryError
-from fitdoc.history import FORMATS, read_history
+from fitdoc.history.load import FORMATS, read_history
 
 FIX = Path(__file__).parent / "fixtures" / "histories"
 
@@ -210,7 +210,7 @@ def test_validation_only_and_train_only_histories_still_read(tmp_path):
 
 
 def test_discover_files_run_dirs_and_plain_folders(tmp_path):
-    from fitdoc.history import discover
+    from fitdoc.history.load import discover
 
     run = tmp_path / "runs" / "b-run"
     run.mkdir(parents=True)
@@ -247,7 +247,7 @@ def test_discover_files_run_dirs_and_plain_folders(tmp_path):
 
 
 def test_discover_refuses_missing_paths_and_empty_folders(tmp_path):
-    from fitdoc.history import discover
+    from fitdoc.history.load import discover
 
     with pytest.raises(HistoryError, match="no such file or directory") as err:
         discover([tmp_path / "missing"])
@@ -259,7 +259,7 @@ def test_discover_refuses_missing_paths_and_empty_folders(tmp_path):
 def test_curves_from_mapping_and_frame_match_the_file_reader():
     import pandas as pd
 
-    from fitdoc.history import curves_from_frame, curves_from_mapping
+    from fitdoc.history.load import curves_from_frame, curves_from_mapping
 
     history = {
         "loss": [1.0, 0.6, 0.5],

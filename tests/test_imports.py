@@ -34,9 +34,15 @@ HF_JSON = FIXTURES / "histories" / "hf_trainer_state.json"
 DEEP = ("tensorflow", "keras", "tf_keras", "jax", "torch")
 # `fitdoc tune --backend ray` imports Ray inside its runner; nothing else ever does.
 CLUSTER = ("ray",)
-TRAINING = ("fitdoc.model", "fitdoc.train", "fitdoc.keras", "fitdoc.fastfit", "fitdoc.tune")
+TRAINING = (
+    "fitdoc.training.model",
+    "fitdoc.training.run",
+    "fitdoc.keras",
+    "fitdoc.training.engine",
+    "fitdoc.tune",
+)
 # Modules fitdoc is allowed to import TensorFlow from at module level (DESIGN.md); the rest may not.
-TF_HOMES = {"fitdoc.model", "fitdoc.train", "fitdoc.keras", "fitdoc.fastfit"}
+TF_HOMES = {"fitdoc.training.model", "fitdoc.training.run", "fitdoc.keras", "fitdoc.training.engine"}
 
 
 def imported_by(*args: str, cwd: Path) -> tuple[set[str], subprocess.CompletedProcess[str]]:
@@ -66,15 +72,15 @@ LIGHT_CASES = {
     "diagnose-run-dir-text": (["diagnose", str(RUN_DIR), "--format", "text"], "fitdoc.report.text"),
     "diagnose-csv-markdown": (["diagnose", str(CSV), "--format", "markdown"], "fitdoc.report.markdown"),
     "diagnose-json-github": (["diagnose", str(KERAS_JSON), "--format", "github"], "fitdoc.report.github"),
-    "diagnose-hf-text": (["diagnose", str(HF_JSON)], "fitdoc.diagnosis"),
+    "diagnose-hf-text": (["diagnose", str(HF_JSON)], "fitdoc.diagnosis.decide"),
     "diagnose-several-fail-on": (
         ["diagnose", str(RUN_DIR), str(OTHER_RUN), str(CSV), "--fail-on", "overfit"],
-        "fitdoc.diagnosis",
+        "fitdoc.diagnosis.decide",
     ),
     "compare-text": (["compare", str(RUN_DIR), str(OTHER_RUN)], "fitdoc.report.compare"),
     "compare-json": (["compare", str(RUN_DIR), str(OTHER_RUN), "--format", "json"], "fitdoc.report.compare"),
-    "rules-text": (["rules"], "fitdoc.rules.registry"),
-    "rules-json": (["rules", "--format", "json"], "fitdoc.rules.registry"),
+    "rules-text": (["rules"], "fitdoc.diagnosis.rules.registry"),
+    "rules-json": (["rules", "--format", "json"], "fitdoc.diagnosis.rules.registry"),
     "help": (["--help"], "fitdoc.cli"),
     "diagnose-help": (["diagnose", "--help"], "fitdoc.cli"),
     "plot-help": (["plot", "--help"], "fitdoc.cli"),
@@ -120,7 +126,9 @@ def test_every_library_module_but_the_training_ones_imports_without_tensorflow()
         for m in pkgutil.walk_packages(fitdoc.__path__, "fitdoc.")
         if m.name not in TF_HOMES and m.name != "fitdoc.__main__"  # __main__ runs the CLI
     )
-    assert {"fitdoc.history", "fitdoc.diagnosis", "fitdoc.cli", "fitdoc.report.plot"} <= set(names)
+    assert {"fitdoc.history.load", "fitdoc.diagnosis.decide", "fitdoc.cli", "fitdoc.report.plot"} <= set(
+        names
+    )
     # One process, checked after each import, so a failure names the module that pulled it in.
     code = (
         "import importlib, sys\n"
@@ -135,7 +143,7 @@ def test_every_library_module_but_the_training_ones_imports_without_tensorflow()
     assert proc.returncode == 0, proc.stderr[-2000:]
 
 
-@pytest.mark.parametrize("module", ["fitdoc", "fitdoc.history", "fitdoc.diagnosis", "fitdoc.cli"])
+@pytest.mark.parametrize("module", ["fitdoc", "fitdoc.history.load", "fitdoc.diagnosis.decide", "fitdoc.cli"])
 def test_the_diagnosis_path_imports_without_pandas_or_pydantic_models(module: str) -> None:
     # fitdoc.config (pydantic models + YAML) is loaded only for a run that has a config.
     code = (
@@ -152,7 +160,7 @@ def test_the_diagnosis_path_imports_without_pandas_or_pydantic_models(module: st
 def test_a_csv_without_config_never_loads_the_config_schema(tmp_path: Path) -> None:
     modules, proc = imported_by("diagnose", str(CSV), "--format", "json", cwd=tmp_path)
     assert proc.returncode in (0, 1), proc.stderr[-2000:]
-    assert "fitdoc.diagnosis" in modules
+    assert "fitdoc.diagnosis.decide" in modules
     assert not {"fitdoc.config", "yaml", "pandas"} & modules
 
 

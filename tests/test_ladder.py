@@ -14,11 +14,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fitdoc.config import load_config, validate_config
-from fitdoc.curves import Curves
-from fitdoc.diagnosis import diagnose_curves
-from fitdoc.features import compute_features
-from fitdoc.history import read_history
-from fitdoc.ladder import (
+from fitdoc.diagnosis.decide import diagnose_curves
+from fitdoc.diagnosis.features import compute_features
+from fitdoc.diagnosis.suggest import suggest
+from fitdoc.history.curves import Curves
+from fitdoc.history.load import read_history
+from fitdoc.tune.plan import (
     DROPOUT,
     L2,
     Move,
@@ -28,8 +29,7 @@ from fitdoc.ladder import (
     plan_next,
     settings_key,
 )
-from fitdoc.suggest import suggest
-from fitdoc.tune.loop import settings_of, trial_from_run
+from fitdoc.tune.trials import settings_of, trial_from_run
 from fitdoc.verdict import Cause, Suggestion, Verdict
 
 BASE = {

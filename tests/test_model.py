@@ -10,7 +10,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 keras = pytest.importorskip("keras")
 
 from fitdoc.config import ModelConfig, TrainingConfig  # noqa: E402
-from fitdoc.model import build_model, compile_model  # noqa: E402
+from fitdoc.training.model import build_model, compile_model  # noqa: E402
 
 pytestmark = pytest.mark.training
 

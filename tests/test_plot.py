@@ -12,10 +12,10 @@ from _report_values import OVERFIT, UNDERFIT, founding_config, founding_curves, 
 from conftest import shared_corpus
 from PIL import Image
 
-from fitdoc.curves import Curves
 from fitdoc.errors import FitdocError
+from fitdoc.history.curves import Curves
+from fitdoc.history.rundir import Run
 from fitdoc.report.plot import DPI, OKABE_ITO, build_figure, choose_log, plot_runs
-from fitdoc.rundir import Run
 
 GOLDEN = Path(__file__).parent / "golden"
 
@@ -244,7 +244,7 @@ CORPUS_FILES = [
 
 @pytest.mark.parametrize("name", CORPUS_FILES)
 def test_plots_one_real_file_of_each_format(tmp_path: Path, name: str) -> None:
-    from fitdoc.history import read_history
+    from fitdoc.history.load import read_history
 
     path = shared_corpus() / "real" / name
     curves = read_history(path)
@@ -256,7 +256,7 @@ def test_plots_one_real_file_of_each_format(tmp_path: Path, name: str) -> None:
 
 
 def test_plots_real_files_of_every_format_together(tmp_path: Path) -> None:
-    from fitdoc.history import read_history
+    from fitdoc.history.load import read_history
 
     corpus = shared_corpus() / "real"
     views = [Run(Path(n).stem, read_history(corpus / n)) for n in CORPUS_FILES]
@@ -266,7 +266,7 @@ def test_plots_real_files_of_every_format_together(tmp_path: Path) -> None:
 
 def _diagnose(curves: Curves):
     try:
-        from fitdoc.diagnosis import diagnose_curves
+        from fitdoc.diagnosis.decide import diagnose_curves
     except ImportError:  # the rule engine is optional for the plotting itself
         return None
     return diagnose_curves(curves)

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from fitdoc.config import Config, ModelOnlyConfig, config_to_yaml, load_config, validate_config
 from fitdoc.errors import ConfigError, FitdocError
-from fitdoc.history import FORMATS
+from fitdoc.history.load import FORMATS
 
 BOUNDED = settings(
     max_examples=150,
@@ -326,7 +326,7 @@ cells = st.one_of(
 
 def assert_curves(curves: Any, path: Path) -> None:
     """What every rule may rely on in a `Curves` value."""
-    from fitdoc.curves import Curves
+    from fitdoc.history.curves import Curves
 
     assert isinstance(curves, Curves)
     n = len(curves.epochs)
@@ -340,7 +340,7 @@ def assert_curves(curves: Any, path: Path) -> None:
 
 def read_outcome(path: Path, **options: Any) -> Any:
     """Read a history; return its Curves, or the HistoryError after checking it is a clean one-liner."""
-    from fitdoc.history import read_history
+    from fitdoc.history.load import read_history
 
     try:
         curves = read_history(path, **options)
@@ -473,8 +473,8 @@ def test_history_json_shapes(obj: Any, format_in: str | None, cut: bool) -> None
 @BOUNDED
 @given(obj=st.dictionaries(json_keys, json_series, max_size=5))
 def test_curves_from_mapping(obj: dict[str, Any]) -> None:
-    from fitdoc.curves import Curves
-    from fitdoc.history import curves_from_mapping
+    from fitdoc.history.curves import Curves
+    from fitdoc.history.load import curves_from_mapping
 
     try:
         curves = curves_from_mapping(obj)
@@ -498,7 +498,7 @@ def curves_values(draw: st.DrawFn) -> Any:
     """Curves as any reader could hand them over: any length, any values, validation or not."""
     import numpy as np
 
-    from fitdoc.curves import Curves
+    from fitdoc.history.curves import Curves
 
     n = draw(st.integers(min_value=0, max_value=60))
     smooth = draw(st.booleans())
@@ -529,8 +529,8 @@ def assert_diagnosis(diagnosis: Any, curves: Any) -> None:
 
     import numpy as np
 
+    from fitdoc.diagnosis.rules.registry import get_rule
     from fitdoc.report.jsonout import diagnoses_to_json
-    from fitdoc.rules.registry import get_rule
     from fitdoc.verdict import Diagnosis, Verdict
 
     assert isinstance(diagnosis, Diagnosis)
@@ -552,7 +552,7 @@ def assert_diagnosis(diagnosis: Any, curves: Any) -> None:
 @BOUNDED
 @given(curves=curves_values())
 def test_diagnosis_any_curves(curves: Any) -> None:
-    from fitdoc.diagnosis import diagnose_curves
+    from fitdoc.diagnosis.decide import diagnose_curves
 
     assert_diagnosis(diagnose_curves(curves), curves)
 
@@ -561,7 +561,7 @@ def test_diagnosis_any_curves(curves: Any) -> None:
 @given(history=csv_histories())
 def test_read_then_diagnose(history: tuple[str, dict[str, Any]]) -> None:
     """The whole `diagnose` pipeline on random CSVs: Curves then a Diagnosis, or a clean error."""
-    from fitdoc.diagnosis import diagnose_curves
+    from fitdoc.diagnosis.decide import diagnose_curves
 
     text, options = history
     outcome = read_outcome(_write(text, "history.csv"), **options)
@@ -583,7 +583,7 @@ def test_read_then_diagnose(history: tuple[str, dict[str, Any]]) -> None:
 )
 def test_history_that_cannot_be_judged_is_inconclusive(tmp_path: Path, text: str) -> None:
     """Empty, one-row and validation-less histories: a clean error or `inconclusive`, never a label."""
-    from fitdoc.diagnosis import diagnose_curves
+    from fitdoc.diagnosis.decide import diagnose_curves
     from fitdoc.verdict import Verdict
 
     path = tmp_path / "history.csv"
@@ -596,7 +596,7 @@ def test_history_that_cannot_be_judged_is_inconclusive(tmp_path: Path, text: str
 
 def test_val_growing_1e17_fold_is_diagnosed(tmp_path: Path) -> None:
     """Found by hypothesis: a diverging val that stays finite crashed the features (exit 4)."""
-    from fitdoc.diagnosis import diagnose_curves
+    from fitdoc.diagnosis.decide import diagnose_curves
 
     path = tmp_path / "history.csv"
     path.write_text("epoch,mae,val_mae\n" + "".join(f"{e},1,{1 if e < 6 else 1e17}\n" for e in range(12)))

@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 
 from fitdoc.cli import app
 from fitdoc.errors import HistoryError, MissingDependencyError
-from fitdoc.history import discover, read_history
+from fitdoc.history.load import discover, read_history
 
 REPO = Path(__file__).resolve().parents[1]
 TRAIN = [1.0 / (e + 1) for e in range(15)]
@@ -88,7 +88,7 @@ def test_mlruns_file_store_reads_without_mlflow(tmp_path):
     code = (
         "import sys, json\n"
         "sys.modules['mlflow'] = None\n"
-        "from fitdoc.history import read_history\n"
+        "from fitdoc.history.load import read_history\n"
         "c = read_history(sys.argv[1])\n"
         "print(json.dumps([c.train_name, c.val_name, list(c.train), list(c.val), list(c.notes)]))\n"
     )

@@ -11,9 +11,9 @@ import pytest
 from typer.testing import CliRunner
 
 from fitdoc.cli import app
-from fitdoc.curves import Curves
 from fitdoc.errors import HistoryError
-from fitdoc.history import read_history
+from fitdoc.history.curves import Curves
+from fitdoc.history.load import read_history
 
 
 def _hf_log(evals_per_epoch: int, epochs: int, logging_steps: int, steps_per_epoch: int = 20) -> list[dict]:
@@ -232,7 +232,7 @@ def _same(a, b):
 
 
 def test_large_file_path_reads_every_real_csv_as_the_careful_reader_does(corpus, monkeypatch):
-    import fitdoc.history as history
+    import fitdoc.history.load as history
 
     files = sorted(p for p in (corpus / "real").glob("*/*") if p.suffix in (".csv", ".log"))
     assert len(files) > 30
@@ -266,7 +266,7 @@ def test_a_large_per_step_log_reads_through_pandas_in_chunks(tmp_path):
     assert p.stat().st_size > (1 << 20)
     code = (
         "import sys\n"
-        "from fitdoc.history import read_history\n"
+        "from fitdoc.history.load import read_history\n"
         "c = read_history(sys.argv[1])\n"
         "print(len(c), c.train_name, c.val_name, 'pandas' in sys.modules)\n"
     )

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from fitdoc.cli import app
 from fitdoc.errors import MissingDependencyError
-from fitdoc.history import discover, read_history
+from fitdoc.history.load import discover, read_history
 
 
 def _need(module: str):

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from conftest import SHARED, shared_corpus
 
-from fitdoc.curves import Curves
 from fitdoc.errors import HistoryError
-from fitdoc.history import discover, read_history
+from fitdoc.history.curves import Curves
+from fitdoc.history.load import discover, read_history
 
 _REAL = SHARED / "corpus" / "real"
 _FILES = (

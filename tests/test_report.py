@@ -65,7 +65,7 @@ def test_text_lists_alternatives_and_non_voting_findings() -> None:
 
 def test_report_fixtures_and_docs_cite_rules_that_exist() -> None:
     """The golden files and docs quote real rules (code, name and default threshold)."""
-    from fitdoc.rules.registry import all_rules
+    from fitdoc.diagnosis.rules.registry import all_rules
 
     registered = {r.code: r for r in all_rules()}
     for diagnosis in (OVERFIT, UNDERFIT, BALANCED):
@@ -181,7 +181,7 @@ def test_annotation_escapes_properties_and_data() -> None:
 
 @pytest.fixture
 def rules():
-    from fitdoc.rules import base
+    from fitdoc.diagnosis.rules import base
 
     gap = base.Rule(
         code="FD101",

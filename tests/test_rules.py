@@ -21,12 +21,18 @@ import pytest
 import yaml
 
 from fitdoc.config import validate_config
-from fitdoc.curves import Curves
+from fitdoc.diagnosis.features import compute_features
+from fitdoc.diagnosis.rules._config import Regularization, regularization
+from fitdoc.diagnosis.rules.base import Rule, Threshold
+from fitdoc.diagnosis.rules.registry import (
+    all_rules,
+    get_rule,
+    load_threshold_overrides,
+    register,
+    validate_overrides,
+)
 from fitdoc.errors import ConfigError
-from fitdoc.features import compute_features
-from fitdoc.rules._config import Regularization, regularization
-from fitdoc.rules.base import Rule, Threshold
-from fitdoc.rules.registry import all_rules, get_rule, load_threshold_overrides, register, validate_overrides
+from fitdoc.history.curves import Curves
 
 CASES_DIR = Path(__file__).parent / "rules"
 UNITS = {"ratio", "fraction", "fraction of the run", "epochs", "noise units", "L2 factor", "dropout rate"}
@@ -204,7 +210,7 @@ def test_gain_if_doubled_reads_a_power_law_trend() -> None:
 def test_gain_at_twice_the_epochs_survives_an_explosive_curve() -> None:
     # Found by hypothesis: 2**slope overflowed (OverflowError, exit 4) on a curve
     # jumping 600 orders of magnitude within its last quarter.
-    from fitdoc.features import _gain_if_doubled
+    from fitdoc.diagnosis.features import _gain_if_doubled
 
     values = np.array([1.0] * 7 + [1e-300, 1e-150, 1.0, 1e150, 1e300])
     assert _gain_if_doubled(values) < 0

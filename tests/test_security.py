@@ -26,7 +26,7 @@ from typer.testing import CliRunner
 from fitdoc.cli import app
 from fitdoc.config import load_config
 from fitdoc.errors import ConfigError, FitdocError
-from fitdoc.rundir import create_run_dir, safe_name
+from fitdoc.history.rundir import create_run_dir, safe_name
 
 PACKAGE = Path(__file__).resolve().parents[1] / "fitdoc"
 
@@ -195,7 +195,7 @@ CODE = "__import__('os').system('touch {marker}')"
 
 
 def test_history_cells_and_headers_are_never_evaluated(tmp_path: Path) -> None:
-    from fitdoc.history import read_history
+    from fitdoc.history.load import read_history
 
     marker = tmp_path / "pwned"
     code = CODE.format(marker=marker)
@@ -310,7 +310,7 @@ def test_train_with_hostile_name_writes_only_inside_output_dir(tmp_path: Path) -
 
 def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path: Path) -> None:
     """config.yaml and run.json are written by rename: a failed write leaves the old file whole."""
-    from fitdoc.rundir import atomic_write_text
+    from fitdoc.history.rundir import atomic_write_text
 
     path = tmp_path / "run.json"
     atomic_write_text(path, '{"status": "running"}\n')
@@ -324,9 +324,9 @@ def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path: Path) -> N
 def test_written_files_respect_the_umask(tmp_path: Path, umask: int) -> None:
     """config.yaml, run.json, history.csv, tune.json/tune.csv, next/best.yaml: the
     mode any tool gives a new file (0666 less the umask), not mkstemp's 0600."""
-    from fitdoc.config import validate_config, write_config
-    from fitdoc.ladder import Trial
-    from fitdoc.rundir import HISTORY_COLUMNS, HistoryWriter, write_run_json
+    from fitdoc.config import validate_config
+    from fitdoc.history.rundir import HISTORY_COLUMNS, HistoryWriter, write_config, write_run_json
+    from fitdoc.tune.plan import Trial
     from fitdoc.tune.state import save_state
 
     config = validate_config({"data": {"synthetic": "founding"}})

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from fitdoc.config import Config, ModelOnlyConfig, validate_config
-from fitdoc.curves import Curves
+from fitdoc.diagnosis.features import Features, compute_features
+from fitdoc.diagnosis.suggest import dropout_down, dropout_up, l2_down, l2_up, next_config, suggest
 from fitdoc.errors import ConfigError
-from fitdoc.features import Features, compute_features
-from fitdoc.suggest import dropout_down, dropout_up, l2_down, l2_up, next_config, suggest
+from fitdoc.history.curves import Curves
 from fitdoc.verdict import Cause, Verdict
 
 

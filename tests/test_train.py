@@ -16,8 +16,8 @@ from rich.console import Console
 
 from fitdoc.config import Config
 from fitdoc.errors import FitdocError
-from fitdoc.rundir import HISTORY_COLUMNS, HistoryWriter, create_run_dir, safe_name
-from fitdoc.train import Decision, EpochMonitor, ProgressDisplay, StopSignals
+from fitdoc.history.rundir import HISTORY_COLUMNS, HistoryWriter, create_run_dir, safe_name
+from fitdoc.training.run import Decision, EpochMonitor, ProgressDisplay, StopSignals
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -52,7 +52,7 @@ def numeric_history(path: Path) -> list[list[float]]:
 
 
 def train(config: Config, console: Console | None = None, progress: bool = False):
-    from fitdoc.train import run_training
+    from fitdoc.training.run import run_training
 
     return run_training(config, console=console or quiet(), progress=progress)
 

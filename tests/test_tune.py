@@ -17,11 +17,11 @@ from rich.console import Console
 
 from fitdoc.config import Config, load_config
 from fitdoc.errors import FitdocError
-from fitdoc.ladder import Move, Trial
 from fitdoc.tune import run_tune
 from fitdoc.tune.display import TuneDisplay, changes_from
-from fitdoc.tune.loop import settings_of, trial_config
+from fitdoc.tune.plan import Move, Trial
 from fitdoc.tune.state import BEST_YAML, TUNE_CSV, TUNE_JSON, save_state, trials_to_csv
+from fitdoc.tune.trials import settings_of, trial_config
 
 TINY = """\
 name: tiny

@@ -1,6 +1,6 @@
 """Train a whole regularization path at once, one compiled call per epoch.
 
-The same technique as fitdoc's fast engine (`fitdoc.fastfit`): the data stays
+The same technique as fitdoc's fast engine (`fitdoc.training.engine`): the data stays
 in tensors and one `tf.function` runs the epoch (every batch step, then
 validation and the held-out test error). The path's K nets are stacked: each
 layer's kernel is one [K, in, out] variable and every op serves all K nets at

@@ -48,7 +48,7 @@ def _wave(rng: np.random.Generator, n: int, noise: float) -> Arrays:
 
 def _ridges(rng: np.random.Generator, n: int, noise: float) -> Arrays:
     """fitdoc's founding problem: steep ridges over 8 of 12 inputs."""
-    from fitdoc.data import GENERATORS
+    from fitdoc.training.data import GENERATORS
 
     x, y = GENERATORS["founding"](rng, n)
     return x, y + noise * rng.standard_normal(y.shape)

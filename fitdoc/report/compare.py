@@ -1,4 +1,4 @@
-"""Rendering a `Comparison` (fitdoc.compare) as a rich table, JSON or Markdown."""
+"""Rendering a `Comparison` (fitdoc.report.comparison) as a rich table, JSON or Markdown."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from fitdoc.compare import Comparison, RunSummary, short_key_names
 from fitdoc.errors import FitdocError
-from fitdoc.figures import BEST_TEXT, FINAL_TEXT, FINAL_TEXT_VARIED
 from fitdoc.formatting import common_affixes, metric_text, ratio_text, value_text, verdict_text
+from fitdoc.report.comparison import Comparison, RunSummary, short_key_names
+from fitdoc.report.figures import BEST_TEXT, FINAL_TEXT, FINAL_TEXT_VARIED
 from fitdoc.report.jsonout import dumps, error_to_dict
 from fitdoc.report.markdown import cell
 from fitdoc.verdict import SCHEMA_VERSION

@@ -22,10 +22,10 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from fitdoc.compare import run_labels
 from fitdoc.errors import FitdocError
 from fitdoc.formatting import change_line, metric_text, verdict_label
-from fitdoc.rundir import Run
+from fitdoc.history.rundir import Run
+from fitdoc.report.comparison import run_labels
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

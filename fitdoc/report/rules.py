@@ -1,6 +1,6 @@
 """`fitdoc rules`: every rule with its code, name, description and thresholds.
 
-Takes the registry's rule objects (`fitdoc.rules.base.Rule`): `code`, `name`,
+Takes the registry's rule objects (`fitdoc.diagnosis.rules.base.Rule`): `code`, `name`,
 `description`, `specs` (threshold name, default, description) and
 `thresholds` (the values in force, defaults unless overridden).
 """
@@ -45,7 +45,7 @@ def rule_thresholds(rule: Any) -> list[dict[str, Any]]:
 
 def combiner_rows(combiner: Any) -> list[dict[str, Any]]:
     """`[{"evidence", "description", "overfit", "underfit", "balanced"}]`, the bias last."""
-    from fitdoc.rules.combiner import CLASSES, EVIDENCE
+    from fitdoc.diagnosis.rules.combiner import CLASSES, EVIDENCE
 
     rows = []
     for i, (name, description) in enumerate(EVIDENCE):
@@ -78,7 +78,7 @@ _CLASSES = (
     "overfit",
     "underfit",
     "balanced",
-)  # fitdoc.rules.combiner.CLASSES, as strings (no import at load)
+)  # fitdoc.diagnosis.rules.combiner.CLASSES, as strings (no import at load)
 
 
 def render_rules(rules: Sequence[Any], console: Console) -> None:

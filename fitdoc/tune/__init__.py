@@ -1,7 +1,7 @@
 """`fitdoc tune`: train, diagnose, take the next step on the ladder, repeat.
 
-The decisions live in `fitdoc.ladder` (pure, tested over scripted verdicts),
-which walks the one ladder of `fitdoc.suggest`;
+The decisions live in `fitdoc.tune.plan` (pure, tested over scripted verdicts),
+which walks the one ladder of `fitdoc.diagnosis.suggest`;
 this module runs them: each trial is an ordinary run directory under
 `<tune dir>/trials/`, and after every trial `tune.json` and `tune.csv` are
 rewritten atomically, so an interrupted tune resumes (`--resume`) without

@@ -11,9 +11,9 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from fitdoc.figures import BEST_TEXT
 from fitdoc.formatting import metric_text, value_text
-from fitdoc.ladder import Move, Trial, best_trial, settings_key, trial_label
+from fitdoc.report.figures import BEST_TEXT
+from fitdoc.tune.plan import Move, Trial, best_trial, settings_key, trial_label
 from fitdoc.tune.state import TUNE_JSON
 
 # ---------------------------------------------------------------- display

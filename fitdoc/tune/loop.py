@@ -1,36 +1,39 @@
-"""The tuning loop: plan with `fitdoc.ladder`, train each trial, record it, repeat."""
+"""The tuning loop: plan with `fitdoc.tune.plan`, train each trial, record it, repeat."""
 
 from __future__ import annotations
 
-import math
 import os
 import signal
 import subprocess
 import sys
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from rich.console import Console
 
-from fitdoc.config import Config, write_config
-from fitdoc.curves import Curves
+from fitdoc.config import Config
 from fitdoc.errors import ExitCode, FitdocError
-from fitdoc.formatting import jsonable
-from fitdoc.ladder import TUNED_KEYS, Move, Trial, best_trial, plan_next
+from fitdoc.history.rundir import write_config
 from fitdoc.tune.display import TuneDisplay
+from fitdoc.tune.plan import Move, Trial, best_trial, plan_next
 from fitdoc.tune.state import (
     BEST_YAML,
-    CONFIGS_DIR,
     PLOT_FILE,
-    TRIALS_DIR,
     load_trials,
     prepare_tune_dir,
     save_state,
 )
-from fitdoc.verdict import Diagnosis
+from fitdoc.tune.trials import (
+    config_for,
+    failed_trial,
+    record_run,
+    settings_of,
+    trial_config,
+    write_trial_config,
+)
 
 
 @dataclass(frozen=True)
@@ -49,26 +52,6 @@ class TuneResult:
 
 
 # ---------------------------------------------------------------- settings <-> config
-
-
-def settings_of(config: Config) -> dict[str, Any]:
-    """The tuned fields of a config, as plain values (what `fitdoc.ladder` works on)."""
-    settings: dict[str, Any] = {}
-    for key in TUNED_KEYS:
-        value = config.get(key)
-        settings[key] = value.model_dump(mode="json") if hasattr(value, "model_dump") else value
-    return settings
-
-
-def config_for(base: Config, settings: Mapping[str, Any]) -> Config:
-    return base.with_changes(dict(settings))
-
-
-def trial_config(base: Config, settings: Mapping[str, Any], index: int, tune_dir: Path) -> Config:
-    """The config trial `index` trains: its run directory goes under `<tune dir>/trials`."""
-    return base.with_changes(
-        {**dict(settings), "output.dir": str(tune_dir / TRIALS_DIR), "name": f"trial-{index:02d}"}
-    )
 
 
 # ---------------------------------------------------------------- the loop
@@ -256,7 +239,7 @@ def make_runner(
 
 
 def _run_in_process(base: Config, move: Move, index: int, tune_dir: Path) -> tuple[list[Trial], bool]:
-    from fitdoc.train import run_training
+    from fitdoc.training.run import run_training
 
     config = trial_config(base, move.settings, index, tune_dir)
     write_trial_config(tune_dir, index, config)
@@ -319,111 +302,12 @@ def _last_line(text: str) -> str:
     return lines[-1] if lines else ""
 
 
-def write_trial_config(tune_dir: Path, index: int, config: Config) -> Path:
-    path = tune_dir / CONFIGS_DIR / f"trial-{index:02d}.yaml"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_config(config, path)
-    return path
-
-
-def failed_trial(index: int, move: Move, message: str) -> Trial:
-    return Trial(
-        index=index,
-        settings=dict(move.settings),
-        verdict=None,
-        status="failed",
-        change=move.change,
-        reason=move.reason,
-        extra={"message": message},
-    )
-
-
-def record_run(index: int, move: Move, config: Config, run_dir: Path, status: str, message: str) -> Trial:
-    """Diagnose a finished run and remember what the loop needs from it."""
-    from fitdoc.diagnosis import diagnose_curves
-    from fitdoc.history import read_history
-
-    try:
-        curves = read_history(run_dir)
-    except FitdocError as exc:
-        return failed_trial(index, move, exc.one_line())
-    # A diverged run's early minimum is no candidate for "best": no diagnosis.
-    diagnosis = diagnose_curves(curves, config) if status == "completed" else None
-    return trial_from_run(index, move, curves, diagnosis, status=status, message=message, run_dir=run_dir)
-
-
-def trial_from_run(
-    index: int,
-    move: Move,
-    curves: Curves,
-    diagnosis: Diagnosis | None,
-    *,
-    status: str = "completed",
-    message: str = "",
-    run_dir: Path | None = None,
-) -> Trial:
-    """The trial record of one run: its best validation MAE (`fitdoc.figures`:
-    the minimum; `final_val_mae` the mean of the last tenth), where the minimum
-    lies (what the ladder's early stopping needs) and its diagnosis (None: not
-    diagnosed, as for a diverged run)."""
-    from fitdoc.features import compute_features
-    from fitdoc.figures import run_figures
-
-    extra: dict[str, Any] = {"message": message, "epochs_run": len(curves)}
-    val_mae = None
-    if curves.val is not None and curves.has_validation:
-        features, figures = compute_features(curves), run_figures(curves)
-        val_mae = figures.best_val
-        extra["best_epoch"] = int(features.best_epoch)
-        extra["best_position"] = round(float(features.best_position), 6)
-        best_pos = round(features.best_position * len(curves)) - 1
-        if curves.train is not None and math.isfinite(curves.train[best_pos]):
-            extra["train_mae"] = float(curves.train[best_pos])
-        extra["final_val_mae"] = figures.final_val
-    common: dict[str, Any] = {
-        "index": index,
-        "settings": dict(move.settings),
-        "status": status,
-        "change": move.change,
-        "reason": move.reason,
-        "run_dir": None if run_dir is None else str(run_dir),
-    }
-    if diagnosis is None:
-        return Trial(verdict=None, extra=extra, **common)
-    suggestion = diagnosis.suggestion.primary.to_dict() if diagnosis.suggestion is not None else None
-    extra.update(confidence=round(float(diagnosis.confidence), 3), summary=diagnosis.summary)
-    leaning, leaning_cause = _leaning(diagnosis)
-    return Trial(
-        verdict=diagnosis.verdict.value,
-        cause=None if diagnosis.cause is None else diagnosis.cause.value,
-        val_mae=val_mae,
-        suggestion=jsonable(suggestion),
-        extra=extra,
-        leaning=leaning,
-        leaning_cause=leaning_cause,
-        **common,
-    )
-
-
-def _leaning(diagnosis: Any) -> tuple[str | None, str | None]:
-    """For an inconclusive diagnosis: the verdict of its strongest decisive finding."""
-    if diagnosis.verdict.value != "inconclusive":
-        return None, None
-    votes = [
-        f for f in diagnosis.findings if f.verdict is not None and f.verdict.value in ("overfit", "underfit")
-    ]
-    if not votes:
-        return None, None
-    strongest = max(votes, key=lambda f: f.strength)
-    return strongest.verdict.value, None if strongest.cause is None else strongest.cause.value
-
-
 def _plot(tune_dir: Path, config: Config, trials: Sequence[Trial]) -> Path | None:
     """All trials' curves side by side (the same figure `fitdoc plot` draws)."""
-    from fitdoc.diagnosis import diagnose_curves
-    from fitdoc.history import read_history
+    from fitdoc.diagnosis.decide import diagnose_curves
+    from fitdoc.history.load import read_history
+    from fitdoc.history.rundir import Run
     from fitdoc.report.plot import plot_runs
-    from fitdoc.rundir import Run
 
     views = []
     for t in trials:

@@ -1,6 +1,6 @@
 """`fitdoc tune --backend ray`: each trial a Ray task, its run directory sent back.
 
-The driver (the `fitdoc tune` process) plans with `fitdoc.ladder` exactly as
+The driver (the `fitdoc tune` process) plans with `fitdoc.tune.plan` exactly as
 the local backend does; only the training moves. A trial is the Ray task
 `train_trial`: it trains the trial's config into a temporary directory on
 whatever node runs it and returns the run directory's files as bytes, which
@@ -32,12 +32,12 @@ from typing import Any
 
 from rich.console import Console
 
-from fitdoc.config import Config, write_config
+from fitdoc.config import Config
 from fitdoc.errors import FitdocError, MissingDependencyError
-from fitdoc.ladder import Move, Trial
-from fitdoc.rundir import CONFIG_FILE, safe_name
-from fitdoc.tune.loop import failed_trial, record_run, trial_config, write_trial_config
+from fitdoc.history.rundir import CONFIG_FILE, safe_name, write_config
+from fitdoc.tune.plan import Move, Trial
 from fitdoc.tune.state import TRIALS_DIR
+from fitdoc.tune.trials import failed_trial, record_run, trial_config, write_trial_config
 
 RAY_MISSING = "--backend ray needs Ray, which is not installed: pip install 'fitdoc[ray]'"
 
@@ -64,7 +64,7 @@ def train_trial(config_data: Mapping[str, Any]) -> dict[str, Any]:
     Returns {"name", "status", "message", "files": {relative path: bytes}}.
     FitdocError (bad data, no TensorFlow on this node) propagates to the driver.
     """
-    from fitdoc.train import run_training
+    from fitdoc.training.run import run_training
 
     config = Config.model_validate(dict(config_data))
     _kill_hook(config.name)

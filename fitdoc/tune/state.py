@@ -11,8 +11,8 @@ from typing import Any
 
 from fitdoc.config import Config
 from fitdoc.errors import FitdocError
-from fitdoc.ladder import Trial, best_trial
-from fitdoc.rundir import atomic_write_text, write_json
+from fitdoc.history.rundir import atomic_write_text, write_json
+from fitdoc.tune.plan import Trial, best_trial
 
 TUNE_JSON = "tune.json"
 TUNE_CSV = "tune.csv"
@@ -46,7 +46,7 @@ CSV_COLUMNS = (
 
 
 def prepare_tune_dir(config: Config, tune_dir: Path | None, *, resume: bool) -> Path:
-    from fitdoc.rundir import create_run_dir, prepare_output_dir
+    from fitdoc.history.rundir import create_run_dir, prepare_output_dir
 
     if tune_dir is None:
         if resume:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
-    from fitdoc.data import Dataset
+    from fitdoc.training.data import Dataset
 
 
 # Row layout returned by `FastEpochs.run_epoch`.

@@ -21,12 +21,13 @@ from typing import Any
 
 import numpy as np
 
-from fitdoc.curves import Curves
 from fitdoc.errors import HistoryError
-from fitdoc.readers import jsonfmt
-from fitdoc.readers.select import build_curves
-from fitdoc.readers.tabular import CSV_FORMATS, LARGE_BYTES, Table, read_csv_large, read_csv_table
-from fitdoc.readers.text import decode, read_bytes
+from fitdoc.history.curves import Curves
+from fitdoc.history.readers import jsonfmt
+from fitdoc.history.readers.select import build_curves
+from fitdoc.history.readers.table import Table
+from fitdoc.history.readers.tabular import CSV_FORMATS, LARGE_BYTES, read_csv_large, read_csv_table
+from fitdoc.history.readers.text import decode, read_bytes
 
 FORMATS: tuple[str, ...] = (
     "fitdoc",
@@ -99,7 +100,7 @@ def _read_other_source(p: Path, fmt: str | None) -> Table | None:
     plain_file = fmt is None and p.is_file() and ".tfevents." not in p.name
     if plain_file and not str(p).startswith("mlflow:"):
         return None  # the common case decides without loading either reader
-    from fitdoc.readers import mlflowrun, tbevents
+    from fitdoc.history.readers import mlflowrun, tbevents
 
     if fmt == "mlflow" or mlflowrun.is_mlflow_uri(p) or (fmt is None and mlflowrun.is_file_store_run(p)):
         return mlflowrun.read_mlflow(p)
@@ -271,7 +272,7 @@ def discover(paths: Sequence[str | Path]) -> list[RunSource]:
 
 
 def _walk(root: Path) -> list[RunSource]:
-    from fitdoc.readers import mlflowrun, tbevents
+    from fitdoc.history.readers import mlflowrun, tbevents
 
     found: list[RunSource] = []
     run_dirs: set[Path] = set()

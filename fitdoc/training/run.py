@@ -2,7 +2,7 @@
 
 `run_training` is the one entry point (the CLI's `train` and `tune` call it).
 Two engines do the same training: `fast` (compiled whole epochs, see
-`fitdoc.fastfit`) and `keras` (plain `model.fit`, the reference). Both report
+`fitdoc.training.engine`) and `keras` (plain `model.fit`, the reference). Both report
 each finished epoch to one `EpochMonitor`, which writes the history row,
 updates the progress display, and decides whether to go on: a non-finite
 loss stops the run as `diverged`, SIGINT/SIGTERM stop it as `interrupted`
@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING, Any, Literal
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-from fitdoc.config import Config, write_config
-from fitdoc.rundir import (
+from fitdoc.config import Config
+from fitdoc.history.rundir import (
     CONFIG_FILE,
     HISTORY_COLUMNS,
     HISTORY_FILE,
@@ -38,11 +38,12 @@ from fitdoc.rundir import (
     iso_time,
     prepare_output_dir,
     versions,
+    write_config,
     write_run_json,
 )
 
 if TYPE_CHECKING:
-    from fitdoc.data import Dataset
+    from fitdoc.training.data import Dataset
 
 Status = Literal["completed", "interrupted", "diverged"]
 
@@ -268,7 +269,7 @@ class EpochMonitor:
 
 
 def _train_fast(net: Any, data: Dataset, config: Config, monitor: EpochMonitor) -> None:
-    from fitdoc.fastfit import FastEpochs
+    from fitdoc.training.engine import FastEpochs
 
     training = config.training
     trainer = FastEpochs(
@@ -339,13 +340,13 @@ def run_training(config: Config, *, console: Console, progress: bool = True) -> 
     signal guard, writer, engine, run record) sits in one function so that every
     way out of it, including a signal during start-up, visibly ends in run.json.
     """
-    from fitdoc.model import build_model, compile_model, import_keras, require_training_extra
+    from fitdoc.training.model import build_model, compile_model, import_keras, require_training_extra
 
     # Bad data is named before anything is created and before TensorFlow's seconds of
     # import; what was left out of it is said aloud. Reading it needs pandas, which
     # comes with TensorFlow in the `train` extra: without them, one line says so.
     require_training_extra()
-    from fitdoc.data import load_data
+    from fitdoc.training.data import load_data
 
     data = load_data(config.data, seed=config.seed, validation_split=config.training.validation_split)
     for note in data.notes:

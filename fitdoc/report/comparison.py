@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from fitdoc.config import AnyConfig
-from fitdoc.figures import Figures, run_figures
 from fitdoc.formatting import metric_text, value_text
-from fitdoc.rundir import Run
+from fitdoc.history.rundir import Run
+from fitdoc.report.figures import Figures, run_figures
 
 NONE = "-"  # a missing config value in a comparison
 # Keys that name or place a run rather than shape its training: never a "difference".
@@ -183,7 +183,7 @@ def _gap_effect(low: RunSummary, high: RunSummary) -> str | None:
 
 
 def _train_effect(low: RunSummary, high: RunSummary, metric: str) -> str | None:
-    """How the final train value moved (final: `fitdoc.figures`)."""
+    """How the final train value moved (final: `fitdoc.report.figures`)."""
     before, after = low.final_train, high.final_train
     if before is None or after is None or before <= 0 or after <= 0:
         return None

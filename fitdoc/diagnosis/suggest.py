@@ -2,7 +2,7 @@
 
 This is the one place the ladder of DESIGN.md ("Suggestion ladder") lives.
 `fitdoc diagnose` takes its first step (`suggest`), `fitdoc tune` walks it
-(`fitdoc.ladder` calls `ladder` on each trial), so the two never disagree:
+(`fitdoc.tune.plan` calls `ladder` on each trial), so the two never disagree:
 
 - L2: 0 -> 1e-4, then x10 up to 1e-2; down: /10 to 1e-5, then 0.
 - dropout: 0 -> 0.2 -> 0.5 and back. An overfit run already at the top of
@@ -23,8 +23,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from fitdoc.diagnosis.features import Features
 from fitdoc.errors import ConfigError
-from fitdoc.features import Features
 from fitdoc.formatting import value_text
 from fitdoc.verdict import Cause, Change, Suggestion, Verdict
 

@@ -18,8 +18,8 @@ import os
 from pathlib import Path
 
 from fitdoc.errors import HistoryError, MissingDependencyError
-from fitdoc.readers.steps import table_from_points
-from fitdoc.readers.tabular import Table
+from fitdoc.history.readers.steps import table_from_points
+from fitdoc.history.readers.table import Table
 
 PREFIX = "mlflow:"
 INSTALL_HINT = "reading mlflow:RUN_ID needs MLflow's client: pip install 'fitdoc[mlflow]'"

@@ -46,13 +46,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from fitdoc.curves import Curves
 from fitdoc.errors import FitdocError
 from fitdoc.formatting import jsonable
+from fitdoc.history.curves import Curves
 from fitdoc.verdict import Diagnosis
 
 if TYPE_CHECKING:
     # pydantic models and YAML cost ~25 ms of a ~250 ms cold `diagnose`; load them only for a config.
+    from pydantic import BaseModel
+
     from fitdoc.config import AnyConfig
 
 HISTORY_FILE = "history.csv"
@@ -96,6 +98,13 @@ def _umask() -> int:
         mask = os.umask(0o022)
         os.umask(mask)
     return mask
+
+
+def write_config(config: BaseModel, path: Path) -> None:
+    """A config as YAML, written whole (the run directory's `config.yaml`, `--emit-config`'s file)."""
+    from fitdoc.config import config_to_yaml
+
+    atomic_write_text(path, config_to_yaml(config))
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -284,12 +293,12 @@ class Run:
 
 
 def load_run(source: Any, options: ReadOptions = ReadOptions(), config: AnyConfig | None = None) -> Run:
-    """Read one discovered source (`fitdoc.history.discover`'s `RunSource`).
+    """Read one discovered source (`fitdoc.history.load.discover`'s `RunSource`).
 
     An explicit `config` wins over the run directory's own `config.yaml`.
     Raises FitdocError on bad input.
     """
-    from fitdoc.history import read_history
+    from fitdoc.history.load import read_history
 
     curves = read_history(
         source.history_path,

@@ -22,8 +22,8 @@ from dataclasses import replace
 
 import numpy as np
 
-from fitdoc.readers.names import ColumnName, parse_names
-from fitdoc.readers.tabular import Table
+from fitdoc.history.readers.names import ColumnName, parse_names
+from fitdoc.history.readers.table import Table
 
 
 def _finite_rows(columns: Mapping[str, np.ndarray], cols: list[ColumnName], n: int) -> np.ndarray:

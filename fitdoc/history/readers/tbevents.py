@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from fitdoc.errors import HistoryError, MissingDependencyError
-from fitdoc.readers.steps import table_from_points
-from fitdoc.readers.tabular import Table
+from fitdoc.history.readers.steps import table_from_points
+from fitdoc.history.readers.table import Table
 
 INSTALL_HINT = (
     "reading TensorBoard event files needs the tensorboard package: pip install 'fitdoc[tensorboard]'"

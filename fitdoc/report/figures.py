@@ -20,8 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fitdoc.curves import Curves
-from fitdoc.features import compute_features
+from fitdoc.diagnosis.features import compute_features
+from fitdoc.history.curves import Curves
 
 FINAL_TEXT = "final = mean of the last {window} epochs"
 FINAL_TEXT_VARIED = "final = mean of the last tenth of the epochs (3 to 50)"

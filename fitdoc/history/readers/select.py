@@ -13,9 +13,9 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from fitdoc.curves import Curves
 from fitdoc.errors import HistoryError
-from fitdoc.readers.names import (
+from fitdoc.history.curves import Curves
+from fitdoc.history.readers.names import (
     HIGHER_IS_BETTER,
     HIGHER_PREFIXES,
     METRIC_RANK,

@@ -26,8 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from fitdoc.features import Features
-from fitdoc.rules._config import Regularization
+from fitdoc.diagnosis.features import Features
+from fitdoc.diagnosis.rules._config import Regularization
 from fitdoc.verdict import Finding, Verdict
 
 WEIGHTS_FILE = Path(__file__).with_name("combiner.json")

@@ -4,7 +4,7 @@ one verdict, with a confidence, a one-sentence summary and the next change.
 Three steps decide. First the gates: a history with no validation series, too
 few evaluations, a divergence or val too noisy to read gets `inconclusive`,
 whatever else fired. Then the overrides (`OVERRIDES`, and below the combiner's
-fitted domain `SHORT_RUN_OVERRIDES`) decide alone. Otherwise the fitted combiner (`fitdoc.rules.combiner`)
+fitted domain `SHORT_RUN_OVERRIDES`) decide alone. Otherwise the fitted combiner (`fitdoc.diagnosis.rules.combiner`)
 weighs every finding's strength together with the curve features and the
 run's regularization, and the most probable of overfit / underfit / balanced
 wins, with its calibrated probability as the confidence. There is no default
@@ -17,13 +17,13 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from fitdoc.curves import Curves
-from fitdoc.features import Features, compute_features
-from fitdoc.rules._config import Regularization, regularization
-from fitdoc.rules.base import Rule
-from fitdoc.rules.combiner import Combiner, default_combiner, evidence
-from fitdoc.rules.registry import all_rules
-from fitdoc.suggest import suggest
+from fitdoc.diagnosis.features import Features, compute_features
+from fitdoc.diagnosis.rules._config import Regularization, regularization
+from fitdoc.diagnosis.rules.base import Rule
+from fitdoc.diagnosis.rules.combiner import Combiner, default_combiner, evidence
+from fitdoc.diagnosis.rules.registry import all_rules
+from fitdoc.diagnosis.suggest import suggest
+from fitdoc.history.curves import Curves
 from fitdoc.verdict import Cause, Diagnosis, Finding, Verdict
 
 # Findings that decide by themselves once the gates pass. A model that never learned is

@@ -6,10 +6,10 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
-from fitdoc.features import Features
-from fitdoc.rules._config import Regularization
-from fitdoc.rules.base import Vote, strength
-from fitdoc.rules.registry import rule
+from fitdoc.diagnosis.features import Features
+from fitdoc.diagnosis.rules._config import Regularization
+from fitdoc.diagnosis.rules.base import Vote, strength
+from fitdoc.diagnosis.rules.registry import rule
 from fitdoc.verdict import Cause, Verdict
 
 

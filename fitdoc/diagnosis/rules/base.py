@@ -13,8 +13,8 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import NamedTuple
 
-from fitdoc.features import Features
-from fitdoc.rules._config import Regularization
+from fitdoc.diagnosis.features import Features
+from fitdoc.diagnosis.rules._config import Regularization
 from fitdoc.verdict import Cause, Finding, Verdict
 
 

@@ -16,10 +16,11 @@ from typing import Any
 import numpy as np
 
 from fitdoc.errors import HistoryError
-from fitdoc.readers.names import parse_names
-from fitdoc.readers.steps import step_table
-from fitdoc.readers.tabular import Table, epochs_from
-from fitdoc.readers.text import parse_number
+from fitdoc.history.readers.names import parse_names
+from fitdoc.history.readers.steps import step_table
+from fitdoc.history.readers.table import Table
+from fitdoc.history.readers.tabular import epochs_from
+from fitdoc.history.readers.text import parse_number
 
 _SHAPES = (
     'expected a dict of lists ({"loss": [...], "val_loss": [...]}), a list of '

@@ -2,7 +2,7 @@
 
 Given the trials so far (their settings, verdict, cause and validation MAE),
 `plan_next` says which configurations to train next and why, or why to stop.
-Each step comes from `fitdoc.suggest.ladder`, the function `diagnose`
+Each step comes from `fitdoc.diagnosis.suggest.ladder`, the function `diagnose`
 suggests from (DESIGN.md "Suggestion ladder"), so a tune's first move is
 diagnose's suggestion; once an overfit and an underfit value bracket the
 answer it bisects between them instead of jumping a whole ladder step. A configuration that
@@ -19,8 +19,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from fitdoc.diagnosis.suggest import Knobs, RunPoint, dropout_down, dropout_up, l2_down, l2_up, ladder
 from fitdoc.formatting import value_text, verdict_text
-from fitdoc.suggest import Knobs, RunPoint, dropout_down, dropout_up, l2_down, l2_up, ladder
 from fitdoc.verdict import Cause, Change, Verdict
 
 # The config fields a tune may change. Two trials with equal values here are
@@ -58,11 +58,11 @@ class Axis:
     resolution: float
 
     def up(self, value: float) -> float | None:
-        """One ladder step more regularization, or None at the top (`fitdoc.suggest`'s ladder)."""
+        """One ladder step more regularization, or None at the top (`fitdoc.diagnosis.suggest`'s ladder)."""
         return l2_up(value) if self.geometric else dropout_up(value)
 
     def down(self, value: float) -> float | None:
-        """One ladder step less regularization, or None at zero (`fitdoc.suggest`'s ladder)."""
+        """One ladder step less regularization, or None at zero (`fitdoc.diagnosis.suggest`'s ladder)."""
         return l2_down(value) if self.geometric else dropout_down(value)
 
     def midpoint(self, a: float, b: float) -> float | None:
@@ -313,7 +313,7 @@ def _axis_move(
 
 
 def _moves_from(trial: Trial, trials: Sequence[Trial], base: Mapping[str, Any]) -> list[Move]:
-    """The ladder's changes for this trial's verdict (`fitdoc.suggest.ladder`, the
+    """The ladder's changes for this trial's verdict (`fitdoc.diagnosis.suggest.ladder`, the
     function `diagnose` suggests from), each as a move; steps on the L2 and
     dropout ladders bisect towards a value already tried beyond them."""
     head = f"trial {trial.index} {trial_label(trial)}"

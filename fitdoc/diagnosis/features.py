@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fitdoc.curves import Curves
+from fitdoc.history.curves import Curves
 
 NAN = float("nan")
 # Fewest epochs a trend is fitted on (one spike must not decide it).

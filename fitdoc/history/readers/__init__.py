@@ -1,6 +1,6 @@
 """History readers: every supported file format becomes one `Curves` value.
 
-The public entry points live in `fitdoc.history`; the modules here do one job
+The public entry points live in `fitdoc.history.load`; the modules here do one job
 each: `text` decodes bytes and splits CSV text, `names` understands column
 names, `select` picks the series and builds `Curves`, `tabular` and `jsonfmt`
 turn each file format into named numeric columns.

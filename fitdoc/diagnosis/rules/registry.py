@@ -15,8 +15,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from fitdoc.diagnosis.rules.base import Check, Rule, Threshold
 from fitdoc.errors import ConfigError
-from fitdoc.rules.base import Check, Rule, Threshold
 
 # The families, in code order; importing one registers its rules.
 FAMILIES = ("history", "overfit", "underfit", "balanced")
@@ -51,7 +51,7 @@ def rule(
 
 def _load_builtin() -> None:
     for family in FAMILIES:
-        importlib.import_module(f"fitdoc.rules.{family}")
+        importlib.import_module(f"fitdoc.diagnosis.rules.{family}")
 
 
 def all_rules(overrides: Mapping[str, Mapping[str, Any]] | None = None) -> list[Rule]:

@@ -9,34 +9,16 @@ epoch, preferring `_epoch` columns over `_step` ones.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from fitdoc.readers.names import ColumnName, parse_names
-from fitdoc.readers.text import Segment, parse_csv, sniff_delimiter
+from fitdoc.history.readers.names import ColumnName, parse_names
+from fitdoc.history.readers.table import Table
+from fitdoc.history.readers.text import Segment, parse_csv, sniff_delimiter
 
 CSV_FORMATS = ("fitdoc", "keras_csv", "pandas", "lightning", "csv")
 _FITDOC_EXTRAS = frozenset({"reg_loss", "epoch_seconds"})
-
-
-@dataclass(frozen=True)
-class Table:
-    """Named numeric columns of equal length with their 0-based epochs.
-
-    Step-based logs add what one point is (`point`: epoch or evaluation), the
-    epochs of training done at each point (`epoch_at`, float) and the global
-    step of each (`steps`); None when the file does not say.
-    """
-
-    columns: dict[str, np.ndarray]
-    epochs: np.ndarray
-    format: str
-    notes: tuple[str, ...]
-    epoch_at: np.ndarray | None = None
-    steps: np.ndarray | None = None
-    point: str = "epoch"
 
 
 def detect_csv_format(header: tuple[str, ...], parsed: list[ColumnName]) -> str:
@@ -72,7 +54,7 @@ def read_csv_table(text: str, path: object, format_in: str | None = None) -> Tab
 
 def _single_segment_table(seg: Segment, parsed: list[ColumnName], fmt: str, format_in: str | None) -> Table:
     if any(c.kind == "epoch" for c in parsed):
-        from fitdoc.readers.steps import is_step_log, step_table
+        from fitdoc.history.readers.steps import is_step_log, step_table
 
         columns = _numeric_columns(seg, 0, seg.n_rows)
         if is_step_log(parse_names(list(columns)), columns):
@@ -259,7 +241,7 @@ def _lightning_table(seg: Segment, parsed: list[ColumnName], segments: list[Segm
         notes.append(f"file holds {len(segments)} header blocks; reading the last one")
     if epoch_col is None:
         return _epoch_table([seg], fmt)
-    from fitdoc.readers.steps import is_step_log, step_table
+    from fitdoc.history.readers.steps import is_step_log, step_table
 
     if is_step_log(parsed, columns):
         # A Hugging Face `log_history` export (fractional epochs, `eval_*` rows): pair each

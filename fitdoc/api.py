@@ -16,6 +16,7 @@ from typing import Any
 from fitdoc.config import AnyConfig, Config, ModelOnlyConfig, load_config, validate_config
 from fitdoc.errors import FitdocError, HistoryError
 from fitdoc.history.curves import Curves
+from fitdoc.history.rundir import Probe
 from fitdoc.verdict import Diagnosis
 
 ConfigLike = AnyConfig | Mapping[str, Any] | str | Path | None
@@ -54,29 +55,30 @@ def diagnose(
             the field). A history without validation data is not an error:
             it is diagnosed `inconclusive`.
     """
-    from fitdoc.diagnosis.decide import diagnose_curves
+    from fitdoc.diagnosis.measured import diagnose_run
 
-    curves, found_config = _curves_and_config(obj, train_col=train_col, val_col=val_col)
+    curves, found_config, probes = _curves_and_config(obj, train_col=train_col, val_col=val_col)
     resolved = _resolve_config(config) if config is not None else found_config
-    return diagnose_curves(curves, config=resolved, thresholds=_resolve_thresholds(thresholds))
+    return diagnose_run(curves, resolved, probes, _resolve_thresholds(thresholds))
 
 
 def _curves_and_config(
     obj: Any, *, train_col: str | None, val_col: str | None
-) -> tuple[Curves, AnyConfig | None]:
+) -> tuple[Curves, AnyConfig | None, tuple[Probe, ...]]:
+    """The curves, the config when a run directory has one, and a probed run's neighbours."""
     from fitdoc.history import load as history
 
     if isinstance(obj, Curves):
-        return obj, None
+        return obj, None, ()
     if isinstance(obj, (str, Path)):
         return _curves_from_path(Path(obj), train_col=train_col, val_col=val_col)
     if _is_dataframe(obj):
-        return history.curves_from_frame(obj, train_col=train_col, val_col=val_col), None
+        return history.curves_from_frame(obj, train_col=train_col, val_col=val_col), None, ()
     # A Keras History (duck-typed so that this module never imports Keras).
     if not isinstance(obj, Mapping) and isinstance(getattr(obj, "history", None), Mapping):
         obj = obj.history
     if isinstance(obj, Mapping):
-        return history.curves_from_mapping(dict(obj), train_col=train_col, val_col=val_col), None
+        return history.curves_from_mapping(dict(obj), train_col=train_col, val_col=val_col), None, ()
     raise HistoryError(
         f"cannot diagnose a {type(obj).__name__}; expected a path, a DataFrame, "
         "a dict of lists, a Keras History or Curves",
@@ -86,7 +88,7 @@ def _curves_and_config(
 
 def _curves_from_path(
     path: Path, *, train_col: str | None, val_col: str | None
-) -> tuple[Curves, AnyConfig | None]:
+) -> tuple[Curves, AnyConfig | None, tuple[Probe, ...]]:
     # The same discovery and loading as `fitdoc diagnose PATH`, so both agree on what a path holds.
     from fitdoc.history.load import discover
     from fitdoc.history.rundir import ReadOptions, load_run
@@ -100,7 +102,7 @@ def _curves_from_path(
             path=path,
         )
     loaded = load_run(runs[0], ReadOptions(train_col=train_col, val_col=val_col))
-    return loaded.curves, loaded.config
+    return loaded.curves, loaded.config, loaded.probes
 
 
 def _resolve_config(config: ConfigLike) -> AnyConfig:

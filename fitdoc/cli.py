@@ -290,9 +290,10 @@ def _verdict_code(diagnoses: Iterable[Diagnosis], fail_on: frozenset[str]) -> in
 
 
 def _diagnose_runs(runs: Sequence[Run], thresholds: dict[str, Any] | None) -> list[Diagnosis]:
-    from fitdoc.diagnosis.decide import diagnose_curves
+    from fitdoc.diagnosis.measured import diagnose_run
 
-    return [diagnose_curves(run.curves, run.config, thresholds) for run in runs]
+    # A probed run is diagnosed from its neighbours' measured curves; any other from its own.
+    return [diagnose_run(run.curves, run.config, run.probes, thresholds) for run in runs]
 
 
 def _load_thresholds(path: Path | None) -> dict[str, Any] | None:
@@ -357,6 +358,14 @@ def train(
     overrides: SetOpt = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output (for CI logs).")] = False,
     plot: Annotated[bool, typer.Option("--plot", help="Write curves.png into the run directory.")] = False,
+    probe: Annotated[
+        bool,
+        typer.Option(
+            "--probe",
+            help="Also train the run's ladder neighbours (L2/L1 and dropout one step up and down) beside it, "
+            "in RUN/probes/; the diagnosis is then measured from their validation curves.",
+        ),
+    ] = False,
     fail_on: FailOnOpt = None,
     output_format: Annotated[
         OutputFormat, typer.Option("--format", help="How to print the diagnosis at the end.")
@@ -364,7 +373,9 @@ def train(
 ) -> None:
     """Train the network a config describes; write a run directory; print its diagnosis.
 
-    The last line on stdout is the run directory's path.
+    The last line on stdout is the run directory's path. Exit codes: 0 ok, 1 a verdict
+    named in --fail-on, 2 bad input, 3 training diverged, 4 training failed (internal
+    error), 130 interrupted.
     """
     from fitdoc.config import Config, load_config
 
@@ -373,9 +384,14 @@ def train(
     assert isinstance(config, Config)
     from fitdoc.training.run import run_training
 
-    result = run_training(config, console=_stderr(), progress=not quiet)
+    result = run_training(config, console=_stderr(), progress=not quiet, probe=probe)
     code = int(ExitCode.OK)
-    if result.status == "interrupted":
+    if result.status == "failed":
+        if _state["debug"] and result.error is not None:
+            raise result.error
+        _error_line(f"{result.run_dir}: {result.message}")
+        code = int(result.error.exit_code if isinstance(result.error, FitdocError) else ExitCode.INTERNAL)
+    elif result.status == "interrupted":
         _error_line(f"{result.run_dir}: training interrupted; history kept up to the last finished epoch")
         code = int(ExitCode.INTERRUPTED)
     elif result.status == "diverged":

@@ -87,6 +87,37 @@ class Suggestion:
 
 
 @dataclass(frozen=True)
+class Measurement:
+    """One change a probed run measured: a trained neighbour, or stopping at the val minimum.
+
+    `final_val` is its final val MAE, `gain` the relative fall against the run's
+    (0.78: 78 % lower), `noise` the paired spread it was judged against, `clear`
+    whether it won; `direction` +1 for more regularization, -1 for less.
+    """
+
+    change: Change
+    final_val: float | None
+    gain: float | None
+    noise: float | None
+    clear: bool
+    status: str
+    direction: int
+    at_epoch: int | None = None  # early stopping: the (1-based) epoch it would restore
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "change": {"key": self.change.key, "from": self.change.from_, "to": self.change.to},
+            "final_val_mae": _num(self.final_val),
+            "gain": _num(self.gain),
+            "noise": _num(self.noise),
+            "clear": self.clear,
+            "status": self.status,
+            "direction": "more" if self.direction > 0 else "less",
+            **({} if self.at_epoch is None else {"at_epoch": self.at_epoch}),
+        }
+
+
+@dataclass(frozen=True)
 class Diagnosis:
     source: str
     verdict: Verdict
@@ -98,8 +129,27 @@ class Diagnosis:
     epochs: int
     summary: str
     notes: tuple[str, ...] = field(default_factory=tuple)
+    # `measured` for a probed run (fitdoc.diagnosis.measured), with what each neighbour
+    # showed and the curves-only verdict kept beside it; `curves` otherwise.
+    basis: str = "curves"
+    measured: tuple[Measurement, ...] = ()
+    curves_verdict: tuple[Verdict, Cause | None, float] | None = None
 
     def to_dict(self) -> dict[str, Any]:
+        out = self._core()
+        out["basis"] = self.basis
+        if self.basis == "measured":
+            out["measured"] = [m.to_dict() for m in self.measured]
+            if self.curves_verdict is not None:
+                verdict, cause, confidence = self.curves_verdict
+                out["curves_verdict"] = {
+                    "verdict": verdict.value,
+                    "cause": None if cause is None else cause.value,
+                    "confidence": round(float(confidence), 3),
+                }
+        return out
+
+    def _core(self) -> dict[str, Any]:
         return {
             "schema_version": SCHEMA_VERSION,
             "source": self.source,

@@ -184,6 +184,11 @@ def _window(n: int) -> int:
     return int(min(50, max(3, round(n / 10)))) if n else 0
 
 
+def smoothing_window(n: int) -> int:
+    """The smoothing span of an `n`-epoch run, for modules that measure curves the same way."""
+    return _window(n)
+
+
 def _mean(values: np.ndarray | None) -> float:
     if values is None or values.size == 0:
         return NAN

@@ -223,6 +223,8 @@ _SKIP_DIRS = frozenset(
     {".git", "__pycache__", "node_modules", ".venv", "venv", ".mypy_cache", ".pytest_cache"}
 )
 _HISTORY_SUFFIXES = frozenset({".csv", ".log", ".json"})
+# `fitdoc train --probe` writes each neighbour to RUN/probes/SLUG/ (fitdoc.history.rundir).
+PROBES_DIR = "probes"
 
 
 def _run_source(history: Path, name: str) -> RunSource:
@@ -271,6 +273,11 @@ def discover(paths: Sequence[str | Path]) -> list[RunSource]:
     return out
 
 
+def _is_probe_history(f: Path) -> bool:
+    folder = f.parent.parent
+    return f.name == "history.csv" and folder.name == PROBES_DIR and (folder.parent / "history.csv").is_file()
+
+
 def _walk(root: Path) -> list[RunSource]:
     from fitdoc.history.readers import mlflowrun, tbevents
 
@@ -297,6 +304,8 @@ def _walk(root: Path) -> list[RunSource]:
     if folders:
         inside = set(folders)
         files = [f for f in files if not inside.intersection(f.parents)]
+    # A probed run's neighbours (RUN/probes/SLUG/history.csv) are part of that run, not runs of their own.
+    files = [f for f in files if not _is_probe_history(f)]
     for f in files:
         if f.name == "history.csv":
             run_dirs.add(f.parent)

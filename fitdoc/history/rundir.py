@@ -12,19 +12,21 @@ different directories):
     history.csv   one row per finished epoch, flushed as written (HISTORY_COLUMNS first)
     run.json      the run record below
     model.keras   the trained model (`fitdoc train`, unless it diverged)
+    probes/SLUG/  `--probe`: each neighbour's config.yaml, history.csv and run.json
 
 `run.json` (schema_version 1; every writer sets these keys, `null` when unknown):
 
     schema_version  int     RUN_JSON_SCHEMA
     writer          str     "fitdoc train" | "fitdoc.keras.FitdocCallback"
-    status          str     "running" | "completed" | "interrupted" | "diverged"
+    status          str     "running" | "completed" | "interrupted" | "diverged" | "failed"
     message         str     why it ended ("trained 100 epochs", "loss is nan at epoch 7", ...)
     versions        object  package -> version (importlib.metadata; "not installed" if absent)
     epochs          object  {planned, completed, early_stopped}
     final           object  the last epoch's row (history.csv's columns)
     best            object  the row with the lowest val_mae (or the monitored series)
     timings         object  seconds and ISO times
-  `fitdoc train` adds name, seed, engine, data, model, files; the callback
+  `fitdoc train` adds name, seed, engine, data, model, files (and with `--probe`
+  `probes`: [{slug, path, change: {key, from, to}, status, epochs}]); the callback
   adds monitor, params, stop_reason, restored_best_weights, diagnosis.
 
 Files are written whole (`atomic_write_text`: temp file, fsync, rename) with
@@ -42,14 +44,14 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from fitdoc.errors import FitdocError
 from fitdoc.formatting import jsonable
 from fitdoc.history.curves import Curves
-from fitdoc.verdict import Diagnosis
+from fitdoc.verdict import Change, Diagnosis
 
 if TYPE_CHECKING:
     # pydantic models and YAML cost ~25 ms of a ~250 ms cold `diagnose`; load them only for a config.
@@ -281,15 +283,26 @@ class ReadOptions:
 
 
 @dataclass(frozen=True)
+class Probe:
+    """A neighbour `fitdoc train --probe` trained beside a run: its change, how it ended, its curves."""
+
+    slug: str
+    change: Change
+    status: str
+    curves: Curves
+
+
+@dataclass(frozen=True)
 class Run:
     """One run as diagnose, plot, compare and tune see it: its curves, and when
-    known its diagnosis, config and history file."""
+    known its diagnosis, config, history file and probed neighbours."""
 
     name: str
     curves: Curves
     diagnosis: Diagnosis | None = None
     config: AnyConfig | None = None
     path: Path | None = None
+    probes: tuple[Probe, ...] = ()
 
 
 def load_run(source: Any, options: ReadOptions = ReadOptions(), config: AnyConfig | None = None) -> Run:
@@ -311,4 +324,59 @@ def load_run(source: Any, options: ReadOptions = ReadOptions(), config: AnyConfi
         from fitdoc.config import load_config
 
         config = load_config(Path(config_path), model_only=True)
-    return Run(name=str(source.name), curves=curves, config=config, path=Path(source.history_path))
+    probes: tuple[Probe, ...] = ()
+    run_json = getattr(source, "run_json_path", None)
+    if run_json is not None:
+        probes, notes = load_probes(Path(run_json))
+        if notes:
+            curves = replace(curves, notes=(*curves.notes, *notes))
+    return Run(
+        name=str(source.name), curves=curves, config=config, path=Path(source.history_path), probes=probes
+    )
+
+
+def load_probes(run_json: Path) -> tuple[tuple[Probe, ...], tuple[str, ...]]:
+    """The probed neighbours run.json lists (none for an unprobed run), and a note for each one missing."""
+    from fitdoc.history.load import read_history
+
+    try:
+        record = json.loads(run_json.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return (), ()
+    listed = record.get("probes") if isinstance(record, dict) else None
+    if not isinstance(listed, list):
+        return (), ()
+    probes: list[Probe] = []
+    missing: list[str] = []
+    for entry in listed:
+        if not isinstance(entry, dict) or not isinstance(entry.get("change"), dict):
+            continue
+        history = run_json.parent / str(entry.get("path", "")) / HISTORY_FILE
+        change = entry["change"]
+        try:
+            curves = read_history(history)
+        except FitdocError:
+            missing.append(str(entry.get("path")))
+            continue
+        key = str(change.get("key"))
+        probes.append(
+            Probe(
+                slug=str(entry.get("slug")),
+                change=Change(
+                    key,
+                    change.get("from"),
+                    change.get("to"),
+                    f"{key}: {change.get('from')} -> {change.get('to')}",
+                ),
+                status=str(entry.get("status", "completed")),
+                curves=curves,
+            )
+        )
+    notes: tuple[str, ...] = ()
+    if missing and not probes:
+        notes = (
+            f"run.json lists {len(missing)} probed neighbour(s) but their histories are gone; diagnosed from the curves",
+        )
+    elif missing:
+        notes = (f"probed neighbour(s) missing: {', '.join(missing)}; measured from the others",)
+    return tuple(probes), notes

@@ -1,139 +1,267 @@
-"""The fast engine: one compiled call trains a whole epoch and validates it.
+"""The one training engine: K nets of one architecture, stacked, one compiled call per epoch.
 
 `model.fit` spends about 0.1 s per epoch on Python around a few milliseconds
-of arithmetic when the net is small. Here the data stays as tensors, and one
-`tf.function` (XLA when it helps) does the epoch: shuffle, every batch step,
-validation and the held-out test error, returning one row of numbers. It is
-the same training as `model.fit`: the same Keras layers, regularizers,
-optimizer and loss; a fresh permutation of the training part every epoch with
-a partial last batch; train `loss`/`mae` as the running mean over the epoch's
-batches in training mode (regularization included in `loss`, as Keras
-counts it); validation after the epoch's last update, regularization included
-in `val_loss` (Keras adds `model.losses` in evaluation too).
+of arithmetic when the net is small. Here the data stays in tensors and one
+`tf.function` runs the epoch: the row order, every batch step, validation and
+the held-out error, returning one row of numbers per net.
 
-The compiled unit is one epoch, so the caller can write the history and look
-for signals between epochs.
+The K nets are stacked the way PyTorch's model ensembling (`torch.func.stack_module_state`
++ `vmap`) stacks them: each layer's kernel is one [K, in, out] variable and
+each op serves all K nets, so TensorFlow's per-op overhead, which dominates
+for nets this small, is paid once instead of K times. The nets stay
+independent: the loss is the sum of the K nets' losses, so each weight's
+gradient comes from its own net only, and Keras' optimizers (Adam, RMSprop,
+SGD with momentum) update every element on its own. Each net has its own
+L1/L2 factor on every hidden kernel and its own dropout rate between hidden
+layers; all K see the same batches in the same order and share one dropout
+draw (a unit is kept when the draw is under the net's keep rate), so two nets
+differ by their settings, not by their luck: a paired comparison.
+
+K = 1 is an ordinary `fitdoc train` run; `fitdoc train --probe` trains the
+run and its ladder neighbours as K > 1 (`fitdoc.training.probe`), and the
+corpus factory trains whole regularization paths with it.
+
+What each epoch reports per net (`FIELDS`), as Keras logs it: train `loss`
+(regularization included) and `metric` (MAE, or accuracy for
+classification) are running means over the epoch's batches in training mode
+(dropout on); `reg_loss` is the regularization part of `loss`; `val_loss`
+(regularization included, as Keras' evaluation adds `model.losses`) and
+`val_metric` are measured after the epoch's last step; `test_metric` and
+`test_loss` are the same on the held-out part (NaN when there is none).
+
+Row orders: `reshuffle` (a fresh permutation every epoch, fitdoc's default),
+`fixed` (one permutation reused every epoch: what Keras 3's
+`model.fit(shuffle=True)` does after `keras.utils.set_random_seed`) and
+`none` (file order).
+
+The compiled unit is one epoch, so the caller writes each history row and
+looks for signals between epochs. TensorFlow is imported when an engine is built.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from fitdoc.training.data import Dataset
+# Per-epoch outputs of one net, in this order (the last axis of `run_epoch`).
+FIELDS = ("loss", "metric", "val_loss", "val_metric", "reg_loss", "test_metric", "test_loss")
+Order = Literal["reshuffle", "fixed", "none"]
+ORDERS: tuple[Order, ...] = ("reshuffle", "fixed", "none")
 
 
-# Row layout returned by `FastEpochs.run_epoch`.
-ROW_FIELDS = ("loss", "mae", "val_loss", "val_mae", "reg_loss", "test_mae")
+@dataclass(frozen=True)
+class NetSpec:
+    """What distinguishes one of the K stacked nets: its regularization."""
+
+    l2: float = 0.0
+    l1: float = 0.0
+    dropout: float = 0.0
 
 
-class FastEpochs:
-    """Compiled epochs over a built, compiled Keras model.
+@dataclass(frozen=True)
+class Arrays:
+    """The split the nets train on, as float32 arrays (labels int32 for classification)."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray | None = None
+    y_test: np.ndarray | None = None
+
+
+class StackedEngine:
+    """Compiled epochs over K stacked nets that start from the same weights.
+
+    `initial` is one net's weights in Keras' order (kernel, bias per Dense
+    layer, output layer last), for example `keras_model.get_weights()` right
+    after a seeded build, so each net starts exactly as the plain run would.
 
     Example:
-        >>> trainer = FastEpochs(net, data, batch_size=500, shuffle=True, seed=1)
-        >>> row = trainer.run_epoch(0)   # dict with ROW_FIELDS
+        >>> engine = StackedEngine(net.get_weights(), [NetSpec(), NetSpec(l2=1e-4)], arrays,
+        ...                        optimizer=keras.optimizers.Adam(1e-3), batch_size=500, seed=1)
+        >>> rows = engine.run_epoch(0)        # [K, len(FIELDS)]
+        >>> net.set_weights(engine.weights(0))
     """
 
     def __init__(
         self,
-        net: Any,
-        data: Dataset,
+        initial: Sequence[np.ndarray],
+        specs: Sequence[NetSpec],
+        arrays: Arrays,
         *,
+        optimizer: Any,
         batch_size: int,
-        shuffle: bool,
         seed: int,
+        order: Order = "reshuffle",
+        activation: str = "relu",
+        classes: int = 0,
         jit_compile: bool = False,
     ) -> None:
+        import keras
         import tensorflow as tf
 
+        if not specs:
+            raise ValueError("StackedEngine needs at least one net")
+        if order not in ORDERS:
+            raise ValueError(f"order must be one of {ORDERS}, not {order!r}")
         self._tf = tf
-        self._net = net
-        self._optimizer = net.optimizer
-        self._variables = list(net.trainable_variables)
-        self._optimizer.build(self._variables)
-        self._x = tf.constant(data.x_train)
-        self._y = tf.constant(data.y_train)
-        self._x_val = tf.constant(data.x_val)
-        self._y_val = tf.constant(data.y_val)
-        self._has_test = data.x_test is not None
-        self._x_test = tf.constant(data.x_test if data.x_test is not None else data.x_val[:1])
-        self._y_test = tf.constant(data.y_test if data.y_test is not None else data.y_val[:1])
-        n = int(data.x_train.shape[0])
-        self._n = n
-        self._batch = min(batch_size, n)
-        self._full_steps = n // self._batch
-        self._tail = n - self._full_steps * self._batch
-        self._shuffle = shuffle
+        k = len(specs)
+        self.k = k
+        self._classes = classes
+        self._activation = keras.activations.get(activation)
+        self._kernels = [
+            keras.Variable(np.repeat(np.asarray(w, np.float32)[None], k, axis=0)) for w in initial[0::2]
+        ]
+        self._biases = [
+            keras.Variable(np.repeat(np.asarray(b, np.float32).reshape(1, 1, -1), k, axis=0))
+            for b in initial[1::2]
+        ]
+        self._vars = [*self._kernels, *self._biases]
+        self._l2 = tf.constant([s.l2 for s in specs], tf.float32)
+        self._l1 = tf.constant([s.l1 for s in specs], tf.float32)
+        self._keep = tf.constant([1.0 - s.dropout for s in specs], tf.float32)[:, None, None]
+        self._any_dropout = any(s.dropout > 0 for s in specs)
+        self._any_penalty = any(s.l2 > 0 or s.l1 > 0 for s in specs)
+        self._opt = optimizer
+        self._opt.build(self._vars)
+        self._x, self._y = tf.constant(arrays.x_train), tf.constant(arrays.y_train)
+        self._xv, self._yv = tf.constant(arrays.x_val), tf.constant(arrays.y_val)
+        self._has_test = arrays.x_test is not None and arrays.y_test is not None
+        self._xt = tf.constant(arrays.x_test if self._has_test else arrays.x_val[:1])
+        self._yt = tf.constant(arrays.y_test if self._has_test else arrays.y_val[:1])
+        self._n = int(arrays.x_train.shape[0])
+        self._batch = min(batch_size, self._n)
+        self._steps = self._n // self._batch
+        self._tail = self._n - self._steps * self._batch
+        self._order = order
         self._seed = int(seed)
         # XLA off by default: on CPU it compiles the epoch loop in ~3 s and runs these
-        # small nets no faster (about 5 ms per founding epoch either way; benchmarks/train_speed.py).
-        self.jit_compile = jit_compile
-        self._epoch_fn = tf.function(self._epoch, jit_compile=jit_compile, autograph=True)
+        # small nets no faster (benchmarks/train_speed.py).
+        self._epoch_fn = tf.function(self._epoch, autograph=True, jit_compile=jit_compile)
 
     # ------------------------------------------------------------ compiled parts
 
-    def _regularization(self) -> Any:
-        losses = self._net.losses
-        if not losses:
-            return self._tf.constant(0.0, dtype=self._tf.float32)
-        return self._tf.add_n([self._tf.cast(v, self._tf.float32) for v in losses])
+    def _forward(self, x: Any, training: bool, seed: Any = None) -> Any:
+        """[K, B, out] outputs of the K nets for inputs x [B, in] (broadcast to every net)."""
+        tf = self._tf
+        h = tf.matmul(x[None], self._kernels[0]) + self._biases[0]
+        hidden = len(self._kernels) - 1
+        for i in range(1, len(self._kernels)):
+            h = self._activation(h)
+            # Dropout after each hidden layer except the last, as fitdoc's model; one draw
+            # shared by the K nets ([1, B, units]), each keeping units under its own rate.
+            if training and self._any_dropout and i < hidden:
+                shape = tf.concat([[1], tf.shape(h)[1:]], axis=0)
+                draw = tf.random.stateless_uniform(shape, seed=seed + tf.constant([0, 1], tf.int32) * i)
+                h = tf.where(draw < self._keep, h / self._keep, 0.0)
+            h = tf.matmul(h, self._kernels[i]) + self._biases[i]
+        return h
 
-    def _step(self, xb: Any, yb: Any) -> tuple[Any, Any, Any]:
-        """One Keras train step; returns (loss, sum of per-row abs error, reg) of the batch."""
+    def _per_net(self, y: Any, out: Any) -> tuple[Any, Any]:
+        """([K] mean loss, [K] sum over rows of the metric) for labels y and outputs [K, B, out]."""
+        tf = self._tf
+        if self._classes > 1:
+            labels = tf.broadcast_to(tf.reshape(y, [1, -1]), tf.shape(out)[:2])
+            ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels, out)
+            hits = tf.cast(tf.equal(tf.argmax(out, axis=-1, output_type=tf.int32), labels), tf.float32)
+            return tf.reduce_mean(ce, axis=1), tf.reduce_sum(hits, axis=1)
+        err = y[None] - out
+        # Keras' MSE (mean over targets, then rows) and MAE summed per row.
+        return tf.reduce_mean(tf.square(err), axis=[1, 2]), tf.reduce_sum(
+            tf.reduce_mean(tf.abs(err), axis=2), axis=1
+        )
+
+    def _penalty(self) -> Any:
+        """[K] L1/L2 penalty of each net's hidden kernels (not the output layer's), as Keras adds it."""
+        tf = self._tf
+        total = tf.zeros([self.k])
+        if not self._any_penalty:
+            return total
+        for w in self._kernels[:-1]:
+            total += self._l2 * tf.reduce_sum(tf.square(w), axis=[1, 2])
+            total += self._l1 * tf.reduce_sum(tf.abs(w), axis=[1, 2])
+        return total
+
+    def _step(self, xb: Any, yb: Any, seed: Any) -> tuple[Any, Any, Any]:
         tf = self._tf
         with tf.GradientTape() as tape:
-            pred = self._net(xb, training=True)
-            mse = tf.reduce_mean(tf.square(yb - pred))
-            reg = self._regularization()
-            loss = mse + reg
-        grads = tape.gradient(loss, self._variables)
-        self._optimizer.apply(grads, self._variables)
-        mae_sum = tf.reduce_sum(tf.reduce_mean(tf.abs(yb - pred), axis=-1))
-        return loss, mae_sum, reg
+            loss, metric = self._per_net(yb, self._forward(xb, True, seed))
+            reg = self._penalty()
+            loss = loss + reg
+            # The sum of independent losses: each net's gradient is its own.
+            total = tf.reduce_sum(loss)
+        grads = tape.gradient(total, self._vars)
+        self._opt.apply(grads, self._vars)
+        return loss, metric, reg
 
     def _epoch(self, epoch: Any) -> Any:
         tf = self._tf
         x, y = self._x, self._y
-        if self._shuffle:
-            seed = tf.stack([tf.constant(self._seed, tf.int32), epoch])
-            order = tf.argsort(tf.random.stateless_uniform([self._n], seed=seed))
-            x = tf.gather(x, order)
-            y = tf.gather(y, order)
+        if self._order != "none":
+            stream = tf.constant(0, tf.int32) if self._order == "fixed" else epoch
+            order = tf.argsort(tf.random.stateless_uniform([self._n], seed=tf.stack([self._seed, stream])))
+            x, y = tf.gather(x, order), tf.gather(y, order)
         b = self._batch
         # Keras' Mean metrics: sum of batch value x batch size, divided by rows.
-        loss_sum = tf.constant(0.0)
-        mae_sum = tf.constant(0.0)
-        reg_sum = tf.constant(0.0)
-        if self._full_steps > 0:
-            xs = tf.reshape(x[: self._full_steps * b], [self._full_steps, b, -1])
-            ys = tf.reshape(y[: self._full_steps * b], [self._full_steps, b, -1])
-            for i in tf.range(self._full_steps):
-                loss, mae, reg = self._step(xs[i], ys[i])
+        loss_sum, metric_sum, reg_sum = tf.zeros([self.k]), tf.zeros([self.k]), tf.zeros([self.k])
+        base = tf.stack([tf.constant(self._seed + 7, tf.int32), epoch * 100_003])
+        if self._steps > 0:
+            xs = tf.reshape(x[: self._steps * b], [self._steps, b, -1])
+            ys = tf.reshape(y[: self._steps * b], [self._steps, b, -1])
+            for i in tf.range(self._steps):
+                loss, metric, reg = self._step(xs[i], ys[i], base + tf.stack([0, i * 17]))
                 loss_sum += loss * b
-                mae_sum += mae
+                metric_sum += metric
                 reg_sum += reg * b
         if self._tail:
-            loss, mae, reg = self._step(x[self._full_steps * b :], y[self._full_steps * b :])
+            loss, metric, reg = self._step(
+                x[self._steps * b :], y[self._steps * b :], base + tf.stack([1, 0])
+            )
             loss_sum += loss * self._tail
-            mae_sum += mae
+            metric_sum += metric
             reg_sum += reg * self._tail
         n = float(self._n)
-        end_reg = self._regularization()
-        val_pred = self._net(self._x_val, training=False)
-        val_loss = tf.reduce_mean(tf.square(self._y_val - val_pred)) + end_reg
-        val_mae = tf.reduce_mean(tf.abs(self._y_val - val_pred))
-        test_pred = self._net(self._x_test, training=False)
-        test_mae = tf.reduce_mean(tf.abs(self._y_test - test_pred))
-        return tf.stack([loss_sum / n, mae_sum / n, val_loss, val_mae, reg_sum / n, test_mae])
+        end_reg = self._penalty()
+        val_loss, val_metric = self._per_net(self._yv, self._forward(self._xv, False))
+        test_loss, test_metric = self._per_net(self._yt, self._forward(self._xt, False))
+        n_val = tf.cast(tf.shape(self._xv)[0], tf.float32)
+        n_test = tf.cast(tf.shape(self._xt)[0], tf.float32)
+        return tf.stack(
+            [
+                loss_sum / n,
+                metric_sum / n,
+                val_loss + end_reg,
+                val_metric / n_val,
+                reg_sum / n,
+                test_metric / n_test,
+                test_loss,
+            ],
+            axis=1,
+        )
 
     # ------------------------------------------------------------ Python side
 
-    def run_epoch(self, epoch: int) -> dict[str, float]:
-        values = self._epoch_fn(self._tf.constant(epoch, self._tf.int32)).numpy().astype(np.float64)
-        row = dict(zip(ROW_FIELDS, (float(v) for v in values), strict=True))
+    def run_epoch(self, epoch: int) -> np.ndarray:
+        """Train one epoch; [K, len(FIELDS)] float64 (test columns NaN without a held-out part)."""
+        rows = self._epoch_fn(self._tf.constant(epoch, self._tf.int32)).numpy().astype(np.float64)
         if not self._has_test:
-            row.pop("test_mae")
-        return row
+            rows[:, FIELDS.index("test_metric")] = np.nan
+            rows[:, FIELDS.index("test_loss")] = np.nan
+        return rows
+
+    def run(self, epochs: int) -> np.ndarray:
+        """Train `epochs` epochs; [K, epochs, len(FIELDS)]."""
+        out = [self.run_epoch(e) for e in range(epochs)]
+        return np.transpose(np.asarray(out, dtype=np.float64), (1, 0, 2))
+
+    def weights(self, net: int) -> list[np.ndarray]:
+        """Net `net`'s weights in Keras' order, for `keras_model.set_weights`."""
+        out: list[np.ndarray] = []
+        for w, b in zip(self._kernels, self._biases, strict=True):
+            out.append(np.array(w.numpy()[net]))
+            out.append(np.array(b.numpy()[net].reshape(-1)))
+        return out

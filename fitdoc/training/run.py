@@ -1,12 +1,16 @@
 """Train the config's network and write its run directory.
 
 `run_training` is the one entry point (the CLI's `train` and `tune` call it).
-Two engines do the same training: `fast` (compiled whole epochs, see
-`fitdoc.training.engine`) and `keras` (plain `model.fit`, the reference). Both report
-each finished epoch to one `EpochMonitor`, which writes the history row,
-updates the progress display, and decides whether to go on: a non-finite
-loss stops the run as `diverged`, SIGINT/SIGTERM stop it as `interrupted`
-after the epoch in progress, early stopping ends it as `completed`.
+Two engines do the same training: `fast` (the stacked engine,
+`fitdoc.training.engine`: the run as net 0 and, with `--probe`, its ladder
+neighbours beside it) and `keras` (plain `model.fit`, the reference). Both
+report each finished epoch to one `EpochMonitor`, which writes the history
+row, updates the progress display, and decides whether to go on: a
+non-finite loss stops the run as `diverged`, SIGINT/SIGTERM stop it as
+`interrupted` after the epoch in progress, early stopping ends it as
+`completed`, and any exception inside training as `failed` (its one-line
+message in run.json). Each probed neighbour writes its own history
+(`ProbeRun`) and stops alone if it diverges.
 
 TensorFlow is imported only inside functions.
 """
@@ -18,15 +22,19 @@ import signal
 import threading
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+import numpy as np
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from fitdoc.config import Config
+from fitdoc.errors import ConfigError, FitdocError
+from fitdoc.history.load import PROBES_DIR
 from fitdoc.history.rundir import (
     CONFIG_FILE,
     HISTORY_COLUMNS,
@@ -41,11 +49,12 @@ from fitdoc.history.rundir import (
     write_config,
     write_run_json,
 )
+from fitdoc.training.probe import ProbePlan, plan_probes
 
 if TYPE_CHECKING:
     from fitdoc.training.data import Dataset
 
-Status = Literal["completed", "interrupted", "diverged"]
+Status = Literal["completed", "interrupted", "diverged", "failed"]
 
 
 @dataclass(frozen=True)
@@ -54,6 +63,8 @@ class RunResult:
     status: Status
     history_path: Path
     message: str
+    error: BaseException | None = None  # what ended a `failed` run
+    probes: tuple[Path, ...] = ()
 
 
 class Decision(Enum):
@@ -61,6 +72,7 @@ class Decision(Enum):
     EARLY_STOP = "early_stop"
     DIVERGED = "diverged"
     INTERRUPTED = "interrupted"
+    FAILED = "failed"
 
 
 # ---------------------------------------------------------------- signals
@@ -212,17 +224,13 @@ class EpochMonitor:
     best_epoch: int | None = None
     best_val_mae: float = math.inf
     best_weights: Any = None
+    error: BaseException | None = None
     _wait: int = 0
 
     def epoch_done(
         self, epoch: int, values: dict[str, float], seconds: float, get_weights: Callable[[], Any]
     ) -> Decision:
-        row: dict[str, Any] = {
-            "epoch": epoch,
-            **{k: as_written(v) for k, v in values.items()},
-            "learning_rate": self.learning_rate,
-            "epoch_seconds": as_written(seconds),
-        }
+        row = _history_row(epoch, values, self.learning_rate, seconds)
         bad = [k for k in ("loss", "val_loss") if not math.isfinite(row[k])]
         if bad:
             # The diverged epoch is not written: the history stays a valid record of finite epochs.
@@ -265,31 +273,166 @@ class EpochMonitor:
             )
 
 
+# ---------------------------------------------------------------- probes
+
+
+@dataclass
+class ProbeRun:
+    """One neighbour trained beside the run: its history writer and how it ended.
+
+    A neighbour that diverges stops alone: its history ends at its last finite
+    epoch and it is reported `diverged`; the run and the other neighbours go on.
+    """
+
+    plan: ProbePlan
+    directory: Path
+    writer: HistoryWriter
+    learning_rate: float
+    status: str = "running"
+    message: str = ""
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+    def epoch_done(self, epoch: int, values: dict[str, float], seconds: float) -> None:
+        if self.status != "running":
+            return
+        row = _history_row(epoch, values, self.learning_rate, seconds)
+        bad = [k for k in ("loss", "val_loss") if not math.isfinite(row[k])]
+        if bad:
+            self.status = "diverged"
+            self.message = f"diverged: {bad[0]} became {row[bad[0]]} at epoch {epoch + 1}"
+            return
+        self.writer.write_row(row)
+        self.rows.append(row)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "slug": self.plan.slug,
+            "path": f"{PROBES_DIR}/{self.plan.slug}",
+            "change": {
+                "key": self.plan.change.key,
+                "from": self.plan.change.from_,
+                "to": self.plan.change.to,
+            },
+            "status": self.status,
+            "epochs": len(self.rows),
+        }
+
+
+def _history_row(
+    epoch: int, values: dict[str, float], learning_rate: float, seconds: float
+) -> dict[str, Any]:
+    return {
+        "epoch": epoch,
+        **{k: as_written(v) for k, v in values.items()},
+        "learning_rate": learning_rate,
+        "epoch_seconds": as_written(seconds),
+    }
+
+
+def _start_probes(
+    stack: ExitStack, plans: list[ProbePlan], run_dir: Path, columns: list[str], learning_rate: float
+) -> list[ProbeRun]:
+    probes = []
+    for plan in plans:
+        directory = plan.directory(run_dir)
+        directory.mkdir(parents=True)
+        write_config(plan.config, directory / CONFIG_FILE)
+        writer = stack.enter_context(HistoryWriter(directory / HISTORY_FILE, columns))
+        probes.append(ProbeRun(plan, directory, writer, learning_rate))
+        write_run_json(directory, _probe_record(plan, "running", "", []))
+    return probes
+
+
+def _probe_record(plan: ProbePlan, status: str, message: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "writer": "fitdoc train --probe",
+        "status": status,
+        "message": message,
+        "name": plan.config.name,
+        "probe_of": "../..",
+        "change": {"key": plan.change.key, "from": plan.change.from_, "to": plan.change.to},
+        "files": {"config": CONFIG_FILE, "history": HISTORY_FILE},
+        "epochs": {"planned": plan.config.training.epochs, "completed": len(rows)},
+        "final": rows[-1] if rows else None,
+        "best": _best_row(rows),
+    }
+
+
+def _finish_probes(probes: list[ProbeRun], status: Status) -> None:
+    for probe in probes:
+        if probe.status == "running":
+            probe.status = status
+            probe.message = f"{status} with the run after {len(probe.rows)} epochs"
+        write_run_json(probe.directory, _probe_record(probe.plan, probe.status, probe.message, probe.rows))
+
+
 # ---------------------------------------------------------------- engines
 
 
-def _train_fast(net: Any, data: Dataset, config: Config, monitor: EpochMonitor) -> None:
-    from fitdoc.training.engine import FastEpochs
+def _values(row: np.ndarray, has_test: bool) -> dict[str, float]:
+    """The engine's per-net row as history columns (regression: the metric is MAE)."""
+    from fitdoc.training.engine import FIELDS
+
+    named = dict(zip(FIELDS, (float(v) for v in row), strict=True))
+    values = {
+        "loss": named["loss"],
+        "mae": named["metric"],
+        "val_loss": named["val_loss"],
+        "val_mae": named["val_metric"],
+        "reg_loss": named["reg_loss"],
+    }
+    if has_test:
+        values["test_mae"] = named["test_metric"]
+    return values
+
+
+def _train_stacked(
+    net: Any, data: Dataset, config: Config, monitor: EpochMonitor, probes: list[ProbeRun]
+) -> None:
+    """The run (net 0) and its probed neighbours as one stacked model (`fitdoc.training.engine`)."""
+    from fitdoc.training.engine import Arrays, NetSpec, StackedEngine
+    from fitdoc.training.model import make_optimizer
 
     training = config.training
-    trainer = FastEpochs(
-        net, data, batch_size=training.batch_size, shuffle=training.shuffle, seed=config.seed
+    specs = [
+        NetSpec(l2=c.model.l2, l1=c.model.l1, dropout=c.model.dropout)
+        for c in (config, *(p.plan.config for p in probes))
+    ]
+    engine = StackedEngine(
+        net.get_weights(),
+        specs,
+        Arrays(data.x_train, data.y_train, data.x_val, data.y_val, data.x_test, data.y_test),
+        optimizer=make_optimizer(training),
+        batch_size=training.batch_size,
+        seed=config.seed,
+        order="reshuffle" if training.shuffle else "none",
+        activation=config.model.activation,
     )
-    for epoch in range(training.epochs):
-        started = time.perf_counter()
-        values = trainer.run_epoch(epoch)
-        if (
-            monitor.epoch_done(epoch, values, time.perf_counter() - started, net.get_weights)
-            != Decision.CONTINUE
-        ):
-            return
+    has_test = data.x_test is not None
+    try:
+        for epoch in range(training.epochs):
+            started = time.perf_counter()
+            rows = engine.run_epoch(epoch)
+            seconds = time.perf_counter() - started
+            for probe, row in zip(probes, rows[1:], strict=True):
+                probe.epoch_done(epoch, _values(row, has_test), seconds)
+            decision = monitor.epoch_done(
+                epoch, _values(rows[0], has_test), seconds, lambda: engine.weights(0)
+            )
+            if decision != Decision.CONTINUE:
+                return
+    finally:
+        net.set_weights(engine.weights(0))
 
 
-def _train_keras(net: Any, data: Dataset, config: Config, monitor: EpochMonitor) -> None:
+def _train_keras(
+    net: Any, data: Dataset, config: Config, monitor: EpochMonitor, probes: list[ProbeRun]
+) -> None:
     """Plain `model.fit`; an `mse` metric gives the regularization part as `loss - mse`."""
     import keras
     import tensorflow as tf
 
+    assert not probes, "--probe is refused with training.engine: keras before training starts"
     training = config.training
     test_mae = None
     if data.x_test is not None:
@@ -330,18 +473,32 @@ def _train_keras(net: Any, data: Dataset, config: Config, monitor: EpochMonitor)
 # ---------------------------------------------------------------- the entry point
 
 
-def run_training(config: Config, *, console: Console, progress: bool = True) -> RunResult:
-    """Train `config`, writing a new run directory; never raises for interrupt or divergence.
+def check_probe(config: Config) -> None:
+    """`--probe` needs the stacked engine: one line, exit 2, before anything is created."""
+    if config.training.engine != "fast":
+        raise ConfigError(
+            "--probe trains the neighbours in the stacked engine; set training.engine: fast "
+            "(plain model.fit trains one net at a time)",
+            field="training.engine",
+        )
 
-    Raises FitdocError (DataError, MissingDependencyError, ...) for bad input
-    before any run directory is created. Plotting is the caller's (the CLI's) job.
 
-    Longer than 60 lines on purpose: the run's whole lifecycle (data, directory,
-    signal guard, writer, engine, run record) sits in one function so that every
-    way out of it, including a signal during start-up, visibly ends in run.json.
+def run_training(
+    config: Config, *, console: Console, progress: bool = True, probe: bool = False
+) -> RunResult:
+    """Train `config` (with `probe`, its ladder neighbours beside it), writing a new run directory.
+
+    Never raises for an interrupt, a divergence or a failure inside training:
+    each ends in run.json (`interrupted`, `diverged`, `failed`) with a valid
+    history up to the last finished epoch. Raises FitdocError (DataError,
+    MissingDependencyError, ...) for bad input before any run directory is
+    created. Plotting is the caller's (the CLI's) job.
     """
     from fitdoc.training.model import build_model, compile_model, import_keras, require_training_extra
 
+    if probe:
+        check_probe(config)
+    plans = plan_probes(config) if probe else []
     # Bad data is named before anything is created and before TensorFlow's seconds of
     # import; what was left out of it is said aloud. Reading it needs pandas, which
     # comes with TensorFlow in the `train` extra: without them, one line says so.
@@ -356,25 +513,12 @@ def run_training(config: Config, *, console: Console, progress: bool = True) -> 
     import tensorflow as tf
 
     started_wall = time.time()
-    started = time.perf_counter()
     # From here on a signal never leaves a run.json saying `running`: the first one is
     # recorded and honoured when the epoch in progress (at the earliest the first) ends.
     with StopSignals() as signals:
         run_dir = create_run_dir(output_dir, config.name, now=started_wall)
         write_config(config, run_dir / CONFIG_FILE)
-        history_path = run_dir / HISTORY_FILE
-        record: dict[str, Any] = {
-            "writer": "fitdoc train",
-            "status": "running",
-            "message": "",
-            "name": config.name,
-            "seed": config.seed,
-            "engine": config.training.engine,
-            "versions": versions(),
-            "data": {**data.shape_summary(), "notes": data.notes},
-            "files": {"config": CONFIG_FILE, "history": HISTORY_FILE},
-            "timings": {"started_at": iso_time(started_wall)},
-        }
+        record = _start_record(config, data, started_wall)
         write_run_json(run_dir, record)
 
         keras.utils.set_random_seed(config.seed)
@@ -386,50 +530,114 @@ def run_training(config: Config, *, console: Console, progress: bool = True) -> 
         )
         record["model"] = {"parameters": int(net.count_params()), "layers": len(net.layers)}
         write_run_json(run_dir, record)
+        monitor, probes, train_seconds = _train(net, data, config, run_dir, plans, console, progress, signals)
+        return _finish(net, config, run_dir, record, monitor, probes, train_seconds)
 
-        columns = [*HISTORY_COLUMNS] + (["test_mae"] if data.x_test is not None else [])
-        engine = _train_fast if config.training.engine == "fast" else _train_keras
-        train_started = time.perf_counter()
-        with (
-            HistoryWriter(history_path, columns) as writer,
-            ProgressDisplay(console, total=config.training.epochs, enabled=progress) as display,
-        ):
-            monitor = EpochMonitor(
-                writer=writer,
-                display=display,
-                signals=signals,
-                learning_rate=float(config.training.learning_rate),
-                early_stopping=config.training.early_stopping,
-            )
-            try:
-                engine(net, data, config, monitor)
-            except KeyboardInterrupt:
-                monitor.decision = Decision.INTERRUPTED
-                monitor.reason = f"interrupted during epoch {len(monitor.rows)}"
-        train_seconds = time.perf_counter() - train_started
 
-        status, message = _outcome(monitor)
-        if monitor.best_weights is not None:
-            net.set_weights(monitor.best_weights)
-        if status != "diverged":
-            net.save(run_dir / MODEL_FILE)
-            record["files"]["model"] = MODEL_FILE
-        record.update(status=status, message=message)
-        record["epochs"] = {
-            "planned": config.training.epochs,
-            "completed": len(monitor.rows),
-            "early_stopped": monitor.decision == Decision.EARLY_STOP,
-        }
-        record["timings"].update(
-            finished_at=iso_time(time.time()),
-            total_seconds=round(time.perf_counter() - started, 3),
-            training_seconds=round(train_seconds, 3),
-            first_epoch_seconds=monitor.rows[0]["epoch_seconds"] if monitor.rows else None,
+def _start_record(config: Config, data: Dataset, started_wall: float) -> dict[str, Any]:
+    return {
+        "writer": "fitdoc train",
+        "status": "running",
+        "message": "",
+        "name": config.name,
+        "seed": config.seed,
+        "engine": config.training.engine,
+        "versions": versions(),
+        "data": {**data.shape_summary(), "notes": data.notes},
+        "files": {"config": CONFIG_FILE, "history": HISTORY_FILE},
+        "timings": {"started_at": iso_time(started_wall), "_started": time.perf_counter()},
+    }
+
+
+def _train(
+    net: Any,
+    data: Dataset,
+    config: Config,
+    run_dir: Path,
+    plans: list[ProbePlan],
+    console: Console,
+    progress: bool,
+    signals: StopSignals,
+) -> tuple[EpochMonitor, list[ProbeRun], float]:
+    """Run the engine with every history open; whatever ends it is recorded in the monitor."""
+    columns = [*HISTORY_COLUMNS] + (["test_mae"] if data.x_test is not None else [])
+    engine = _train_stacked if config.training.engine == "fast" else _train_keras
+    learning_rate = float(config.training.learning_rate)
+    train_started = time.perf_counter()
+    with ExitStack() as stack:
+        writer = stack.enter_context(HistoryWriter(run_dir / HISTORY_FILE, columns))
+        probes = _start_probes(stack, plans, run_dir, columns, learning_rate)
+        display = stack.enter_context(
+            ProgressDisplay(console, total=config.training.epochs, enabled=progress)
         )
-        record["final"] = monitor.rows[-1] if monitor.rows else None
-        record["best"] = _best_row(monitor.rows)
-        write_run_json(run_dir, record)
-        return RunResult(run_dir=run_dir, status=status, history_path=history_path, message=message)
+        monitor = EpochMonitor(
+            writer=writer,
+            display=display,
+            signals=signals,
+            learning_rate=learning_rate,
+            early_stopping=config.training.early_stopping,
+        )
+        try:
+            engine(net, data, config, monitor, probes)
+        except KeyboardInterrupt:
+            monitor.decision = Decision.INTERRUPTED
+            monitor.reason = f"interrupted during epoch {len(monitor.rows) + 1}"
+        except Exception as exc:  # recorded in run.json, then reported by the caller (exit 4 or 2)
+            monitor.decision = Decision.FAILED
+            monitor.reason = f"training failed during epoch {len(monitor.rows) + 1}: {_one_line(exc)}"
+            monitor.error = exc
+    return monitor, probes, time.perf_counter() - train_started
+
+
+def _one_line(exc: BaseException) -> str:
+    if isinstance(exc, FitdocError):
+        return exc.one_line()
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text[:300]}" if text else type(exc).__name__
+
+
+def _finish(
+    net: Any,
+    config: Config,
+    run_dir: Path,
+    record: dict[str, Any],
+    monitor: EpochMonitor,
+    probes: list[ProbeRun],
+    train_seconds: float,
+) -> RunResult:
+    status, message = _outcome(monitor)
+    _finish_probes(probes, status)
+    if monitor.best_weights is not None:
+        net.set_weights(monitor.best_weights)
+    if status in ("completed", "interrupted"):
+        net.save(run_dir / MODEL_FILE)
+        record["files"]["model"] = MODEL_FILE
+    record.update(status=status, message=message)
+    if probes:
+        record["probes"] = [p.summary() for p in probes]
+    record["epochs"] = {
+        "planned": config.training.epochs,
+        "completed": len(monitor.rows),
+        "early_stopped": monitor.decision == Decision.EARLY_STOP,
+    }
+    started = record["timings"].pop("_started")
+    record["timings"].update(
+        finished_at=iso_time(time.time()),
+        total_seconds=round(time.perf_counter() - started, 3),
+        training_seconds=round(train_seconds, 3),
+        first_epoch_seconds=monitor.rows[0]["epoch_seconds"] if monitor.rows else None,
+    )
+    record["final"] = monitor.rows[-1] if monitor.rows else None
+    record["best"] = _best_row(monitor.rows)
+    write_run_json(run_dir, record)
+    return RunResult(
+        run_dir=run_dir,
+        status=status,
+        history_path=run_dir / HISTORY_FILE,
+        message=message,
+        error=monitor.error,
+        probes=tuple(p.directory for p in probes),
+    )
 
 
 def _outcome(monitor: EpochMonitor) -> tuple[Status, str]:
@@ -437,6 +645,8 @@ def _outcome(monitor: EpochMonitor) -> tuple[Status, str]:
         return "diverged", monitor.reason
     if monitor.decision == Decision.INTERRUPTED:
         return "interrupted", monitor.reason
+    if monitor.decision == Decision.FAILED:
+        return "failed", monitor.reason
     if monitor.decision == Decision.EARLY_STOP:
         return "completed", monitor.reason
     return "completed", f"trained {len(monitor.rows)} epochs"

@@ -19,7 +19,7 @@ from fitdoc.diagnosis.rules.base import Check, Rule, Threshold
 from fitdoc.errors import ConfigError
 
 # The families, in code order; importing one registers its rules.
-FAMILIES = ("history", "overfit", "underfit", "balanced")
+FAMILIES = ("history", "overfit", "underfit", "balanced", "measured")
 
 _RULES: dict[str, Rule] = {}
 

@@ -23,6 +23,7 @@ resumes where it stopped and several workers can share the index range
 from __future__ import annotations
 
 import argparse
+import itertools
 import math
 import os
 import random
@@ -30,6 +31,8 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
@@ -108,8 +111,35 @@ def regularization_path(kind: str) -> list[dict[str, float]]:
     ]
 
 
+# Per-epoch outputs stored for each net of a path.
+FIELDS = ("loss", "metric", "val_loss", "val_metric", "test_error")
+
+
+def glorot_weights(sizes: list[int], seed: int) -> list[np.ndarray]:
+    """Keras Dense's initialization (Glorot-uniform kernels, zero biases), from one seed."""
+    rng = np.random.default_rng(seed)
+    weights: list[np.ndarray] = []
+    for fan_in, fan_out in itertools.pairwise(sizes):
+        limit = np.sqrt(6.0 / (fan_in + fan_out))
+        weights.append(rng.uniform(-limit, limit, size=(fan_in, fan_out)).astype(np.float32))
+        weights.append(np.zeros(fan_out, np.float32))
+    return weights
+
+
+def make_optimizer(name: str, lr: float) -> Any:
+    import keras
+
+    if name == "adam":
+        return keras.optimizers.Adam(lr)
+    if name == "rmsprop":
+        return keras.optimizers.RMSprop(lr)
+    return keras.optimizers.SGD(lr, momentum=0.9)
+
+
 def train_path(path: dict[str, Any]) -> dict[str, Any]:
-    from benchmarks.corpus.engine import FIELDS, NetSpec, PathTrainer
+    """Train a path's nets side by side in fitdoc's own stacked engine (`fitdoc.training.engine`)."""
+    from fitdoc.training.engine import FIELDS as ENGINE_FIELDS
+    from fitdoc.training.engine import Arrays, NetSpec, StackedEngine
 
     family = FAMILIES[path["family"]]
     split = make_split(family, path["n"], path["noise"], path["seed"])
@@ -120,23 +150,29 @@ def train_path(path: dict[str, Any]) -> dict[str, Any]:
         split.x_train.shape[1],
     )
     settings = regularization_path(path["path_kind"])
-    specs = [NetSpec(path["layers"], path["units"], s["l2"], s["l1"], s["dropout"]) for s in settings]
+    outputs = family.classes if family.classes > 1 else split.y_train.shape[1]
+    sizes = [split.x_train.shape[1], *[path["units"]] * path["layers"], outputs]
     start = time.perf_counter()
-    trainer = PathTrainer(
-        specs,
-        split,
-        classes=family.classes,
-        optimizer=path["optimizer"],
-        lr=path["lr"],
+    engine = StackedEngine(
+        glorot_weights(sizes, path["seed"]),
+        [NetSpec(l2=s["l2"], l1=s["l1"], dropout=s["dropout"]) for s in settings],
+        Arrays(split.x_train, split.y_train, split.x_val, split.y_val, split.x_test, split.y_test),
+        optimizer=make_optimizer(path["optimizer"], path["lr"]),
         batch_size=path["batch"],
-        order=path["order"],
         seed=path["seed"],
+        order=path["order"],
+        classes=family.classes,
     )
-    curves = trainer.run(2 * path["e_max"])
+    curves = engine.run(2 * path["e_max"])
+    # The held-out error: MAE for regression (the metric users watch), cross-entropy for
+    # classification (what the val_loss curve shows; an error rate on a few hundred real
+    # rows moves in coarse steps and hides what regularizing does).
+    held_out = "test_loss" if family.classes > 1 else "test_metric"
+    columns = [ENGINE_FIELDS.index(f) for f in ("loss", "metric", "val_loss", "val_metric", held_out)]
     nets = []
     for setting, values in zip(settings, curves, strict=True):
         net = dict(setting)
-        for j, field in enumerate(FIELDS):
+        for field, j in zip(FIELDS, columns, strict=True):
             net[field] = [_compact(v) for v in values[:, j]]
         nets.append(net)
     return {

@@ -142,23 +142,25 @@ def test_runs_are_cut_from_a_path_with_their_history_and_config() -> None:
 
 @pytest.mark.training
 def test_a_tiny_path_trains_for_real_in_both_row_orders() -> None:
-    from benchmarks.corpus.engine import FIELDS, NetSpec, PathTrainer
     from benchmarks.corpus.families import FAMILIES, make_split
+    from benchmarks.corpus_factory import FIELDS, train_path
 
-    split = make_split(FAMILIES["moons"], 200, 0.1, seed=3)
-    specs = [NetSpec(2, 16, 0.0, 0.0, 0.0), NetSpec(2, 16, 1e-3, 0.0, 0.2)]
+    base = {
+        "key": "t-0", "family": "moons", "task": "classification", "noise": 0.1, "n": 200,
+        "optimizer": "adam", "lr": 0.01, "layers": 2, "units": 16, "e_max": 3, "batch": 32,
+        "path_kind": "l2", "patience": None, "seed": 3, "cuts": [3],
+    }  # fmt: skip
+    del FAMILIES, make_split
     curves = {}
     for order in ("reshuffle", "fixed"):
-        trainer = PathTrainer(
-            specs, split, classes=2, optimizer="adam", lr=0.01, batch_size=32, order=order, seed=1
-        )
-        curves[order] = trainer.run(6)
+        record = train_path({**base, "order": order})
+        curves[order] = np.array([[net[f] for f in FIELDS] for net in record["nets"]], float)
     for values in curves.values():
-        assert values.shape == (2, 6, len(FIELDS))
+        assert values.shape == (8, len(FIELDS), 6)
         assert np.isfinite(values).all()
-        accuracy = values[0, :, FIELDS.index("metric")]
+        accuracy = values[0, FIELDS.index("metric")]
         assert accuracy.min() >= 0.0 and accuracy.max() <= 1.0
-        assert values[0, -1, FIELDS.index("loss")] < values[0, 0, FIELDS.index("loss")]
+        assert values[0, FIELDS.index("loss"), -1] < values[0, FIELDS.index("loss"), 0]
     # Same seed, same first epoch (one permutation), different from then on.
-    assert np.allclose(curves["fixed"][:, 0], curves["reshuffle"][:, 0])
-    assert not np.allclose(curves["fixed"][:, 1:], curves["reshuffle"][:, 1:])
+    assert np.allclose(curves["fixed"][:, :, 0], curves["reshuffle"][:, :, 0])
+    assert not np.allclose(curves["fixed"][:, :, 1:], curves["reshuffle"][:, :, 1:])

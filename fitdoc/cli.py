@@ -566,11 +566,17 @@ def compare(
     train_col: TrainColOpt = None,
     val_col: ValColOpt = None,
 ) -> None:
-    """A table of runs: config differences, best/final train and val MAE, verdicts."""
+    """A table of runs: config differences, best/final train and val MAE, verdicts.
+
+    A run trained with --probe is compared with its neighbours.
+    """
+    from fitdoc.history.rundir import with_probes
     from fitdoc.report import compare as compare_report
     from fitdoc.report.comparison import compare_runs
 
     runs, errors = _load_runs(paths, _read_options(format_in, train_col, val_col), None)
+    # A probed run is compared with the neighbours trained beside it.
+    runs = with_probes(runs)
     code = _report_errors(errors)
     if runs:
         comparison = compare_runs(_views(runs, _diagnose_runs(runs, None)))

@@ -51,6 +51,7 @@ from typing import IO, TYPE_CHECKING, Any
 from fitdoc.errors import FitdocError
 from fitdoc.formatting import jsonable
 from fitdoc.history.curves import Curves
+from fitdoc.history.load import PROBES_DIR
 from fitdoc.verdict import Change, Diagnosis
 
 if TYPE_CHECKING:
@@ -290,6 +291,7 @@ class Probe:
     change: Change
     status: str
     curves: Curves
+    config: AnyConfig | None = None
 
 
 @dataclass(frozen=True)
@@ -335,6 +337,18 @@ def load_run(source: Any, options: ReadOptions = ReadOptions(), config: AnyConfi
     )
 
 
+def with_probes(runs: Sequence[Run]) -> list[Run]:
+    """Each run followed by its probed neighbours as runs of their own (for `compare`)."""
+    out: list[Run] = []
+    for run in runs:
+        out.append(run)
+        for probe in run.probes:
+            out.append(
+                Run(name=f"{run.name}/{PROBES_DIR}/{probe.slug}", curves=probe.curves, config=probe.config)
+            )
+    return out
+
+
 def load_probes(run_json: Path) -> tuple[tuple[Probe, ...], tuple[str, ...]]:
     """The probed neighbours run.json lists (none for an unprobed run), and a note for each one missing."""
     from fitdoc.history.load import read_history
@@ -359,6 +373,12 @@ def load_probes(run_json: Path) -> tuple[tuple[Probe, ...], tuple[str, ...]]:
             missing.append(str(entry.get("path")))
             continue
         key = str(change.get("key"))
+        config_path = history.parent / CONFIG_FILE
+        config = None
+        if config_path.is_file():
+            from fitdoc.config import load_config
+
+            config = load_config(config_path, model_only=True)
         probes.append(
             Probe(
                 slug=str(entry.get("slug")),
@@ -370,6 +390,7 @@ def load_probes(run_json: Path) -> tuple[tuple[Probe, ...], tuple[str, ...]]:
                 ),
                 status=str(entry.get("status", "completed")),
                 curves=curves,
+                config=config,
             )
         )
     notes: tuple[str, ...] = ()

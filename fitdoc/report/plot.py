@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from fitdoc.errors import FitdocError
-from fitdoc.formatting import change_line, metric_text, verdict_label
+from fitdoc.formatting import change_line, metric_text, value_text, verdict_label
 from fitdoc.history.rundir import Run
 from fitdoc.report.comparison import run_labels
 
@@ -51,6 +51,9 @@ RUN_MARKERS = (None, "o", "s", "^")
 TRAIN_COLOR = OKABE_ITO["blue"]
 VAL_COLOR = OKABE_ITO["vermillion"]
 REG_COLOR = OKABE_ITO["green"]
+# A probed run's neighbours: thin validation lines, one colour each, labelled by their change.
+PROBE_COLORS = ("green", "orange", "purple", "sky")
+PROBE_WIDTH = 1.0
 # How much wider a run is drawn when a later run retraces it exactly.
 HALO_WIDTH = 2.6
 # Auto log scale once the plotted values span more than this factor (one decade).
@@ -145,7 +148,8 @@ def _single_run_figure(run: Run, scale: Scale) -> Figure:
         ax.plot(val.x, val.y, color=VAL_COLOR, label=f"validation {metric_label}")
     _shade_gap(ax, curves.epochs, curves.train, curves.val)
     _mark_minimum(ax, val, VAL_COLOR, annotate=True)
-    notes += _apply_scale(ax, [train, val], scale)
+    probes = _draw_probes(ax, run)
+    notes += _apply_scale(ax, [train, val, *probes], scale)
     ax.set_title(metric_label)
     ax.set_xlabel("epoch")
     ax.set_ylabel(metric_label)
@@ -166,6 +170,24 @@ def _single_run_figure(run: Run, scale: Scale) -> Figure:
     figure.suptitle(_title(run), fontsize=12, fontweight="bold")
     _caption(figure, _caption_lines(run) + sorted(set(notes)))
     return figure
+
+
+def _draw_probes(ax: Axes, run: Run) -> list[_Series]:
+    """The neighbours `--probe` trained beside the run: their validation curves, thin, by change."""
+    drawn = []
+    for probe, color in zip(run.probes, PROBE_COLORS, strict=False):
+        series = _series(probe.curves.epochs, probe.curves.val)
+        if series.empty:
+            continue
+        change = probe.change
+        label = (
+            f"val, {change.key.removeprefix('model.')} {value_text(change.from_)} -> {value_text(change.to)}"
+        )
+        if probe.status == "diverged":
+            label += " (diverged)"
+        ax.plot(series.x, series.y, color=OKABE_ITO[color], linewidth=PROBE_WIDTH, label=label)
+        drawn.append(series)
+    return drawn
 
 
 def _loss_series(run: Run) -> list[tuple[str, str, str, _Series]]:

@@ -52,11 +52,12 @@ from fitdoc.verdict import Change, Verdict
 
 CODES = ("FD501", "FD502", "FD503")
 GRID = {
-    ("FD501", "min_gain"): (0.03, 0.05, 0.07, 0.10),
-    ("FD501", "noise_z"): (0.5, 1.0, 2.0),
+    ("FD501", "min_gain"): (0.05, 0.07, 0.10),
+    ("FD501", "noise_z"): (0.5, 1.0),
     ("FD502", "min_gain"): (0.10, 0.15, 0.20),
     ("FD502", "max_position"): (0.5, 0.75),
-    ("FD503", "min_fall"): (0.04, 0.05, 0.07),
+    ("FD503", "min_fall"): (0.05, 0.07),
+    ("FD503", "weight"): (0.0, 1.0),
 }
 
 

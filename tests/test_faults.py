@@ -208,6 +208,22 @@ def test_signal_during_startup_leaves_a_truthful_run_json(
         check_history(run_dir / "history.csv")
 
 
+def test_sigterm_during_a_probed_run_keeps_every_net_valid(tmp_path: Path, procs: list[Proc]) -> None:
+    """--probe: SIGTERM mid-run leaves the run's and every neighbour's history valid, all `interrupted`."""
+    proc = train(procs, write_config(tmp_path, epochs=100_000, model={"hidden_layers": 2}), "--probe")
+    run_dir = wait_for_rows(proc, tmp_path, 3)
+    proc.popen.send_signal(signal.SIGTERM)
+    assert proc.wait() == 130, proc.stderr_lines
+    record, rows = check_run(run_dir, "interrupted")
+    assert [p["slug"] for p in record["probes"]] == ["l2-0.0001", "dropout-0.2"]
+    for entry in record["probes"]:
+        probe_rows = check_history(run_dir / entry["path"] / "history.csv")
+        # The neighbours trained the same epochs as the run (they finish each epoch together).
+        assert len(probe_rows) == len(rows) == entry["epochs"]
+        assert entry["status"] == "interrupted"
+        assert json.loads((run_dir / entry["path"] / "run.json").read_text())["status"] == "interrupted"
+
+
 # ------------------------------------------------------------------ divergence
 
 

@@ -104,6 +104,14 @@ def test_no_winner_and_val_still_falling_is_not_converged() -> None:
     assert d.winner is None and d.still_falling > 0.3
 
 
+def test_a_steep_fall_beats_a_neighbour_that_gains_less() -> None:
+    """Val fell 60 % over the last doubling: training longer is expected to gain more than 10 %."""
+    falling = curve(0.5, 0.1)
+    d = decide(falling, [Neighbour(L2_UP, falling * 0.9)], thresholds(), epochs=100)
+    assert (d.verdict, d.cause) == (Verdict.UNDERFIT, Cause.NOT_CONVERGED)
+    assert d.measurements[0].clear  # the neighbour did win on its own
+
+
 def test_no_winner_and_settled_is_balanced() -> None:
     d = decide(flat(0.05), [Neighbour(L2_UP, flat(0.049, seed=3))], thresholds())
     assert d.verdict is Verdict.BALANCED

@@ -158,12 +158,18 @@ def decide(
     findings = [
         _finding(m, "FD502" if m is stop else "FD501", t_es if m is stop else t_nb) for m in candidates
     ]
+    falling = math.isfinite(fall) and fall >= t_fall["min_fall"]
+    # Training longer is a candidate too: the next doubling is expected to bring `weight`
+    # times the fall of the last one; it beats a measured neighbour that gains less.
+    if winner is not None and falling and t_fall["weight"] * fall > (winner.gain or 0.0):
+        winner = None
+        findings = []
     if winner is not None:
         if winner.direction > 0:
             verdict, cause = Verdict.OVERFIT, (Cause.REBOUND if winner is stop else Cause.GAP)
         else:
             verdict, cause = Verdict.UNDERFIT, Cause.OVER_REGULARIZED
-    elif math.isfinite(fall) and fall >= t_fall["min_fall"]:
+    elif falling:
         verdict, cause = Verdict.UNDERFIT, Cause.NOT_CONVERGED
         findings.append(
             Finding(

@@ -47,8 +47,14 @@ def early_stop(f: Features, reg: Regularization | None, t: Mapping[str, float]) 
 @rule(
     "FD503",
     "measured.still_falling",
-    "No neighbour wins and validation error still fell clearly over the last doubling of the run.",
+    "Validation error still fell clearly over the last doubling of the run, by more than a neighbour gains.",
     min_fall=(0.05, "fraction", "fall of the final val against its level half-way (smoothed)"),
+    weight=(
+        1.0,
+        "ratio",
+        "share of the last doubling's fall expected from the next one; training longer wins over a "
+        "measured neighbour that gains less than that",
+    ),
 )
 def still_falling(f: Features, reg: Regularization | None, t: Mapping[str, float]) -> Vote | None:
     return None  # read only when no probed neighbour wins

@@ -204,7 +204,8 @@ FormatInOpt = Annotated[
     typer.Option(
         "--format-in",
         metavar="FORMAT",
-        help="Force the history format (fitdoc, keras_csv, pandas, json, lightning, hf, tensorboard, mlflow).",
+        help="Force the history format (fitdoc, keras_csv, pandas, json, lightning, hf, csv, tensorboard, "
+        "mlflow, wandb).",
     ),
 ]
 TrainColOpt = Annotated[

@@ -3,7 +3,8 @@
 Formats (`FORMATS`, the names `--format-in` accepts): fitdoc run histories,
 Keras CSVLogger files, pandas dumps of `History.history`, JSON dicts of lists
 (or lists of per-epoch records), PyTorch Lightning `metrics.csv`, Hugging Face
-`trainer_state.json`, and hand-rolled CSV layouts (`csv`). Detection is
+`trainer_state.json`, hand-rolled CSV layouts (`csv`, W&B panel exports
+among them), TensorBoard log directories, MLflow runs and W&B run directories. Detection is
 automatic; `format_in`, `train_col` and `val_col` override it.
 
 Values: missing cells (`NA`, empty) become NaN; `inf` stays inf so divergence
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,7 @@ FORMATS: tuple[str, ...] = (
     "csv",
     "tensorboard",
     "mlflow",
+    "wandb",
 )
 _FORMAT_ALIASES = {
     "keras": "keras_csv",
@@ -49,6 +51,8 @@ _FORMAT_ALIASES = {
     "pl": "lightning",
     "tb": "tensorboard",
     "tfevents": "tensorboard",
+    "wb": "wandb",
+    "weights_and_biases": "wandb",
 }
 
 
@@ -72,7 +76,7 @@ def read_history(
     """Read one history file (or a run directory's `history.csv`) into `Curves`."""
     p = Path(path)
     fmt = _check_format(format_in, p)
-    if p.is_dir() and (p / "history.csv").is_file() and fmt not in ("tensorboard", "mlflow"):
+    if p.is_dir() and (p / "history.csv").is_file() and fmt not in ("tensorboard", "mlflow", "wandb"):
         p = p / "history.csv"
     table = _read_other_source(p, fmt)
     if table is None and _is_large_csv(p, fmt):
@@ -80,7 +84,7 @@ def read_history(
     if table is None:
         text = decode(read_bytes(p), p)
         table = _read_table(text, p, fmt)
-    return build_curves(
+    curves = build_curves(
         table.columns,
         epochs=table.epochs,
         source=str(p),
@@ -93,14 +97,21 @@ def read_history(
         steps=table.steps,
         point=table.point,
     )
+    # The knobs the run's params name travel with its curves, so loading builds a config from them.
+    return replace(curves, settings=table.settings) if table.settings else curves
 
 
 def _read_other_source(p: Path, fmt: str | None) -> Table | None:
-    """TensorBoard log directories and MLflow runs; None for a history file."""
-    plain_file = fmt is None and p.is_file() and ".tfevents." not in p.name
+    """TensorBoard log directories, MLflow runs and W&B runs; None for a history file."""
+    plain_file = fmt is None and p.is_file() and ".tfevents." not in p.name and p.suffix != ".wandb"
     if plain_file and not str(p).startswith("mlflow:"):
-        return None  # the common case decides without loading either reader
-    from fitdoc.history.readers import mlflowrun, tbevents
+        return None  # the common case decides without loading any of these readers
+    from fitdoc.history.readers import mlflowrun, tbevents, wandbrun
+
+    if fmt == "wandb" or (fmt is None and wandbrun.is_run_dir(p)):
+        if not p.exists():
+            raise HistoryError("no such file or directory", path=p)
+        return wandbrun.read_wandb(p)
 
     if fmt == "mlflow" or mlflowrun.is_mlflow_uri(p) or (fmt is None and mlflowrun.is_file_store_run(p)):
         return mlflowrun.read_mlflow(p)
@@ -259,8 +270,8 @@ def discover(paths: Sequence[str | Path]) -> list[RunSource]:
             found = _walk(p)
             if not found:
                 raise HistoryError(
-                    "no history files found in this directory (CSV, JSON, TensorBoard event files "
-                    "or MLflow runs)",
+                    "no history files found in this directory (CSV, JSON, TensorBoard event files, "
+                    "MLflow or W&B runs)",
                     path=p,
                 )
         for src in found:
@@ -272,7 +283,7 @@ def discover(paths: Sequence[str | Path]) -> list[RunSource]:
 
 
 def _walk(root: Path) -> list[RunSource]:
-    from fitdoc.history.readers import mlflowrun, tbevents
+    from fitdoc.history.readers import mlflowrun, tbevents, wandbrun
 
     found: list[RunSource] = []
     run_dirs: set[Path] = set()
@@ -283,7 +294,12 @@ def _walk(root: Path) -> list[RunSource]:
     )
     # TensorBoard runs and MLflow file-store runs are folders: one source each, and
     # nothing inside them (artifacts, split subfolders) is read as a history of its own.
-    folders = [*tbevents.find_runs(root, files), *mlflowrun.find_file_store_runs(root, files)]
+    wandb_runs = wandbrun.find_runs(root, files)
+    folders = [
+        *tbevents.find_runs(root, files),
+        *mlflowrun.find_file_store_runs(root, files),
+        *wandb_runs,
+    ]
     # A fitdoc run directory is read from its history.csv even when event files sit beside it.
     folders = [
         f
@@ -297,6 +313,9 @@ def _walk(root: Path) -> list[RunSource]:
     if folders:
         inside = set(folders)
         files = [f for f in files if not inside.intersection(f.parents)]
+    # A `wandb/` folder's own debug logs (links into its runs) are not histories.
+    wandb_dirs = {run.parent for run in wandb_runs}
+    files = [f for f in files if not (f.parent in wandb_dirs and f.suffix == ".log")]
     for f in files:
         if f.name == "history.csv":
             run_dirs.add(f.parent)

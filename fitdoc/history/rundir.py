@@ -311,4 +311,24 @@ def load_run(source: Any, options: ReadOptions = ReadOptions(), config: AnyConfi
         from fitdoc.config import load_config
 
         config = load_config(Path(config_path), model_only=True)
+    if config is None:
+        config = config_of_params(curves)
     return Run(name=str(source.name), curves=curves, config=config, path=Path(source.history_path))
+
+
+def config_of_params(curves: Curves) -> AnyConfig | None:
+    """The config a run's logged params make known (MLflow params, W&B config, TensorBoard
+    hparams), or None when they name none of its regularization.
+
+    Only a known regularization makes a config: without it the rules and the ladder would
+    read fitdoc's default (no L2, no dropout) as the run's own. Knobs not logged keep
+    fitdoc's defaults, except the epochs, which the history itself counts.
+    """
+    from fitdoc.history.readers.params import REGULARIZATION_KEYS, config_from_settings
+
+    settings = dict(curves.settings)
+    if not REGULARIZATION_KEYS & set(settings):
+        return None
+    if "training.epochs" not in settings and curves.point == "epoch" and len(curves):
+        settings["training.epochs"] = len(curves)
+    return config_from_settings(settings)

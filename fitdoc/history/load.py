@@ -72,17 +72,25 @@ def read_history(
     format_in: str | None = None,
     train_col: str | None = None,
     val_col: str | None = None,
+    complete_lines: bool = False,
 ) -> Curves:
-    """Read one history file (or a run directory's `history.csv`) into `Curves`."""
+    """Read one history file (or a run directory's `history.csv`) into `Curves`.
+
+    `complete_lines`: read a text file only up to its last line break, so a row
+    another process is writing is not read half-written (`fitdoc watch`).
+    """
     p = Path(path)
     fmt = _check_format(format_in, p)
     if p.is_dir() and (p / "history.csv").is_file() and fmt not in ("tensorboard", "mlflow", "wandb"):
         p = p / "history.csv"
     table = _read_other_source(p, fmt)
-    if table is None and _is_large_csv(p, fmt):
+    if table is None and not complete_lines and _is_large_csv(p, fmt):
         table = read_csv_large(p, fmt)
     if table is None:
-        text = decode(read_bytes(p), p)
+        raw = read_bytes(p)
+        if complete_lines and p.suffix.lower() != ".json":
+            raw = raw[: max(raw.rfind(b"\n"), raw.rfind(b"\r")) + 1]
+        text = decode(raw, p)
         table = _read_table(text, p, fmt)
     curves = build_curves(
         table.columns,

@@ -278,6 +278,7 @@ class ReadOptions:
     format_in: str | None = None
     train_col: str | None = None
     val_col: str | None = None
+    complete_lines: bool = False  # a file still being written: its last line only once it ends
 
 
 @dataclass(frozen=True)
@@ -305,6 +306,7 @@ def load_run(source: Any, options: ReadOptions = ReadOptions(), config: AnyConfi
         format_in=options.format_in,
         train_col=options.train_col,
         val_col=options.val_col,
+        complete_lines=options.complete_lines,
     )
     config_path = getattr(source, "config_path", None)
     if config is None and config_path is not None:

@@ -20,6 +20,9 @@ diagnosis (`on_diagnosis`), when to stop (`stop_reason`) and how long to wait
 - The run ends when its run.json (fitdoc's, beside its history) leaves
   `running`, a W&B run's log holds its exit record, or nothing has changed
   for `--idle` seconds.
+- A W&B run's log grows in 32 KiB blocks while the run goes on (wandb-core
+  writes whole blocks), so a live W&B run is seen in bursts; its end
+  writes the rest.
 """
 
 from __future__ import annotations
@@ -195,7 +198,7 @@ def shrank(before: Signature | None, after: Signature | None) -> str | None:
 
 def waiting_error(exc: FitdocError) -> bool:
     """An error that says the history has not been written yet, not that it is unreadable."""
-    return not isinstance(exc, MissingDependencyError) and exc.message.startswith(_NOT_YET)
+    return not isinstance(exc, MissingDependencyError) and any(words in exc.message for words in _NOT_YET)
 
 
 # ---------------------------------------------------------------- the edges: files, clock
@@ -225,7 +228,15 @@ def signature(path: Path) -> Signature | None:
             if path.name == "history.csv" and run_json.is_file():
                 files.append(run_json)
         elif path.is_dir():
-            files = sorted(f for f in path.rglob("*") if f.is_file() and not f.name.startswith("."))
+            from fitdoc.history.readers import wandbrun
+
+            # A W&B run's history is its `.wandb` log alone; its debug logs grow while nothing is logged.
+            log = wandbrun.log_file(path)
+            files = (
+                [log]
+                if log is not None
+                else sorted(f for f in path.rglob("*") if f.is_file() and not f.name.startswith("."))
+            )
         else:
             return ()
         out = []

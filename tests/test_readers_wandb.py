@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -184,3 +185,47 @@ def test_a_sparse_export_pairs_each_validation_with_the_train_steps_before_it(tm
     c = read_history(export)
     np.testing.assert_allclose(c.val, [110.0, 120.0, 130.0])
     np.testing.assert_allclose(c.train, [5.5, 15.5, 25.5])
+
+
+LIVE_WRITER = """
+import time, wandb
+run = wandb.init(project="fitdoc", config={"l2": 0.0, "dropout": 0.0})
+for e in range(300):
+    wandb.log({"epoch": e, "train/loss": 1 / (e + 1), "val/loss": 0.3 + 1 / (e + 1) + 0.0008 * max(0, e - 8) ** 2})
+    time.sleep(0.05)
+run.finish()
+"""
+
+
+def test_watch_follows_a_live_wandb_run_and_stops_it_on_overfit(tmp_path: Path) -> None:
+    _need_wandb()
+    writer = subprocess.Popen([sys.executable, "-c", LIVE_WRITER], cwd=tmp_path, env=offline_env(tmp_path))
+    try:
+        deadline = time.monotonic() + 60
+        while not list((tmp_path / "wandb").glob("offline-run-*/run-*.wandb")):
+            assert time.monotonic() < deadline and writer.poll() is None, "wandb never started the run"
+            time.sleep(0.05)
+        (run,) = (tmp_path / "wandb").glob("offline-run-*")
+        env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+        proc = subprocess.run(
+            [sys.executable, "-m", "fitdoc", "watch", str(run), "--fail-on", "overfit", "--interval", "0.1"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=env,
+        )
+        still_writing = writer.poll() is None
+    finally:
+        writer.kill()
+        writer.wait()
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert still_writing
+    assert "overfit reached at evaluation" in proc.stdout and "add L2: model.l2 0 -> 0.0001" in proc.stdout
+
+
+def test_watching_a_finished_wandb_run_ends_at_once(wandb_dir: Path) -> None:
+    first, _ = _runs(wandb_dir)
+    result = CliRunner().invoke(app, ["watch", str(first), "--format", "json", "--idle", "60"])
+    assert result.exit_code == 0, result.output
+    end = json.loads(result.stdout.splitlines()[-1])
+    assert (end["event"], end["reason"], end["evaluation"]) == ("end", "finished", 30)

@@ -169,6 +169,11 @@ def test_a_half_written_last_line_is_not_read_as_data(tmp_path: Path) -> None:
     np.testing.assert_array_equal(c.epochs, [0, 1])
     np.testing.assert_allclose(c.val, [1.1, 0.6])
     assert len(read_history(history)) == 3  # `diagnose` still reads a file as it is
+    # A log over 1 MB (read by pandas' fast reader when whole) holds its half line back too.
+    rows = "".join(f"{e},{1 / (e + 1):.6f},{1.1 / (e + 1):.6f}\n" for e in range(50_000))
+    history.write_text("epoch,loss,val_loss\n" + rows + "50000,0.0000")
+    assert history.stat().st_size > 1 << 20
+    assert len(read_history(history, complete_lines=True)) == 50_000
 
 
 class FakeTime:
@@ -295,3 +300,27 @@ def test_watch_is_listed_in_the_help() -> None:
     assert [s.history_path.name for s in discover([REPO / "tests" / "fixtures" / "verdicts" / "noisy"])] == [
         "history.csv"
     ]
+
+
+RECIPE = r"""
+import math, subprocess, sys, time
+with open("metrics.csv", "w") as f:
+    f.write("epoch,train_loss,val_loss\n"); f.flush()
+    watch = subprocess.Popen([sys.executable, "-m", "fitdoc", "watch", "metrics.csv", "--fail-on", "overfit",
+                              "--interval", "0.05"], stdout=subprocess.DEVNULL)
+    for epoch in range(300):
+        time.sleep(0.03)  # one epoch of training
+        val = 0.3 + 1 / (epoch + 1) + 0.0008 * max(0, epoch - 8) ** 2
+        f.write(f"{epoch},{1 / (epoch + 1)},{val}\n"); f.flush()
+        if watch.poll() == 1: break
+    watch.kill()
+print(epoch)
+"""
+
+
+def test_the_readme_recipe_stops_a_training_loop(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-c", RECIPE], capture_output=True, text=True, timeout=120, cwd=tmp_path, env=_env()
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert 10 < int(proc.stdout) < 299  # the loop broke off when the watch said overfit

@@ -84,7 +84,7 @@ def read_history(
     if p.is_dir() and (p / "history.csv").is_file() and fmt not in ("tensorboard", "mlflow", "wandb"):
         p = p / "history.csv"
     table = _read_other_source(p, fmt)
-    if table is None and not complete_lines and _is_large_csv(p, fmt):
+    if table is None and _is_large_csv(p, fmt) and (not complete_lines or _ends_a_line(p)):
         table = read_csv_large(p, fmt)
     if table is None:
         raw = read_bytes(p)
@@ -137,6 +137,16 @@ def _is_large_csv(p: Path, fmt: str | None) -> bool:
         return False
     try:
         return p.is_file() and p.stat().st_size > LARGE_BYTES
+    except OSError:
+        return False
+
+
+def _ends_a_line(p: Path) -> bool:
+    """The file's last byte ends a line: no row is being written, so the fast reader may read it all."""
+    try:
+        with p.open("rb") as f:
+            f.seek(-1, 2)
+            return f.read(1) in (b"\n", b"\r")
     except OSError:
         return False
 

@@ -101,7 +101,10 @@ class Event:
         return out
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), allow_nan=False, default=str)
+        """One line of JSON (no NaN: `jsonable` writes it as null, as `diagnose --format json` does)."""
+        from fitdoc.formatting import jsonable
+
+        return json.dumps(jsonable(self.to_dict()), ensure_ascii=False, allow_nan=False)
 
 
 @dataclass(frozen=True)

@@ -136,3 +136,14 @@ def test_tensorboard_hparams_name_the_knobs(tmp_path: Path) -> None:
     change = _diagnose_json(logdir)["suggestion"]
     assert isinstance(change, dict)
     assert (change["key"], change["from"], change["to"]) == ("model.l2", 0.001, 0.01)
+
+
+def test_a_config_given_wins_over_the_logged_params_and_says_so(tmp_path: Path) -> None:
+    run = _file_store_run(tmp_path, {"l2": "0.0", "dropout": "0.0"})
+    config = tmp_path / "config.yaml"
+    config.write_text("model:\n  l2: 0.001\n")
+    result = CliRunner().invoke(app, ["diagnose", str(run), "--config", str(config), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    (d,) = json.loads(result.stdout)["results"]
+    assert (d["suggestion"]["key"], d["suggestion"]["from"]) == ("model.l2", 0.001)
+    assert "the config given is used, not the run's logged params" in d["notes"]

@@ -42,7 +42,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -315,6 +315,11 @@ def load_run(source: Any, options: ReadOptions = ReadOptions(), config: AnyConfi
         config = load_config(Path(config_path), model_only=True)
     if config is None:
         config = config_of_params(curves)
+    elif curves.settings:
+        # The note of the reader said which params it read; the config given wins over them.
+        curves = replace(
+            curves, notes=(*curves.notes, "the config given is used, not the run's logged params")
+        )
     return Run(name=str(source.name), curves=curves, config=config, path=Path(source.history_path))
 
 

@@ -134,8 +134,8 @@ def read_csv_large(path: Path, format_in: str | None = None) -> Table | None:
         return None
     first = next((ln for ln in lines if ln.strip()), "")
     delimiter = sniff_delimiter(first)
-    if delimiter is None:
-        return None
+    if delimiter is None or " - " in first:
+        return None  # a W&B export's `RUN - metric` columns are renamed by the careful reader
     try:
         import pandas as pd
     except ImportError:  # a core install without pandas reads it the slow way

@@ -38,7 +38,7 @@ from fitdoc.errors import ExitCode, FitdocError, HistoryError, MissingDependency
 from fitdoc.history.curves import Curves
 from fitdoc.history.load import RunSource, discover
 from fitdoc.history.rundir import RUN_FILE, ReadOptions, Run, load_run
-from fitdoc.verdict import Diagnosis
+from fitdoc.verdict import SCHEMA_VERSION, Diagnosis
 
 if TYPE_CHECKING:
     from fitdoc.config import AnyConfig
@@ -84,7 +84,8 @@ class Event:
     exit_code: int = 0
 
     def to_dict(self) -> dict[str, object]:
-        out: dict[str, object] = {"event": self.kind}
+        """One line of `fitdoc watch --format json` (docs/json-schema.md, `kind: "watch"`)."""
+        out: dict[str, object] = {"schema_version": SCHEMA_VERSION, "kind": "watch", "event": self.kind}
         if self.evaluation is not None:
             out["evaluation"] = self.evaluation
             out["epoch"] = self.epoch

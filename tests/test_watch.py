@@ -112,6 +112,7 @@ def test_a_balanced_run_ends_after_idle_with_json_lines(tmp_path: Path) -> None:
     events = [json.loads(line) for line in proc.stdout.splitlines()]
     assert [e["event"] for e in events][-1] == "end"
     assert all(e["event"] in ("verdict", "note", "end") for e in events)
+    assert all((e["schema_version"], e["kind"]) == (1, "watch") for e in events)
     end = events[-1]
     assert (end["reason"], end["exit_code"]) == ("idle", 0)
     assert end["evaluation"] == 30 and end["epoch"] == 29

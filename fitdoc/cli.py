@@ -204,7 +204,8 @@ FormatInOpt = Annotated[
     typer.Option(
         "--format-in",
         metavar="FORMAT",
-        help="Force the history format (fitdoc, keras_csv, pandas, json, lightning, hf, tensorboard, mlflow).",
+        help="Force the history format (fitdoc, keras_csv, pandas, json, lightning, hf, csv, tensorboard, "
+        "mlflow, wandb).",
     ),
 ]
 TrainColOpt = Annotated[
@@ -648,6 +649,84 @@ def tune(
     )
     typer.echo(str(result.tune_dir))
     raise typer.Exit(int(result.exit_code))
+
+
+class WatchFormat(str, Enum):
+    text = "text"
+    json = "json"
+
+
+@app.command(cls=_Command)
+@exit_boundary
+def watch(
+    path: Annotated[
+        Path,
+        typer.Argument(
+            metavar="PATH",
+            help="The history being written: a file, a run directory, a TensorBoard, MLflow or W&B run.",
+        ),
+    ],
+    fail_on: FailOnOpt = None,
+    min_confidence: Annotated[
+        float,
+        typer.Option(
+            "--min-confidence",
+            min=0.0,
+            max=1.0,
+            metavar="C",
+            help="Exit 1 on a --fail-on verdict only at this confidence or more.",
+        ),
+    ] = 0.8,
+    interval: Annotated[
+        float,
+        typer.Option("--interval", min=0.01, metavar="S", help="Seconds between polls (longer while quiet)."),
+    ] = 1.0,
+    idle: Annotated[
+        float,
+        typer.Option("--idle", min=0.0, metavar="S", help="Stop after this many seconds with nothing new."),
+    ] = 60.0,
+    output_format: Annotated[
+        WatchFormat, typer.Option("--format", help="text, or one JSON object per line.")
+    ] = WatchFormat.text,
+    format_in: FormatInOpt = None,
+    train_col: TrainColOpt = None,
+    val_col: ValColOpt = None,
+) -> None:
+    """Follow a history while it is written; re-diagnose at each new evaluation.
+
+    Prints a line when the verdict or its cause changes, and the diagnosis at the end.
+    Exit codes: 1 as soon as a --fail-on verdict is reached with --min-confidence;
+    0 when the run ends (run.json leaves `running`, or nothing new for --idle seconds);
+    2 for a path it cannot read; 130 on Ctrl-C.
+    """
+    from fitdoc import watch as watching
+    from fitdoc.history.rundir import ReadOptions
+
+    options = watching.WatchOptions(
+        fail_on=parse_fail_on(fail_on),
+        min_confidence=min_confidence,
+        interval=interval,
+        idle=idle,
+        read=ReadOptions(format_in=format_in, train_col=train_col, val_col=val_col, complete_lines=True),
+    )
+    source = watching.one_source(path)
+    as_json = output_format is WatchFormat.json
+
+    def emit(event: watching.Event) -> None:
+        if as_json:
+            _write_stdout(event.to_json())
+        elif event.kind == "note":
+            _stderr().print(f"note: {event.message}", highlight=False, soft_wrap=True)
+        elif event.kind == "verdict":
+            _write_stdout(event.message)
+        elif event.diagnosis is not None:
+            _write_stdout(event.message)
+            from fitdoc.report.text import render_diagnoses
+
+            render_diagnoses([event.diagnosis], _stdout())
+
+    result = watching.watch(source, options, emit)
+    raise typer.Exit(result.exit_code)
 
 
 @app.command(cls=_Command)

@@ -191,7 +191,7 @@ def test_left_out_columns_are_printed_and_no_test_mae_without_a_test_split(tmp_p
 
 # ---------------------------------------------------------------- 7. help text
 
-COMMANDS = ["", "train", "diagnose", "plot", "compare", "tune", "rules", "schema"]
+COMMANDS = ["", "train", "diagnose", "plot", "compare", "tune", "rules", "schema", "watch"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -212,6 +212,7 @@ def test_help_reads_like_a_well_kept_cli(command: str) -> None:
         "compare": "Usage: fitdoc compare [OPTIONS] PATH...",
         "rules": "Usage: fitdoc rules [OPTIONS]",
         "schema": "Usage: fitdoc schema [OPTIONS]",
+        "watch": "Usage: fitdoc watch [OPTIONS] PATH",
     }
     assert usage == expected[command]
 

@@ -1,4 +1,4 @@
-"""What each command loads: `diagnose`, `plot`, `compare`, `rules` and `--help` never load TensorFlow.
+"""What each command loads: `diagnose`, `plot`, `compare`, `rules`, `watch` and `--help` never load TensorFlow.
 
 The one place import lightness is tested (CLI commands, library modules, the
 Python API, plotting).
@@ -86,6 +86,10 @@ LIGHT_CASES = {
     "plot-help": (["plot", "--help"], "fitdoc.cli"),
     "compare-help": (["compare", "--help"], "fitdoc.cli"),
     "tune-help": (["tune", "--help"], "fitdoc.cli"),
+    "watch-help": (["watch", "--help"], "fitdoc.cli"),
+    # A watch that ends at once (nothing new within --idle 0) still reads and diagnoses the file.
+    "watch-csv-idle": (["watch", str(CSV), "--idle", "0"], "fitdoc.watch"),
+    "watch-run-dir-json": (["watch", str(RUN_DIR), "--idle", "0", "--format", "json"], "fitdoc.watch"),
     "version": (["--version"], "fitdoc.cli"),
 }
 

@@ -118,6 +118,8 @@ def test_every_rule_is_documented_and_has_a_passing_and_a_failing_case() -> None
         for spec in rule.specs:
             assert spec.description, f"{rule.code}.{spec.name} has no description"
             assert spec.unit in UNITS, f"{rule.code}.{spec.name} has no known unit: {spec.unit!r}"
+        if rule.name.startswith("measured."):
+            continue  # decided from a probed run's neighbours, not from features: tests/test_probe.py
         counts = expected[rule.code]
         assert counts["pass"] >= 1 and counts["fail"] >= 1, f"{rule.code} needs a passing and a failing case"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -20,7 +21,9 @@ class Curves:
     "evaluation"`, `epochs` then numbers the evaluations). `epoch_at` holds the
     epochs of training done at each point as logged (4.5 = half-way through
     the fifth) and `steps` the global step, when the file says; `span` words
-    the x-axis honestly ("7 evaluations over 13.5 epochs").
+    the x-axis honestly ("7 evaluations over 13.5 epochs"). `settings`: the
+    config knobs the run's logged params name (`{"model.l2": 0.0}`), empty
+    when it logged none.
     """
 
     epochs: np.ndarray
@@ -38,6 +41,7 @@ class Curves:
     epoch_at: np.ndarray | None = None
     steps: np.ndarray | None = None
     point: str = "epoch"
+    settings: Mapping[str, float | int] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.epochs)

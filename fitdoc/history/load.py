@@ -3,7 +3,8 @@
 Formats (`FORMATS`, the names `--format-in` accepts): fitdoc run histories,
 Keras CSVLogger files, pandas dumps of `History.history`, JSON dicts of lists
 (or lists of per-epoch records), PyTorch Lightning `metrics.csv`, Hugging Face
-`trainer_state.json`, and hand-rolled CSV layouts (`csv`). Detection is
+`trainer_state.json`, hand-rolled CSV layouts (`csv`, W&B panel exports
+among them), TensorBoard log directories, MLflow runs and W&B run directories. Detection is
 automatic; `format_in`, `train_col` and `val_col` override it.
 
 Values: missing cells (`NA`, empty) become NaN; `inf` stays inf so divergence
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,7 @@ FORMATS: tuple[str, ...] = (
     "csv",
     "tensorboard",
     "mlflow",
+    "wandb",
 )
 _FORMAT_ALIASES = {
     "keras": "keras_csv",
@@ -49,6 +51,8 @@ _FORMAT_ALIASES = {
     "pl": "lightning",
     "tb": "tensorboard",
     "tfevents": "tensorboard",
+    "wb": "wandb",
+    "weights_and_biases": "wandb",
 }
 
 
@@ -68,19 +72,27 @@ def read_history(
     format_in: str | None = None,
     train_col: str | None = None,
     val_col: str | None = None,
+    complete_lines: bool = False,
 ) -> Curves:
-    """Read one history file (or a run directory's `history.csv`) into `Curves`."""
+    """Read one history file (or a run directory's `history.csv`) into `Curves`.
+
+    `complete_lines`: read a text file only up to its last line break, so a row
+    another process is writing is not read half-written (`fitdoc watch`).
+    """
     p = Path(path)
     fmt = _check_format(format_in, p)
-    if p.is_dir() and (p / "history.csv").is_file() and fmt not in ("tensorboard", "mlflow"):
+    if p.is_dir() and (p / "history.csv").is_file() and fmt not in ("tensorboard", "mlflow", "wandb"):
         p = p / "history.csv"
     table = _read_other_source(p, fmt)
-    if table is None and _is_large_csv(p, fmt):
+    if table is None and _is_large_csv(p, fmt) and (not complete_lines or _ends_a_line(p)):
         table = read_csv_large(p, fmt)
     if table is None:
-        text = decode(read_bytes(p), p)
+        raw = read_bytes(p)
+        if complete_lines and p.suffix.lower() != ".json":
+            raw = raw[: max(raw.rfind(b"\n"), raw.rfind(b"\r")) + 1]
+        text = decode(raw, p)
         table = _read_table(text, p, fmt)
-    return build_curves(
+    curves = build_curves(
         table.columns,
         epochs=table.epochs,
         source=str(p),
@@ -93,14 +105,21 @@ def read_history(
         steps=table.steps,
         point=table.point,
     )
+    # The knobs the run's params name travel with its curves, so loading builds a config from them.
+    return replace(curves, settings=table.settings) if table.settings else curves
 
 
 def _read_other_source(p: Path, fmt: str | None) -> Table | None:
-    """TensorBoard log directories and MLflow runs; None for a history file."""
-    plain_file = fmt is None and p.is_file() and ".tfevents." not in p.name
+    """TensorBoard log directories, MLflow runs and W&B runs; None for a history file."""
+    plain_file = fmt is None and p.is_file() and ".tfevents." not in p.name and p.suffix != ".wandb"
     if plain_file and not str(p).startswith("mlflow:"):
-        return None  # the common case decides without loading either reader
-    from fitdoc.history.readers import mlflowrun, tbevents
+        return None  # the common case decides without loading any of these readers
+    from fitdoc.history.readers import mlflowrun, tbevents, wandbrun
+
+    if fmt == "wandb" or (fmt is None and wandbrun.is_run_dir(p)):
+        if not p.exists():
+            raise HistoryError("no such file or directory", path=p)
+        return wandbrun.read_wandb(p)
 
     if fmt == "mlflow" or mlflowrun.is_mlflow_uri(p) or (fmt is None and mlflowrun.is_file_store_run(p)):
         return mlflowrun.read_mlflow(p)
@@ -118,6 +137,16 @@ def _is_large_csv(p: Path, fmt: str | None) -> bool:
         return False
     try:
         return p.is_file() and p.stat().st_size > LARGE_BYTES
+    except OSError:
+        return False
+
+
+def _ends_a_line(p: Path) -> bool:
+    """The file's last byte ends a line: no row is being written, so the fast reader may read it all."""
+    try:
+        with p.open("rb") as f:
+            f.seek(-1, 2)
+            return f.read(1) in (b"\n", b"\r")
     except OSError:
         return False
 
@@ -261,8 +290,8 @@ def discover(paths: Sequence[str | Path]) -> list[RunSource]:
             found = _walk(p)
             if not found:
                 raise HistoryError(
-                    "no history files found in this directory (CSV, JSON, TensorBoard event files "
-                    "or MLflow runs)",
+                    "no history files found in this directory (CSV, JSON, TensorBoard event files, "
+                    "MLflow or W&B runs)",
                     path=p,
                 )
         for src in found:
@@ -279,7 +308,7 @@ def _is_probe_history(f: Path) -> bool:
 
 
 def _walk(root: Path) -> list[RunSource]:
-    from fitdoc.history.readers import mlflowrun, tbevents
+    from fitdoc.history.readers import mlflowrun, tbevents, wandbrun
 
     found: list[RunSource] = []
     run_dirs: set[Path] = set()
@@ -290,7 +319,12 @@ def _walk(root: Path) -> list[RunSource]:
     )
     # TensorBoard runs and MLflow file-store runs are folders: one source each, and
     # nothing inside them (artifacts, split subfolders) is read as a history of its own.
-    folders = [*tbevents.find_runs(root, files), *mlflowrun.find_file_store_runs(root, files)]
+    wandb_runs = wandbrun.find_runs(root, files)
+    folders = [
+        *tbevents.find_runs(root, files),
+        *mlflowrun.find_file_store_runs(root, files),
+        *wandb_runs,
+    ]
     # A fitdoc run directory is read from its history.csv even when event files sit beside it.
     folders = [
         f
@@ -306,6 +340,9 @@ def _walk(root: Path) -> list[RunSource]:
         files = [f for f in files if not inside.intersection(f.parents)]
     # A probed run's neighbours (RUN/probes/SLUG/history.csv) are part of that run, not runs of their own.
     files = [f for f in files if not _is_probe_history(f)]
+    # A `wandb/` folder's own debug logs (links into its runs) are not histories.
+    wandb_dirs = {run.parent for run in wandb_runs}
+    files = [f for f in files if not (f.parent in wandb_dirs and f.suffix == ".log")]
     for f in files:
         if f.name == "history.csv":
             run_dirs.add(f.parent)

@@ -281,6 +281,7 @@ class ReadOptions:
     format_in: str | None = None
     train_col: str | None = None
     val_col: str | None = None
+    complete_lines: bool = False  # a file still being written: its last line only once it ends
 
 
 @dataclass(frozen=True)
@@ -320,12 +321,20 @@ def load_run(source: Any, options: ReadOptions = ReadOptions(), config: AnyConfi
         format_in=options.format_in,
         train_col=options.train_col,
         val_col=options.val_col,
+        complete_lines=options.complete_lines,
     )
     config_path = getattr(source, "config_path", None)
     if config is None and config_path is not None:
         from fitdoc.config import load_config
 
         config = load_config(Path(config_path), model_only=True)
+    if config is None:
+        config = config_of_params(curves)
+    elif curves.settings:
+        # The note of the reader said which params it read; the config given wins over them.
+        curves = replace(
+            curves, notes=(*curves.notes, "the config given is used, not the run's logged params")
+        )
     probes: tuple[Probe, ...] = ()
     run_json = getattr(source, "run_json_path", None)
     if run_json is not None:
@@ -401,3 +410,21 @@ def load_probes(run_json: Path) -> tuple[tuple[Probe, ...], tuple[str, ...]]:
     elif missing:
         notes = (f"probed neighbour(s) missing: {', '.join(missing)}; measured from the others",)
     return tuple(probes), notes
+
+
+def config_of_params(curves: Curves) -> AnyConfig | None:
+    """The config a run's logged params make known (MLflow params, W&B config, TensorBoard
+    hparams), or None when they name none of its regularization.
+
+    Only a known regularization makes a config: without it the rules and the ladder would
+    read fitdoc's default (no L2, no dropout) as the run's own. Knobs not logged keep
+    fitdoc's defaults, except the epochs, which the history itself counts.
+    """
+    from fitdoc.history.readers.params import REGULARIZATION_KEYS, config_from_settings
+
+    settings = dict(curves.settings)
+    if not REGULARIZATION_KEYS & set(settings):
+        return None
+    if "training.epochs" not in settings and curves.point == "epoch" and len(curves):
+        settings["training.epochs"] = len(curves)
+    return config_from_settings(settings)

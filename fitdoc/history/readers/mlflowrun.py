@@ -9,7 +9,8 @@
 
 Metric keys are column names (`loss`, `val_loss`, `eval_loss`, ...); each
 validation point pairs with the train values logged since the previous one.
-Params that name the regularization are repeated in a note.
+Params that name a knob (`l2`, `dropout`, `lr`, ...) become the run's settings
+(`readers.params`), so the suggestion is a concrete edit; a note says which.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import os
 from pathlib import Path
 
 from fitdoc.errors import HistoryError, MissingDependencyError
+from fitdoc.history.readers.params import knobs_from_params
 from fitdoc.history.readers.steps import table_from_points
 from fitdoc.history.readers.table import Table
 
@@ -28,7 +30,6 @@ _HTTP_DEFAULTS = {
     "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "20",
 }
-_REG_WORDS = ("l1", "l2", "dropout", "weight_decay", "regulariz", "lambda")
 
 
 def is_mlflow_uri(path: object) -> bool:
@@ -139,8 +140,7 @@ def _read_tracking(run_id: str, source: str) -> Table:
 def _with_params(table: Table, params: dict[str, str]) -> Table:
     from dataclasses import replace
 
-    reg = {k: v for k, v in params.items() if any(w in k.lower() for w in _REG_WORDS)}
-    if not reg:
+    knobs = knobs_from_params(params)
+    if not knobs.notes:
         return table
-    shown = ", ".join(f"{k}={v}" for k, v in sorted(reg.items())[:6])
-    return replace(table, notes=(*table.notes, f"run params: {shown}"))
+    return replace(table, notes=(*table.notes, *knobs.notes), settings=knobs.settings)

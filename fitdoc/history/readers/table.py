@@ -5,7 +5,8 @@ It sits below `tabular` and `steps`, which both build it, so neither imports the
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -16,7 +17,8 @@ class Table:
 
     Step-based logs add what one point is (`point`: epoch or evaluation), the
     epochs of training done at each point (`epoch_at`, float) and the global
-    step of each (`steps`); None when the file does not say.
+    step of each (`steps`); None when the file does not say. `settings`: the
+    knobs the run's logged params name (`readers.params`), dotted keys.
     """
 
     columns: dict[str, np.ndarray]
@@ -26,3 +28,4 @@ class Table:
     epoch_at: np.ndarray | None = None
     steps: np.ndarray | None = None
     point: str = "epoch"
+    settings: Mapping[str, float | int] = field(default_factory=dict)

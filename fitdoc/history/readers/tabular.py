@@ -43,6 +43,11 @@ def detect_csv_format(header: tuple[str, ...], parsed: list[ColumnName]) -> str:
 def read_csv_table(text: str, path: object, format_in: str | None = None) -> Table:
     segments = parse_csv(text, path)
     last = segments[-1]
+    if format_in in (None, "csv") and any(" - " in h for h in last.header):
+        from fitdoc.history.readers import wandbrun
+
+        if wandbrun.is_export_header(last.header):
+            return _wandb_export_table(last, path)
     parsed = parse_names(list(last.header))
     fmt = format_in or detect_csv_format(last.header, parsed)
     if fmt == "lightning":
@@ -60,6 +65,46 @@ def _single_segment_table(seg: Segment, parsed: list[ColumnName], fmt: str, form
         if is_step_log(parse_names(list(columns)), columns):
             return step_table(columns, fmt if format_in else "hf_log_history")
     return _epoch_table([seg], fmt)
+
+
+def _wandb_export_table(seg: Segment, path: object) -> Table:
+    """A W&B panel export: `RUN - metric` columns renamed, bounds dropped, rows keyed by the
+    x column (`Step`), each validation point paired with the train logs before it."""
+    from fitdoc.errors import HistoryError
+    from fitdoc.history.readers.steps import table_from_points
+    from fitdoc.history.readers.wandbrun import export_columns
+
+    names, note = export_columns(seg.header)
+    x = next((j for j, n in enumerate(names) if n is not None and n == seg.header[j]), None)
+    if x is None or x in seg.text_columns:
+        raise HistoryError(
+            "W&B export without a step column (expected `Step` before the `RUN - metric` columns)", path=path
+        )
+    steps = np.asarray(seg.columns[x], dtype=float)
+    series: dict[str, dict[int, float]] = {}
+    for j, name in enumerate(names):
+        if name is None or j == x or j in seg.text_columns:
+            continue
+        values = np.asarray(seg.columns[j], dtype=float)
+        ok = np.isfinite(steps) & ~np.isnan(values)
+        series[name] = {int(s): float(v) for s, v in zip(steps[ok], values[ok], strict=True)}
+    series = {k: v for k, v in series.items() if v}
+    if not series:
+        raise HistoryError("W&B export holds no values", path=path)
+    table = table_from_points(series, "wandb_csv")
+    return (
+        table
+        if note is None
+        else Table(
+            table.columns,
+            table.epochs,
+            table.format,
+            (*table.notes, note),
+            table.epoch_at,
+            table.steps,
+            table.point,
+        )
+    )
 
 
 # Above this size a CSV is read by pandas' C parser (vectorized, in bounded memory); below it, by
@@ -89,8 +134,8 @@ def read_csv_large(path: Path, format_in: str | None = None) -> Table | None:
         return None
     first = next((ln for ln in lines if ln.strip()), "")
     delimiter = sniff_delimiter(first)
-    if delimiter is None:
-        return None
+    if delimiter is None or " - " in first:
+        return None  # a W&B export's `RUN - metric` columns are renamed by the careful reader
     try:
         import pandas as pd
     except ImportError:  # a core install without pandas reads it the slow way

@@ -8,18 +8,22 @@ split subdirectories: Keras' `TensorBoard` callback writes `LOGDIR/train/` and
 runs keep their tags (`Loss/train`, `val/loss`), which the column-name parser
 understands. Scalars written as tensors (TF2 `tf.summary.scalar`) and as
 simple values both read. Each validation point pairs with the train values
-logged since the previous one (by step); nothing is filled in.
+logged since the previous one (by step); nothing is filled in. Hyperparameters
+written by the HParams plugin (`hp.hparams(...)`, `SummaryWriter.add_hparams`)
+name the run's knobs through `readers.params`.
 """
 
 from __future__ import annotations
 
 import sys
 import types
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from fitdoc.errors import HistoryError, MissingDependencyError
+from fitdoc.history.readers.params import knobs_from_params
 from fitdoc.history.readers.steps import table_from_points
 from fitdoc.history.readers.table import Table
 
@@ -126,8 +130,9 @@ def _tensor_scalar(tensor: object) -> float | None:
     return None
 
 
-def _scalars(path: Path) -> dict[str, list[tuple[int, float]]]:
-    """Every scalar of one event file: tag -> [(step, value)], in file order."""
+def _scalars(path: Path, hparams: dict[str, object] | None = None) -> dict[str, list[tuple[int, float]]]:
+    """Every scalar of one event file: tag -> [(step, value)], in file order.
+    `hparams`, when given, collects the run's hyperparameters (HParams plugin)."""
     loader_cls = _loader()
     out: dict[str, list[tuple[int, float]]] = {}
     plugin: dict[str, str] = {}  # a tag's plugin, said by its first event only
@@ -142,6 +147,10 @@ def _scalars(path: Path) -> dict[str, list[tuple[int, float]]]:
                 if name:
                     plugin.setdefault(tag, name)
                 kind = value.WhichOneof("value")
+                if name == "hparams":
+                    if hparams is not None:
+                        hparams.update(_session_hparams(value.metadata.plugin_data.content))
+                    continue
                 if kind == "simple_value":
                     number: float | None = float(value.simple_value)
                 elif kind == "tensor" and plugin.get(tag, "scalars") == "scalars":
@@ -156,6 +165,23 @@ def _scalars(path: Path) -> dict[str, list[tuple[int, float]]]:
         raise HistoryError(
             f"unreadable TensorBoard event file ({type(exc).__name__}: {exc})", path=path
         ) from None
+    return out
+
+
+def _session_hparams(content: bytes) -> dict[str, object]:
+    """The hyperparameters of an HParams `session_start_info` summary; {} for its other summaries."""
+    try:
+        from tensorboard.plugins.hparams import plugin_data_pb2
+    except ImportError:  # an older tensorboard without the plugin: the scalars still read
+        return {}
+    data = plugin_data_pb2.HParamsPluginData.FromString(content)
+    if not data.HasField("session_start_info"):
+        return {}
+    out: dict[str, object] = {}
+    for name, value in data.session_start_info.hparams.items():
+        kind = value.WhichOneof("kind")
+        if kind in ("number_value", "string_value", "bool_value"):
+            out[name] = getattr(value, kind)
     return out
 
 
@@ -177,9 +203,10 @@ def read_tensorboard(path: Path, fmt: str = "tensorboard") -> Table:
     if not files:
         raise HistoryError("no TensorBoard event files (events.out.tfevents.*) here", path=path)
     series: dict[str, dict[int, float]] = {}
+    hparams: dict[str, object] = {}
     keras = any(prefix for prefix, _ in files)
     for prefix, f in files:
-        scalars = _scalars(f)
+        scalars = _scalars(f, hparams)
         tags = set(scalars)
         for tag, points in scalars.items():
             if tag.startswith("batch_") or (
@@ -193,4 +220,8 @@ def read_tensorboard(path: Path, fmt: str = "tensorboard") -> Table:
                 target[step] = v  # a later write of the same step (a resumed run) wins
     if not series:
         raise HistoryError("no scalar summaries in these TensorBoard event files", path=path)
-    return table_from_points(series, fmt)
+    table = table_from_points(series, fmt)
+    knobs = knobs_from_params(hparams, "hparams")
+    if not knobs.notes:
+        return table
+    return replace(table, notes=(*table.notes, *knobs.notes), settings=knobs.settings)

@@ -336,6 +336,17 @@ def test_every_command_reads_a_probed_run(probed_run: tuple[Path, object], tmp_p
         )
         == 1
     )
+    # --emit-config writes the measured winner.
+    emitted = tmp_path / "next.yaml"
+    assert runner.invoke(app, ["diagnose", str(run_dir), "--emit-config", str(emitted)]).exit_code in (0, 1)
+    from fitdoc.config import load_config
+
+    winner = one["suggestion"]
+    value = load_config(emitted).get(winner["key"])
+    if isinstance(winner["to"], dict):
+        assert all(getattr(value, k) == v for k, v in winner["to"].items())
+    else:
+        assert value == winner["to"]
     # A neighbour on its own is a plain run, diagnosed from its curves.
     alone = runner.invoke(app, ["diagnose", str(run_dir / "probes" / "l2-0.0001"), "--format", "json"])
     assert json.loads(alone.output)["results"][0]["basis"] == "curves"

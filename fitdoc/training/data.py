@@ -334,7 +334,8 @@ def make_dataset(
     mean, std = standardize(x[:cut])
 
     def scaled(a: np.ndarray) -> np.ndarray:
-        return ((a - mean) / std).astype(np.float32)
+        out: np.ndarray = ((a - mean) / std).astype(np.float32)
+        return out
 
     return Dataset(
         x_train=scaled(x[:cut]),

@@ -247,7 +247,9 @@ class StackedEngine:
 
     def run_epoch(self, epoch: int) -> np.ndarray:
         """Train one epoch; [K, len(FIELDS)] float64 (test columns NaN without a held-out part)."""
-        rows = self._epoch_fn(self._tf.constant(epoch, self._tf.int32)).numpy().astype(np.float64)
+        rows: np.ndarray = np.asarray(
+            self._epoch_fn(self._tf.constant(epoch, self._tf.int32)), dtype=np.float64
+        )
         if not self._has_test:
             rows[:, FIELDS.index("test_metric")] = np.nan
             rows[:, FIELDS.index("test_loss")] = np.nan

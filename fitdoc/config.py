@@ -184,6 +184,16 @@ AnyConfig = Config | ModelOnlyConfig
 # ---------------------------------------------------------------- loading
 
 
+def upper_bound(section: type[BaseModel], name: str) -> int:
+    """The schema's inclusive upper bound of an integer field (`le=`), so code that
+    grows a value (the suggestion ladder) stops where validation would refuse it."""
+    for item in section.model_fields[name].metadata:
+        bound = getattr(item, "le", None)
+        if bound is not None:
+            return int(bound)
+    raise LookupError(f"{section.__name__}.{name} has no upper bound")
+
+
 def parse_overrides(overrides: list[str] | None, path: object | None = None) -> dict[str, Any]:
     """`["training.epochs=50"]` -> `{"training.epochs": 50}` (values read as YAML)."""
     parsed: dict[str, Any] = {}

@@ -31,7 +31,8 @@ class Features:
     """Scale-free numbers describing one run's learning curves.
 
     Ratios are NaN when a series has non-positive values (ratio rules skip
-    them, DESIGN.md "Contracts"); positions are 0-based epoch indices.
+    them, as the design notes' contracts say); `best_epoch` is the 0-based epoch label
+    (as the CSV's `epoch` column), `best_at` the same point in words, 1-based.
     """
 
     n_epochs: int
@@ -69,6 +70,14 @@ class Features:
     val_gain_2x_half: float = NAN
     loss_gain_2x: float = NAN
     span: str = ""
+    # What one point of the curves is ("epoch", or "evaluation" in step logs).
+    point: str = "epoch"
+
+    @property
+    def best_at(self) -> str:
+        """Where val is lowest, counted as people (and progress bars) count: "epoch 5" for
+        the fifth epoch, whose 0-based label (the CSV's `epoch` column) is 4."""
+        return f"{self.point} {self.best_epoch + 1}"
 
     def as_dict(self) -> dict[str, float | int | str | bool]:
         return dict(self.__dict__)
@@ -145,6 +154,7 @@ def compute_features(curves: Curves) -> Features:
         val_gain_2x_half=_gain_if_doubled(val, share=2) if positive else NAN,
         loss_gain_2x=_loss_gain(curves),
         span=f"over {curves.span}",
+        point=curves.point,
     )
 
 

@@ -41,8 +41,13 @@ def verdict_text(verdict: str | Enum | None, cause: str | Enum | None = None, *,
 
 
 def verdict_label(diagnosis: Diagnosis) -> str:
-    """A diagnosis' verdict and cause, as `verdict_text` writes them."""
-    return verdict_text(diagnosis.verdict, diagnosis.cause)
+    """A diagnosis' verdict and cause, as `verdict_text` writes them.
+
+    The cause is named only when a finding gives it: a verdict the curves lean to with no
+    rule voting for it keeps its likely cause in the data (the suggestion follows it), but
+    the words do not claim a cause no rule found, as its summary does not."""
+    found = any(f.verdict is diagnosis.verdict and f.cause is diagnosis.cause for f in diagnosis.findings)
+    return verdict_text(diagnosis.verdict, diagnosis.cause if found else None)
 
 
 def value_text(value: Any, *, none: str = "null") -> str:

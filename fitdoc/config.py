@@ -12,7 +12,7 @@ import difflib
 import re
 import reprlib
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
@@ -52,7 +52,10 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
-class _DottedAccess:
+_Top = TypeVar("_Top", bound="_TopLevel")
+
+
+class _TopLevel(_Section):
     """`get("model.l2")` and `with_changes({"model.l2": 1e-4})` for the top-level configs."""
 
     def get(self, dotted_key: str) -> Any:
@@ -61,12 +64,12 @@ class _DottedAccess:
             node = getattr(node, part)
         return node
 
-    def with_changes(self, changes: dict[str, Any]) -> Any:
+    def with_changes(self: _Top, changes: dict[str, Any]) -> _Top:
         """A new, validated config of the same kind with the changes applied."""
-        raw = self.model_dump(mode="python")  # type: ignore[attr-defined]
+        raw = self.model_dump(mode="python")
         for key, value in changes.items():
             _set_dotted(raw, key, value)
-        return type(self).model_validate(raw)  # type: ignore[attr-defined]
+        return type(self).model_validate(raw)
 
 
 SYNTHETIC_DATASETS = ("founding", "friedman1", "wave")
@@ -158,7 +161,7 @@ class OutputConfig(_Section):
     dir: str = Field("runs", description="Where run directories are created (relative to the working dir).")
 
 
-class Config(_DottedAccess, _Section):
+class Config(_TopLevel):
     name: str = Field("run", min_length=1, max_length=100, description="Names the run directory.")
     seed: Int = Field(42, ge=0, le=2**31 - 1, description="Seed for data, weights and shuffling.")
     data: DataConfig = Field(description="Where the data comes from (required).")
@@ -167,7 +170,7 @@ class Config(_DottedAccess, _Section):
     output: OutputConfig = Field(default_factory=OutputConfig)
 
 
-class ModelOnlyConfig(_DottedAccess, _Section):
+class ModelOnlyConfig(_TopLevel):
     """What `diagnose --config` needs: the data section may be absent or point nowhere."""
 
     name: str = "run"

@@ -11,7 +11,7 @@ import sys
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import keras
 
@@ -28,6 +28,9 @@ from fitdoc.history.rundir import (
     write_run_json,
 )
 from fitdoc.verdict import Diagnosis, Verdict
+
+if TYPE_CHECKING:
+    from fitdoc.api import ConfigLike, ThresholdsLike
 
 # Series preference when no `monitor` is given (DESIGN.md: MAE where present, else the loss).
 _AUTO_MONITORS = ("val_mae", "val_mean_absolute_error", "val_loss")
@@ -91,8 +94,8 @@ class FitdocCallback(keras.callbacks.Callback):
         min_confidence: float = 0.6,
         restore_best_weights: bool = True,
         log_dir: str | Path | None = None,
-        config: Any = None,
-        thresholds: Mapping[str, Any] | str | Path | None = None,
+        config: ConfigLike = None,
+        thresholds: ThresholdsLike = None,
         verbose: int = 1,
         stream: TextIO | None = None,
         mlflow: bool = False,

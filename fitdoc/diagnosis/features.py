@@ -186,7 +186,8 @@ def _diverged_points(values: np.ndarray | None) -> int:
 def _finite(values: np.ndarray | None) -> np.ndarray:
     if values is None:
         return np.empty(0)
-    return values[np.isfinite(values)]
+    finite: np.ndarray = values[np.isfinite(values)]
+    return finite
 
 
 def _window(n: int) -> int:
@@ -268,7 +269,7 @@ def _gain_if_doubled(values: np.ndarray | None, share: int = 4) -> float:
         return NAN
     slope = float(np.polyfit(x[keep], np.log(y[keep]), 1)[0])
     # A curve that explodes by orders of magnitude per epoch would overflow 2**slope.
-    return 1.0 - 2.0 ** min(slope, 1000.0)
+    return 1.0 - float(2.0 ** min(slope, 1000.0))
 
 
 def _halfway_and_end(values: np.ndarray) -> tuple[float, float]:

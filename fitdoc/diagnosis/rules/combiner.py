@@ -237,8 +237,8 @@ class Combiner:
     def probabilities(self, x: np.ndarray) -> np.ndarray:
         z = self.weights @ x + self.bias
         z = z - z.max()
-        p = np.exp(z)
-        return p / p.sum()
+        p: np.ndarray = np.exp(z)
+        return p / float(p.sum())
 
     def decide(self, x: np.ndarray) -> tuple[Verdict, float, np.ndarray]:
         """(winning verdict, calibrated confidence, class probabilities)."""

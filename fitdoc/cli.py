@@ -18,6 +18,7 @@ import typer
 
 from fitdoc import __version__
 from fitdoc.errors import ExitCode, FitdocError, MissingDependencyError
+from fitdoc.verdict import Verdict
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -110,13 +111,7 @@ class TuneBackend(str, Enum):
     ray = "ray"
 
 
-class Scale(str, Enum):
-    auto = "auto"
-    log = "log"
-    linear = "linear"
-
-
-VERDICT_NAMES = ("overfit", "underfit", "balanced", "inconclusive")
+VERDICT_NAMES = tuple(v.value for v in Verdict)
 
 
 def _stdout() -> Console:

@@ -8,7 +8,6 @@ fitdoc reads it as the number a person meant.
 from __future__ import annotations
 
 import copy
-import difflib
 import re
 import reprlib
 from pathlib import Path
@@ -17,7 +16,7 @@ from typing import Annotated, Any, Literal, TypeVar
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
-from fitdoc.errors import ConfigError
+from fitdoc.errors import ConfigError, did_you_mean
 
 # Echo a bad value briefly: YAML aliases can make a small file a huge value (a
 # "billion laughs"), and a full repr of it would take minutes and gigabytes.
@@ -286,7 +285,7 @@ def _check_override_key(key: str, path: object) -> None:
     for part in key.split("."):
         fields = model.model_fields if model is not None else {}
         if part not in fields:
-            hint = _did_you_mean(part, list(fields))
+            hint = did_you_mean(part, list(fields))
             raise ConfigError(f"unknown key{hint}", path=path, field=f"--set {key}")
         annotation = fields[part].annotation
         model = _section_type(annotation)
@@ -307,13 +306,6 @@ def _model_at(schema: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] 
             return None
         model = _section_type(model.model_fields[part].annotation)
     return model
-
-
-def _did_you_mean(word: str, options: list[str]) -> str:
-    close = difflib.get_close_matches(word, options, n=1, cutoff=0.5)
-    if close:
-        return f"; did you mean '{close[0]}'?"
-    return f"; expected one of: {', '.join(options)}" if options else ""
 
 
 DATA_HINT = (
@@ -337,7 +329,7 @@ def _problem(error: Any, schema: type[BaseModel]) -> tuple[str, str]:
     if kind == "extra_forbidden":
         parent = _model_at(schema, loc[:-1])
         options = list(parent.model_fields) if parent is not None else []
-        message = f"unknown key{_did_you_mean(str(loc[-1]), options)}"
+        message = f"unknown key{did_you_mean(str(loc[-1]), options)}"
     elif kind == "missing" and loc == ("data",):
         message = f"required section is missing; {DATA_HINT}"
     elif kind == "missing":

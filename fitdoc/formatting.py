@@ -11,7 +11,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from fitdoc.verdict import Change, Diagnosis
+from fitdoc.verdict import Change, Diagnosis, Finding
 
 METRIC_DIGITS = 3  # significant digits of every metric value shown to people
 
@@ -48,6 +48,11 @@ def verdict_label(diagnosis: Diagnosis) -> str:
     the words do not claim a cause no rule found, as its summary does not."""
     found = any(f.verdict is diagnosis.verdict and f.cause is diagnosis.cause for f in diagnosis.findings)
     return verdict_text(diagnosis.verdict, diagnosis.cause if found else None)
+
+
+def vote_text(finding: Finding) -> str:
+    """What a finding votes for: `overfit (gap)`, `balanced`, `-` for none."""
+    return verdict_text(finding.verdict, finding.cause)
 
 
 def value_text(value: Any, *, none: str = "null") -> str:

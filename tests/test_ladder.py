@@ -25,12 +25,17 @@ from fitdoc.tune.plan import (
     Move,
     Trial,
     best_trial,
-    next_moves,
     plan_next,
     settings_key,
 )
 from fitdoc.tune.trials import settings_of, trial_from_run
 from fitdoc.verdict import Cause, Suggestion, Verdict
+
+
+def next_moves(trials: Any, base: Any, **options: Any) -> list[Move]:
+    """The moves `plan_next` proposes (the package keeps one planning entry point)."""
+    return list(plan_next(trials, base, **options).moves)
+
 
 BASE = {
     "model.l2": 0.0,

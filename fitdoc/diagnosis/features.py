@@ -142,7 +142,7 @@ def compute_features(curves: Curves) -> Features:
         val_gain_2x=_gain_if_doubled(val) if positive else NAN,
         train_gain_2x=_gain_if_doubled(train) if positive else NAN,
         val_noise=_noise(val) if positive else NAN,
-        blowup=_blowup(train, val),
+        blowup=_blowup(train),
         reg_share=_reg_share(curves, window),
         val_stop_gain=_stop_gain(val) if positive else NAN,
         val_last_fall=_last_fall(val) if positive else NAN,
@@ -380,7 +380,7 @@ def _last_rise(values: np.ndarray | None) -> float:
     return _ratio(float(finite[-1]), float(finite.min())) - 1.0
 
 
-def _blowup(train: np.ndarray, val: np.ndarray | None) -> float:
+def _blowup(train: np.ndarray) -> float:
     """Largest end/min ratio of the train series (a diverging run explodes)."""
     finite = train[np.isfinite(train)]
     if finite.size < 2 or finite.min() <= 0:

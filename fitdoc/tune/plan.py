@@ -278,12 +278,6 @@ def plan_next(
     return Plan((), "no untried step left on the ladders")
 
 
-def next_moves(
-    trials: Sequence[Trial], base: Mapping[str, Any], *, max_runs: int, max_parallel: int = 1
-) -> list[Move]:
-    return list(plan_next(trials, base, max_runs=max_runs, max_parallel=max_parallel).moves)
-
-
 # ---------------------------------------------------------------- moves
 
 

@@ -8,7 +8,6 @@ number, is a `ConfigError` naming the file and the field.
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import math
 from collections.abc import Callable, Mapping
@@ -17,7 +16,7 @@ from typing import Any
 
 from fitdoc.diagnosis.rules.base import Check, Rule, Threshold
 from fitdoc.diagnosis.rules.decision import DECISION, DecisionThresholds
-from fitdoc.errors import ConfigError
+from fitdoc.errors import ConfigError, did_you_mean
 
 # The families, in code order; importing one registers its rules.
 FAMILIES = ("history", "overfit", "underfit", "balanced")
@@ -133,7 +132,4 @@ def _number(value: Any, source: object, field: str) -> float:
 
 
 def _hint(word: str, options: list[str]) -> str:
-    close = difflib.get_close_matches(word, options, n=1, cutoff=0.5)
-    if close:
-        return f" {word!r}; did you mean {close[0]!r}?"
-    return f" {word!r}; expected one of: {', '.join(options)}"
+    return f" {word!r}{did_you_mean(word, options)}"

@@ -32,9 +32,9 @@ from fitdoc.verdict import Diagnosis, Verdict
 if TYPE_CHECKING:
     from fitdoc.api import ConfigLike, ThresholdsLike
 
-# Series preference when no `monitor` is given (DESIGN.md: MAE where present, else the loss).
+# Series preference when no `monitor` is given (the design notes: MAE where present, else the loss).
 _AUTO_MONITORS = ("val_mae", "val_mean_absolute_error", "val_loss")
-# history.csv column order (DESIGN.md "History columns"); other logged metrics follow.
+# history.csv column order (the design notes' "History columns"); other logged metrics follow.
 _LEADING_COLUMNS = ("epoch", "loss", "mae", "val_loss", "val_mae")
 _EXTRA_COLUMNS = ("learning_rate", "epoch_seconds")
 _WRITER = "fitdoc.keras.FitdocCallback"

@@ -1,7 +1,7 @@
 """A run directory: its layout, its writers, and reading it back.
 
-The one module that knows what a run directory holds (DESIGN.md "A run
-directory"); `fitdoc train`, the Keras callback and `fitdoc tune` write
+The one module that knows what a run directory holds (docs/json-schema.md
+describes its run.json); `fitdoc train`, the Keras callback and `fitdoc tune` write
 through it, `diagnose`, `plot` and `compare` load through it.
 
 Layout of `<output.dir>/<name>-<YYYYmmdd-HHMMSS>[-N]/` (created with an

@@ -1,6 +1,6 @@
 """Pick the train and validation series out of named numeric columns -> `Curves`.
 
-Preference (DESIGN.md): MAE where present, else the loss; among several
+Preference (the design notes): MAE where present, else the loss; among several
 candidates (multi-output logs) `val_mae`, then `val_loss`; pairs that have
 both a train and a validation series win over one-sided ones. The choice and
 the other candidates are written into `Curves.notes`; `train_col` / `val_col`
@@ -139,7 +139,7 @@ def _held_out_as_validation(
     beside one, they are returned so a note can say how to use them.
 
     A single final test value (Lightning's `test_loss` row) is no curve. fitdoc's own
-    `test_mae` is the held-out label of benchmarks and is never read (DESIGN.md).
+    `test_mae` is the held-out label of benchmarks and is never read (the design notes' "History columns").
     """
     if fmt == "fitdoc":
         return []

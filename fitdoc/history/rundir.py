@@ -44,7 +44,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from fitdoc.errors import FitdocError
 from fitdoc.formatting import jsonable
@@ -292,7 +292,20 @@ class Run:
     path: Path | None = None
 
 
-def load_run(source: Any, options: ReadOptions = ReadOptions(), config: AnyConfig | None = None) -> Run:
+class HistorySource(Protocol):
+    """What `load_run` reads: `fitdoc.history.load.RunSource`'s fields."""
+
+    @property
+    def history_path(self) -> Path: ...
+    @property
+    def config_path(self) -> Path | None: ...
+    @property
+    def name(self) -> str: ...
+
+
+def load_run(
+    source: HistorySource, options: ReadOptions = ReadOptions(), config: AnyConfig | None = None
+) -> Run:
     """Read one discovered source (`fitdoc.history.load.discover`'s `RunSource`).
 
     An explicit `config` wins over the run directory's own `config.yaml`.
@@ -306,9 +319,8 @@ def load_run(source: Any, options: ReadOptions = ReadOptions(), config: AnyConfi
         train_col=options.train_col,
         val_col=options.val_col,
     )
-    config_path = getattr(source, "config_path", None)
-    if config is None and config_path is not None:
+    if config is None and source.config_path is not None:
         from fitdoc.config import load_config
 
-        config = load_config(Path(config_path), model_only=True)
+        config = load_config(Path(source.config_path), model_only=True)
     return Run(name=str(source.name), curves=curves, config=config, path=Path(source.history_path))

@@ -24,8 +24,10 @@ different directories):
     final           object  the last epoch's row (history.csv's columns)
     best            object  the row with the lowest val_mae (or the monitored series)
     timings         object  seconds and ISO times
-  `fitdoc train` adds name, seed, engine, data, model, files; the callback
-  adds monitor, params, stop_reason, restored_best_weights, diagnosis.
+    model           object  {parameters, layers}
+  `fitdoc train` adds name, seed, engine, data, files; the callback adds
+  monitor, stopped_epoch (0-based, as history.csv's epoch), stop_reason,
+  restored_best_weights, diagnosis.
 
 Files are written whole (`atomic_write_text`: temp file, fsync, rename) with
 the permissions any tool's files get (0666 less the umask).

@@ -21,9 +21,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
-from fitdoc.config import AnyConfig, ModelConfig, TrainingConfig, upper_bound
 from fitdoc.diagnosis.features import Features
 from fitdoc.diagnosis.rules.base import Rule
 from fitdoc.diagnosis.rules.registry import get_rule
@@ -31,16 +31,24 @@ from fitdoc.errors import ConfigError
 from fitdoc.formatting import value_text
 from fitdoc.verdict import Cause, Change, Suggestion, Verdict
 
+if TYPE_CHECKING:
+    from fitdoc.config import AnyConfig
+
 # The ladder's rungs (the design notes' "Suggestion ladder"): steps, not thresholds.
 L2_START = 1e-4
 L2_MAX = 1e-2
 L2_MIN = 1e-5
 DROPOUT_STEPS = (0.0, 0.2, 0.5)
-# Growth stops where the config schema would refuse the value.
-MAX_UNITS = upper_bound(ModelConfig, "units")
-MAX_LAYERS = upper_bound(ModelConfig, "hidden_layers")
-MAX_EPOCHS = upper_bound(TrainingConfig, "epochs")
 PATIENCE_MIN, PATIENCE_MAX = 5, 50
+
+
+@cache
+def schema_max(section: str, name: str) -> int:
+    """Where growth stops: the config schema's bound (`schema_max("ModelConfig", "units")`).
+    The schema loads only when a known config's value grows, never on the curves-only path."""
+    from fitdoc import config
+
+    return config.upper_bound(getattr(config, section), name)
 
 
 def _default(code: str, name: str) -> float:
@@ -276,7 +284,12 @@ def _underfit(cause: Cause | None, knobs: Knobs | None, t: LadderNumbers) -> lis
     if cause is Cause.NOT_CONVERGED:
         epochs = knobs.epochs
         return [
-            _change("training.epochs", epochs, min(MAX_EPOCHS, epochs * 2), "train twice as long"),
+            _change(
+                "training.epochs",
+                epochs,
+                min(schema_max("TrainingConfig", "epochs"), epochs * 2),
+                "train twice as long",
+            ),
             _patience_up(knobs),
         ]
     return [_units(knobs, 2.0), _layers(knobs)]
@@ -328,7 +341,7 @@ def _patience_up(knobs: Knobs) -> Change | None:
 
 def _units(knobs: Knobs, factor: float) -> Change | None:
     units = knobs.units
-    new = int(min(MAX_UNITS, max(1, round(units * factor))))
+    new = int(min(schema_max("ModelConfig", "units"), max(1, round(units * factor))))
     if new == units:
         return None
     return _change(
@@ -341,7 +354,7 @@ def _units(knobs: Knobs, factor: float) -> Change | None:
 
 def _layers(knobs: Knobs) -> Change | None:
     layers = knobs.hidden_layers
-    if layers is None or layers >= MAX_LAYERS:
+    if layers is None or layers >= schema_max("ModelConfig", "hidden_layers"):
         return None
     return _change("model.hidden_layers", layers, layers + 1, "one more hidden layer")
 

@@ -403,3 +403,23 @@ def test_tunes_first_move_is_diagnoses_suggestion_on_every_rung(verdict, cause, 
         }
         trial = Trial(0, settings, verdict.value, None if cause is None else cause.value, 0.1, extra=extra)
         assert_tune_follows(suggest(verdict, cause, config, features), first_move(trial, settings), settings)
+
+
+def test_a_trial_holds_enums_and_writes_the_same_strings() -> None:
+    from fitdoc.tune.state import trials_to_csv
+
+    trial = Trial(0, dict(BASE), "underfit", "over-regularized", 0.01, leaning="overfit", leaning_cause="gap")
+    assert trial.verdict is Verdict.UNDERFIT and trial.cause is Cause.OVER_REGULARIZED
+    assert trial.leaning is Verdict.OVERFIT and trial.leaning_cause is Cause.GAP
+    record = trial.to_dict()
+    assert (record["verdict"], record["cause"], record["leaning"]) == (
+        "underfit",
+        "over-regularized",
+        "overfit",
+    )
+    assert json.loads(json.dumps(record))["leaning_cause"] == "gap"
+    assert Trial.from_dict(record) == trial
+    row = trials_to_csv([trial]).splitlines()[1]
+    assert ",underfit,over-regularized," in row and "Verdict." not in row and "Cause." not in row
+    with pytest.raises(ValueError):
+        Trial(1, dict(BASE), "overfitting")

@@ -18,6 +18,7 @@ import typer
 
 from fitdoc import __version__
 from fitdoc.errors import ExitCode, FitdocError, MissingDependencyError
+from fitdoc.verdict import Verdict
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -110,13 +111,7 @@ class TuneBackend(str, Enum):
     ray = "ray"
 
 
-class Scale(str, Enum):
-    auto = "auto"
-    log = "log"
-    linear = "linear"
-
-
-VERDICT_NAMES = ("overfit", "underfit", "balanced", "inconclusive")
+VERDICT_NAMES = tuple(v.value for v in Verdict)
 
 
 def _stdout() -> Console:
@@ -740,21 +735,22 @@ def rules(
 ) -> None:
     """Every rule (id, what it measures, thresholds) and the fitted combiner's weights."""
     from fitdoc.diagnosis.rules.combiner import default_combiner
-    from fitdoc.diagnosis.rules.registry import all_rules
+    from fitdoc.diagnosis.rules.registry import all_rules, decision_thresholds
     from fitdoc.report.rules import render_combiner
     from fitdoc.report.text import render_rules, rules_to_json, rules_to_markdown
 
     overrides = _load_thresholds(thresholds)
     rule_list = all_rules(overrides) if overrides else all_rules()
+    decision = decision_thresholds(overrides)
     combiner = default_combiner()
     if output_format is TableFormat.text:
         console = _stdout()
-        render_rules(rule_list, console)
+        render_rules(rule_list, console, decision)
         render_combiner(combiner, console)
     elif output_format is TableFormat.json:
-        _write_stdout(rules_to_json(rule_list, combiner))
+        _write_stdout(rules_to_json(rule_list, combiner, decision))
     else:
-        _write_stdout(rules_to_markdown(rule_list, combiner))
+        _write_stdout(rules_to_markdown(rule_list, combiner, decision))
 
 
 @app.command(cls=_Command)

@@ -8,16 +8,15 @@ fitdoc reads it as the number a person meant.
 from __future__ import annotations
 
 import copy
-import difflib
 import re
 import reprlib
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
-from fitdoc.errors import ConfigError
+from fitdoc.errors import ConfigError, did_you_mean
 
 # Echo a bad value briefly: YAML aliases can make a small file a huge value (a
 # "billion laughs"), and a full repr of it would take minutes and gigabytes.
@@ -52,7 +51,10 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
-class _DottedAccess:
+_Top = TypeVar("_Top", bound="_TopLevel")
+
+
+class _TopLevel(_Section):
     """`get("model.l2")` and `with_changes({"model.l2": 1e-4})` for the top-level configs."""
 
     def get(self, dotted_key: str) -> Any:
@@ -61,12 +63,12 @@ class _DottedAccess:
             node = getattr(node, part)
         return node
 
-    def with_changes(self, changes: dict[str, Any]) -> Any:
+    def with_changes(self: _Top, changes: dict[str, Any]) -> _Top:
         """A new, validated config of the same kind with the changes applied."""
-        raw = self.model_dump(mode="python")  # type: ignore[attr-defined]
+        raw = self.model_dump(mode="python")
         for key, value in changes.items():
             _set_dotted(raw, key, value)
-        return type(self).model_validate(raw)  # type: ignore[attr-defined]
+        return type(self).model_validate(raw)
 
 
 SYNTHETIC_DATASETS = ("founding", "friedman1", "wave")
@@ -158,7 +160,7 @@ class OutputConfig(_Section):
     dir: str = Field("runs", description="Where run directories are created (relative to the working dir).")
 
 
-class Config(_DottedAccess, _Section):
+class Config(_TopLevel):
     name: str = Field("run", min_length=1, max_length=100, description="Names the run directory.")
     seed: Int = Field(42, ge=0, le=2**31 - 1, description="Seed for data, weights and shuffling.")
     data: DataConfig = Field(description="Where the data comes from (required).")
@@ -167,7 +169,7 @@ class Config(_DottedAccess, _Section):
     output: OutputConfig = Field(default_factory=OutputConfig)
 
 
-class ModelOnlyConfig(_DottedAccess, _Section):
+class ModelOnlyConfig(_TopLevel):
     """What `diagnose --config` needs: the data section may be absent or point nowhere."""
 
     name: str = "run"
@@ -182,6 +184,16 @@ AnyConfig = Config | ModelOnlyConfig
 
 
 # ---------------------------------------------------------------- loading
+
+
+def upper_bound(section: type[BaseModel], name: str) -> int:
+    """The schema's inclusive upper bound of an integer field (`le=`), so code that
+    grows a value (the suggestion ladder) stops where validation would refuse it."""
+    for item in section.model_fields[name].metadata:
+        bound = getattr(item, "le", None)
+        if bound is not None:
+            return int(bound)
+    raise LookupError(f"{section.__name__}.{name} has no upper bound")
 
 
 def parse_overrides(overrides: list[str] | None, path: object | None = None) -> dict[str, Any]:
@@ -273,7 +285,7 @@ def _check_override_key(key: str, path: object) -> None:
     for part in key.split("."):
         fields = model.model_fields if model is not None else {}
         if part not in fields:
-            hint = _did_you_mean(part, list(fields))
+            hint = did_you_mean(part, list(fields))
             raise ConfigError(f"unknown key{hint}", path=path, field=f"--set {key}")
         annotation = fields[part].annotation
         model = _section_type(annotation)
@@ -294,13 +306,6 @@ def _model_at(schema: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] 
             return None
         model = _section_type(model.model_fields[part].annotation)
     return model
-
-
-def _did_you_mean(word: str, options: list[str]) -> str:
-    close = difflib.get_close_matches(word, options, n=1, cutoff=0.5)
-    if close:
-        return f"; did you mean '{close[0]}'?"
-    return f"; expected one of: {', '.join(options)}" if options else ""
 
 
 DATA_HINT = (
@@ -324,7 +329,7 @@ def _problem(error: Any, schema: type[BaseModel]) -> tuple[str, str]:
     if kind == "extra_forbidden":
         parent = _model_at(schema, loc[:-1])
         options = list(parent.model_fields) if parent is not None else []
-        message = f"unknown key{_did_you_mean(str(loc[-1]), options)}"
+        message = f"unknown key{did_you_mean(str(loc[-1]), options)}"
     elif kind == "missing" and loc == ("data",):
         message = f"required section is missing; {DATA_HINT}"
     elif kind == "missing":

@@ -72,3 +72,13 @@ class HistoryError(FitdocError):
 
 class MissingDependencyError(FitdocError):
     """An optional extra (tensorflow, pyarrow) is needed but not installed."""
+
+
+def did_you_mean(word: str, options: list[str]) -> str:
+    """ "; did you mean 'x'?" for the closest option, else "; expected one of: a, b" (empty: "")."""
+    import difflib
+
+    close = difflib.get_close_matches(word, options, n=1, cutoff=0.5)
+    if close:
+        return f"; did you mean '{close[0]}'?"
+    return f"; expected one of: {', '.join(options)}" if options else ""

@@ -11,7 +11,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from fitdoc.verdict import Change, Diagnosis
+from fitdoc.verdict import Cause, Change, Diagnosis, Finding
 
 METRIC_DIGITS = 3  # significant digits of every metric value shown to people
 
@@ -40,9 +40,25 @@ def verdict_text(verdict: str | Enum | None, cause: str | Enum | None = None, *,
     return text if cause is None else f"{text} ({_plain(cause)})"
 
 
+def stated_cause(diagnosis: Diagnosis) -> Cause | None:
+    """The cause words may name: the diagnosis' cause when a finding gives it, else None.
+
+    A verdict the curves lean to with no rule voting for it keeps its likely cause in
+    the data (the suggestion follows it), but the words do not claim a cause no rule
+    found, as its summary does not."""
+    cause = diagnosis.cause
+    found = any(f.verdict is diagnosis.verdict and f.cause is cause for f in diagnosis.findings)
+    return cause if found else None
+
+
 def verdict_label(diagnosis: Diagnosis) -> str:
-    """A diagnosis' verdict and cause, as `verdict_text` writes them."""
-    return verdict_text(diagnosis.verdict, diagnosis.cause)
+    """A diagnosis' verdict and the cause a finding gives (`stated_cause`), as `verdict_text` writes them."""
+    return verdict_text(diagnosis.verdict, stated_cause(diagnosis))
+
+
+def vote_text(finding: Finding) -> str:
+    """What a finding votes for: `overfit (gap)`, `balanced`, `-` for none."""
+    return verdict_text(finding.verdict, finding.cause)
 
 
 def value_text(value: Any, *, none: str = "null") -> str:

@@ -11,11 +11,12 @@ import sys
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import keras
 
 from fitdoc.errors import FitdocError
+from fitdoc.history.best import BestSoFar
 from fitdoc.history.rundir import (
     HISTORY_FILE,
     RUN_FILE,
@@ -28,9 +29,12 @@ from fitdoc.history.rundir import (
 )
 from fitdoc.verdict import Diagnosis, Verdict
 
-# Series preference when no `monitor` is given (DESIGN.md: MAE where present, else the loss).
+if TYPE_CHECKING:
+    from fitdoc.api import ConfigLike, ThresholdsLike
+
+# Series preference when no `monitor` is given (the design notes: MAE where present, else the loss).
 _AUTO_MONITORS = ("val_mae", "val_mean_absolute_error", "val_loss")
-# history.csv column order (DESIGN.md "History columns"); other logged metrics follow.
+# history.csv column order (the design notes' "History columns"); other logged metrics follow.
 _LEADING_COLUMNS = ("epoch", "loss", "mae", "val_loss", "val_mae")
 _EXTRA_COLUMNS = ("learning_rate", "epoch_seconds")
 _WRITER = "fitdoc.keras.FitdocCallback"
@@ -90,8 +94,8 @@ class FitdocCallback(keras.callbacks.Callback):
         min_confidence: float = 0.6,
         restore_best_weights: bool = True,
         log_dir: str | Path | None = None,
-        config: Any = None,
-        thresholds: Mapping[str, Any] | str | Path | None = None,
+        config: ConfigLike = None,
+        thresholds: ThresholdsLike = None,
         verbose: int = 1,
         stream: TextIO | None = None,
         mlflow: bool = False,
@@ -130,8 +134,7 @@ class FitdocCallback(keras.callbacks.Callback):
         self.checks: list[tuple[int, Diagnosis]] = []
         self.stopped_epoch: int | None = None
         self.stop_reason: str | None = None
-        self.best_epoch: int | None = None
-        self.best_value = math.inf
+        self._best = BestSoFar()
         self._best_weights: list[Any] | None = None
         self._said_no_validation = False
         self._last_said: tuple[str, str | None] | None = None
@@ -276,13 +279,19 @@ class FitdocCallback(keras.callbacks.Callback):
                 f"{self.monitor!r} is not logged by model.fit; available: {available}", field="monitor"
             )
 
+    @property
+    def best_epoch(self) -> int | None:
+        """0-based epoch of the monitored series' lowest value so far (None before one)."""
+        return self._best.epoch
+
+    @property
+    def best_value(self) -> float:
+        return self._best.value
+
     def _track_best(self, row: Mapping[str, float]) -> None:
         key = self._monitored()
-        value = row.get(key) if key is not None else None
-        if value is None or not math.isfinite(value) or value >= self.best_value:
+        if not self._best.update(int(row["epoch"]), row.get(key) if key is not None else None):
             return
-        self.best_value = value
-        self.best_epoch = int(row["epoch"])
         # Weights are only copied when a stop may need them back.
         if self.stop_on and self.restore_best_weights:
             self._best_weights = self.model.get_weights()
@@ -398,7 +407,8 @@ class FitdocCallback(keras.callbacks.Callback):
             "status": "diverged" if not math.isfinite(loss) else "completed",
             "message": self.stop_reason or f"trained {len(self.history['epoch'])} epochs",
             "versions": _versions(),
-            "params": int(self.model.count_params()),
+            # The same keys `fitdoc train` writes (fitdoc.training.run).
+            "model": {"parameters": int(self.model.count_params()), "layers": len(self.model.layers)},
             "epochs": self._epochs_record(),
             "timings": {"total_seconds": round(time.perf_counter() - self._train_started, 3)},
             "monitor": monitored,
@@ -406,7 +416,6 @@ class FitdocCallback(keras.callbacks.Callback):
             "best": None
             if self.best_epoch is None
             else self._row(self.history["epoch"].index(self.best_epoch)),
-            "stopped_early": self.stopped_epoch is not None,
             "stopped_epoch": self.stopped_epoch,
             "stop_reason": self.stop_reason,
             "restored_best_weights": restored,

@@ -1,6 +1,6 @@
 """The values a diagnosis is made of: findings, the verdict, the suggestion.
 
-These are the JSON contract (DESIGN.md "Verdict fields"); `to_dict` is the
+These are the JSON contract (docs/json-schema.md); `to_dict` is the
 only place that decides field names, and `SCHEMA_VERSION` changes when they do.
 """
 

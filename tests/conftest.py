@@ -19,7 +19,7 @@ SHARED = REPO.parent / "shared"
 
 
 def shared_corpus() -> Path:
-    """`../shared/corpus`: skip when absent, but fail under CI=true (DESIGN.md)."""
+    """`../shared/corpus`: skip when absent, but fail under CI=true (the design notes' contracts)."""
     corpus = SHARED / "corpus"
     if not corpus.is_dir():
         if os.environ.get("CI", "").lower() == "true":

@@ -178,3 +178,21 @@ def test_rules_shows_the_combiners_weights() -> None:
     assert "The combiner" in text and "log_gap_end" in text and "calibration map" in text
     markdown = runner.invoke(app, ["rules", "--format", "markdown"]).stdout
     assert "### Combiner weights" in markdown and "| `FD101` |" in markdown
+
+
+def test_rules_shows_the_decisions_own_thresholds_and_overrides_them(tmp_path: Path) -> None:
+    overrides = tmp_path / "t.yaml"
+    overrides.write_text("decision:\n  min_still_falling: 0.1\n")
+    document = json.loads(
+        runner.invoke(app, ["rules", "--format", "json", "--thresholds", str(overrides)]).stdout
+    )
+    rows = {row["name"]: row for row in document["decision"]["thresholds"]}
+    assert set(rows) == {"min_still_falling", "level_band", "max_flat_drop"}
+    assert rows["min_still_falling"]["value"] == 0.1 and rows["min_still_falling"]["default"] == 0.05
+    text = runner.invoke(app, ["rules", "--thresholds", str(overrides)]).stdout
+    assert "decision" in text and "min_still_falling = 0.1 (default 0.05)" in text
+    # Full-strength points are thresholds too.
+    fd201 = next(r for r in document["rules"] if r["code"] == "FD201")
+    assert "full_train_drop" in [t["name"] for t in fd201["thresholds"]]
+    # And a diagnosis takes the same file.
+    assert runner.invoke(app, ["diagnose", str(NOREG), "--thresholds", str(overrides)]).exit_code == 0

@@ -214,3 +214,26 @@ def test_markdown() -> None:
     assert text.startswith("## fitdoc comparison\n")
     assert "| ★ | **`founding-l2-1e-4`** | 0.0001 |" in text
     check_golden("comparison.md", text)
+
+
+def test_compare_names_a_cause_only_with_the_finding_that_gives_it() -> None:
+    from fitdoc.report.comparison import _stated
+    from fitdoc.verdict import Cause, Diagnosis, Finding, Verdict
+
+    leaning = Diagnosis("x", Verdict.UNDERFIT, Cause.NOT_CONVERGED, 0.6, (), None, "mae", 40, "underfit: ...")
+    assert _stated(leaning) is None
+    fd202 = Finding(
+        "FD202", "underfit.not_converged", Verdict.UNDERFIT, Cause.NOT_CONVERGED, 0.7, 0.2, 0.1, "m"
+    )
+    found = Diagnosis(
+        "x",
+        Verdict.UNDERFIT,
+        Cause.NOT_CONVERGED,
+        0.7,
+        (fd202,),
+        None,
+        "mae",
+        40,
+        "underfit (not converged): m",
+    )
+    assert _stated(found) == "not converged"

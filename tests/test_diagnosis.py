@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 
 from fitdoc.config import load_config
-from fitdoc.diagnosis.decide import combine, diagnose_curves, run_rules
+from fitdoc.diagnosis.decide import combine, diagnose_curves, run_rules, summarize
 from fitdoc.diagnosis.features import Features, compute_features
+from fitdoc.diagnosis.rules._config import regularization
 from fitdoc.diagnosis.rules.combiner import CLASSES, EVIDENCE_NAMES, Combiner, default_combiner, evidence
 from fitdoc.diagnosis.rules.registry import all_rules
 from fitdoc.history.curves import Curves
@@ -204,3 +205,150 @@ def test_a_model_that_never_learned_is_not_called_balanced() -> None:
     d = diagnose_curves(Curves(epochs, train, train + 0.002, "loss"))
     assert (d.verdict, d.cause) == (Verdict.UNDERFIT, Cause.NOT_CONVERGED)
     assert "barely learned" in d.summary
+
+
+# ---------------------------------------------------------------- summaries (every branch)
+
+
+def _summary_features(**changes: object) -> Features:
+    from dataclasses import replace
+
+    return replace(_features(), **changes)  # type: ignore[arg-type]
+
+
+def test_summary_quotes_the_deciding_finding_and_its_cause() -> None:
+    gap = Finding(
+        "FD101", "overfit.gap", Verdict.OVERFIT, Cause.GAP, 0.9, 4.0, 3.0, "val/train mae 4.00 > 3.00"
+    )
+    text = summarize(Verdict.OVERFIT, Cause.GAP, [gap], _features())
+    assert text == "overfit (gap): val/train mae 4.00 > 3.00, over 100 epochs."
+
+
+def test_summary_without_a_finding_names_no_cause_and_says_fell_for_a_val_that_fell() -> None:
+    # val_half_drop = mid-run / end - 1 = 0.32: val ended 24 % below its mid-run value.
+    f = _summary_features(gap_ratio_end=1.42, val_half_drop=0.32, best_epoch=4)
+    text = summarize(Verdict.OVERFIT, Cause.REBOUND, [], f)
+    assert text.startswith("overfit: no rule voted overfit; the curves as a whole lean that way")
+    assert "rebound" not in text and "(gap)" not in text
+    assert "val fell 24% since mid-run" in text and "+" not in text
+    assert "lowest at epoch 5" in text  # the 0-based label 4, counted as people count
+    assert "val/train mae 1.42" in text
+
+
+def test_summary_without_a_finding_says_rose_for_a_val_that_rose() -> None:
+    f = _summary_features(val_half_drop=-0.2)
+    text = summarize(Verdict.UNDERFIT, Cause.NOT_CONVERGED, [], f)
+    assert text.startswith("underfit: no rule voted underfit")
+    assert "val rose 25% since mid-run" in text and "not converged" not in text
+
+
+def test_summary_without_a_finding_leaves_out_what_cannot_be_measured() -> None:
+    f = _summary_features(gap_ratio_end=float("nan"), val_half_drop=float("nan"), best_epoch=-1)
+    text = summarize(Verdict.BALANCED, None, [], f)
+    assert text == "balanced: no rule voted balanced; the curves as a whole lean that way, over 100 epochs."
+
+
+def test_summary_with_a_finding_of_another_cause_shows_that_finding_and_its_cause() -> None:
+    fd202 = Finding(
+        "FD202", "underfit.not_converged", Verdict.UNDERFIT, Cause.NOT_CONVERGED, 0.7, 0.2, 0.1, "still"
+    )
+    text = summarize(Verdict.UNDERFIT, Cause.OVER_REGULARIZED, [fd202], _features())
+    assert text.startswith("underfit (not converged): still")
+
+
+@pytest.mark.parametrize(
+    ("changes", "words"),
+    [
+        ({"has_validation": False}, "no validation series to judge generalization"),
+        ({"has_train": False}, "no train series, so val is judged alone and no ratio rule applies"),
+        ({"positive": False}, "the series have non-positive values, so no ratio rule applies"),
+    ],
+)
+def test_summary_branches_without_ratios(changes: dict[str, object], words: str) -> None:
+    text = summarize(Verdict.INCONCLUSIVE, None, [], _summary_features(**changes))
+    assert text == f"inconclusive: {words}, over 100 epochs."
+
+
+def test_summary_and_rule_messages_count_epochs_from_one() -> None:
+    d = diagnose_fixture("missed-early-stop")
+    frame = read_history(FIXTURES / "missed-early-stop" / "history.csv")
+    assert int(frame.epochs[0]) == 0  # the CSV's epoch column stays 0-based
+    best = int(frame.epochs[int(np.nanargmin(frame.val))])
+    quoted = [f.message for f in d.findings if "minimum at epoch" in f.message]
+    assert quoted and all(f"minimum at epoch {best + 1}" in m for m in quoted)
+    assert d.suggestion is not None
+    stop = [
+        c for c in (d.suggestion.primary, *d.suggestion.alternatives) if c.key == "training.early_stopping"
+    ]
+    assert stop and f"(epoch {best + 1})" in stop[0].text
+
+
+def test_a_verdict_no_rule_voted_for_is_labelled_without_a_cause() -> None:
+    from fitdoc.formatting import verdict_label
+    from fitdoc.verdict import Diagnosis
+
+    leaning = Diagnosis("x", Verdict.OVERFIT, Cause.REBOUND, 0.6, (), None, "mae", 20, "overfit: ...")
+    assert verdict_label(leaning) == "overfit"
+    gap = Finding("FD101", "overfit.gap", Verdict.OVERFIT, Cause.GAP, 0.9, 4.0, 3.0, "m")
+    found = Diagnosis("x", Verdict.OVERFIT, Cause.GAP, 0.9, (gap,), None, "mae", 20, "overfit (gap): m")
+    assert verdict_label(found) == "overfit (gap)"
+
+
+# ---------------------------------------------------------------- declared numbers
+
+
+def test_the_decision_thresholds_are_declared_and_overridable() -> None:
+    from fitdoc.diagnosis.decide import DecisionNumbers, _cause
+    from fitdoc.diagnosis.rules.registry import decision_thresholds
+
+    assert decision_thresholds().thresholds["min_still_falling"] == 0.05
+    # An underfit run with L2 and no finding of its cause: val still falling 8 % reads
+    # "not converged" at the default, "over-regularized" once 10 % is needed.
+    f = _summary_features(val_gain_2x=0.08, val_last_fall=0.0)
+    reg = regularization(load_config(FIXTURES / "founding-l2-0.001" / "config.yaml"))
+    assert _cause(Verdict.UNDERFIT, [], f, reg) is Cause.NOT_CONVERGED
+    own = decision_thresholds({"decision": {"min_still_falling": 0.1}})
+    numbers = DecisionNumbers.of(all_rules(), own)
+    assert _cause(Verdict.UNDERFIT, [], f, reg, numbers) is Cause.OVER_REGULARIZED
+
+
+def test_an_unknown_decision_threshold_is_a_config_error() -> None:
+    from fitdoc.diagnosis.rules.registry import decision_thresholds
+    from fitdoc.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="min_still_falling"):
+        decision_thresholds({"decision": {"min_still_fallin": 0.1}})
+
+
+def test_the_ladder_reads_the_rules_thresholds_in_force() -> None:
+    from fitdoc.diagnosis.suggest import LadderNumbers, suggest
+
+    config = load_config(FIXTURES / "founding-l2-0.001" / "config.yaml").with_changes({"model.dropout": 0.2})
+    # L2 0.001 is FD201's strong L2 (min_l2): ease L2 first; with min_l2 0.01 dropout goes first.
+    assert LadderNumbers().strong_l2 == 1e-3
+    default = suggest(Verdict.UNDERFIT, Cause.OVER_REGULARIZED, config)
+    assert default is not None and default.primary.key == "model.l2"
+    numbers = LadderNumbers.of(all_rules({"FD201": {"min_l2": 0.01}}))
+    eased = suggest(Verdict.UNDERFIT, Cause.OVER_REGULARIZED, config, None, numbers)
+    assert eased is not None and eased.primary.key == "model.dropout"
+
+
+def test_every_evidence_term_is_declared_once_with_its_function() -> None:
+    from fitdoc.diagnosis.rules.combiner import CONFIG_TERMS, CURVE_TERMS, EVIDENCE
+
+    names = [t.name for t in (*CURVE_TERMS, *CONFIG_TERMS)]
+    assert len(set(EVIDENCE_NAMES)) == len(EVIDENCE_NAMES) == len(EVIDENCE)
+    assert list(EVIDENCE_NAMES[: len(names)]) == names
+    f = _features()
+    x = evidence(f, [], None)
+    for i, term in enumerate(CURVE_TERMS):
+        assert x[i] == pytest.approx(term.value(f)), term.name
+    assert x[len(CURVE_TERMS) : len(names)].tolist() == [0.0, 0.0, 0.0]  # config unknown
+
+
+def test_fd301_reads_the_measured_fall_of_val() -> None:
+    from fitdoc.diagnosis.rules.registry import get_rule
+
+    # A val that rose 1e16-fold: 1 - val_stop_gain underflows to 0, the measured fall does not.
+    f = _summary_features(val_stop_gain=1.0 - 1e-17, val_last_fall=-1e16, val_gain_2x=0.0, gap_ratio_end=1.0)
+    assert get_rule("FD301").evaluate(f) is None

@@ -3,7 +3,7 @@
 The one place import lightness is tested (CLI commands, library modules, the
 Python API, plotting).
 
-DESIGN.md: only the training modules import TensorFlow, so the light commands
+The design notes: only the training modules import TensorFlow, so the light commands
 start fast and work without it; matplotlib only when a plot is asked for; and
 no pandas on the way (its import alone is the yardstick of the cold-start
 goal in `benchmarks/diagnose_speed.py`). Each case runs the real command,
@@ -41,7 +41,7 @@ TRAINING = (
     "fitdoc.training.engine",
     "fitdoc.tune",
 )
-# Modules fitdoc is allowed to import TensorFlow from at module level (DESIGN.md); the rest may not.
+# Modules fitdoc is allowed to import TensorFlow from at module level (docs/architecture.md); the rest may not.
 TF_HOMES = {"fitdoc.training.model", "fitdoc.training.run", "fitdoc.keras", "fitdoc.training.engine"}
 
 

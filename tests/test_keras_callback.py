@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -106,9 +107,10 @@ def test_log_dir_is_a_fitdoc_run_directory(overfit_run: FitResult) -> None:
     assert run["status"] == "completed"
     assert run["epochs"] == {"planned": 60, "completed": 60, "early_stopped": False}
     assert run["final"]["epoch"] == 59 and run["best"]["val_mae"] == min(frame["val_mae"])
-    assert run["stopped_early"] is False
+    assert "stopped_early" not in run and "params" not in run  # the keys `fitdoc train` writes, only
     assert run["diagnosis"]["verdict"] == "overfit"
-    assert run["params"] == 8 * 256 + 256 + 256 * 256 + 256 + 256 + 1
+    assert run["model"]["parameters"] == 8 * 256 + 256 + 256 * 256 + 256 + 256 + 1
+    assert run["model"]["layers"] == 3  # Dense, Dense, Dense (the Input is no layer)
 
     # The same engine reads the directory back to the same verdict.
     again = fitdoc.diagnose(overfit_run.log_dir)
@@ -120,11 +122,20 @@ def test_log_dir_is_a_fitdoc_run_directory(overfit_run: FitResult) -> None:
 def test_stop_on_overfit_stops_early_and_restores_best_weights() -> None:
     x, y = overfit_data()
     model = wide_regressor()
-    callback = FitdocCallback(every=5, warmup=20, stop_on="overfit", verbose=0)
+    stream = io.StringIO()
+    callback = FitdocCallback(every=5, warmup=20, stop_on="overfit", stream=stream)
     history = model.fit(
         x, y, validation_split=0.5, epochs=300, batch_size=32, verbose=0, callbacks=[callback]
     )
     epochs_run = len(history.history["loss"])
+    # Epochs people read are 1-based, as progress bars count, in every line and in the reason.
+    out = stream.getvalue()
+    assert callback.stopped_epoch is not None and callback.best_epoch is not None
+    assert f"stopped at epoch {callback.stopped_epoch + 1} on overfit" in out
+    assert f"restored the weights of epoch {callback.best_epoch + 1}" in out
+    assert callback.stop_reason is not None
+    minimum_at = {int(n) for n in re.findall(r"(?:minimum|lowest) at epoch (\d+)", callback.stop_reason)}
+    assert minimum_at <= {callback.best_epoch + 1}
     assert callback.stopped_epoch is not None
     assert epochs_run == callback.stopped_epoch + 1 < 300
     assert callback.diagnosis is not None and callback.diagnosis.verdict is Verdict.OVERFIT

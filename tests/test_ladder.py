@@ -25,12 +25,17 @@ from fitdoc.tune.plan import (
     Move,
     Trial,
     best_trial,
-    next_moves,
     plan_next,
     settings_key,
 )
 from fitdoc.tune.trials import settings_of, trial_from_run
 from fitdoc.verdict import Cause, Suggestion, Verdict
+
+
+def next_moves(trials: Any, base: Any, **options: Any) -> list[Move]:
+    """The moves `plan_next` proposes (the package keeps one planning entry point)."""
+    return list(plan_next(trials, base, **options).moves)
+
 
 BASE = {
     "model.l2": 0.0,
@@ -398,3 +403,23 @@ def test_tunes_first_move_is_diagnoses_suggestion_on_every_rung(verdict, cause, 
         }
         trial = Trial(0, settings, verdict.value, None if cause is None else cause.value, 0.1, extra=extra)
         assert_tune_follows(suggest(verdict, cause, config, features), first_move(trial, settings), settings)
+
+
+def test_a_trial_holds_enums_and_writes_the_same_strings() -> None:
+    from fitdoc.tune.state import trials_to_csv
+
+    trial = Trial(0, dict(BASE), "underfit", "over-regularized", 0.01, leaning="overfit", leaning_cause="gap")
+    assert trial.verdict is Verdict.UNDERFIT and trial.cause is Cause.OVER_REGULARIZED
+    assert trial.leaning is Verdict.OVERFIT and trial.leaning_cause is Cause.GAP
+    record = trial.to_dict()
+    assert (record["verdict"], record["cause"], record["leaning"]) == (
+        "underfit",
+        "over-regularized",
+        "overfit",
+    )
+    assert json.loads(json.dumps(record))["leaning_cause"] == "gap"
+    assert Trial.from_dict(record) == trial
+    row = trials_to_csv([trial]).splitlines()[1]
+    assert ",underfit,over-regularized," in row and "Verdict." not in row and "Cause." not in row
+    with pytest.raises(ValueError):
+        Trial(1, dict(BASE), "overfitting")

@@ -114,3 +114,14 @@ def test_next_config_applies_the_primary_change_on_both_config_kinds() -> None:
     assert isinstance(partial, ModelOnlyConfig)
     new = next_config(partial, suggest(Verdict.UNDERFIT, Cause.OVER_REGULARIZED, partial))
     assert isinstance(new, ModelOnlyConfig) and new.model.l2 == 1e-4
+
+
+def test_growth_stops_at_the_config_schemas_bounds() -> None:
+    from fitdoc.config import ModelConfig, TrainingConfig
+    from fitdoc.diagnosis.suggest import schema_max
+
+    assert schema_max("ModelConfig", "units") == ModelConfig.model_fields["units"].metadata[1].le
+    assert schema_max("TrainingConfig", "epochs") == TrainingConfig.model_fields["epochs"].metadata[1].le
+    top = cfg().with_changes({"model.units": schema_max("ModelConfig", "units")})
+    s = suggest(Verdict.UNDERFIT, Cause.CAPACITY, top)
+    assert s is None or all(c.key != "model.units" for c in (s.primary, *s.alternatives))

@@ -15,16 +15,21 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from fitdoc.diagnosis.features import Features, compute_features
 from fitdoc.diagnosis.rules._config import Regularization, regularization
 from fitdoc.diagnosis.rules.base import Rule
 from fitdoc.diagnosis.rules.combiner import Combiner, default_combiner, evidence
-from fitdoc.diagnosis.rules.registry import all_rules
-from fitdoc.diagnosis.suggest import suggest
+from fitdoc.diagnosis.rules.decision import DECISION, DecisionThresholds
+from fitdoc.diagnosis.rules.registry import all_rules, decision_thresholds
+from fitdoc.diagnosis.suggest import LadderNumbers, suggest
 from fitdoc.history.curves import Curves
 from fitdoc.verdict import Cause, Diagnosis, Finding, Verdict
+
+if TYPE_CHECKING:
+    from fitdoc.config import AnyConfig
 
 # Findings that decide by themselves once the gates pass. A model that never learned is
 # underfit whatever its ratios say (the corpus' grid labels such runs balanced: no
@@ -43,19 +48,21 @@ PLATEAU_NOTE = (
 
 def diagnose_curves(
     curves: Curves,
-    config: Any = None,
+    config: AnyConfig | None = None,
     thresholds: Mapping[str, Mapping[str, Any]] | None = None,
     combiner: Combiner | None = None,
 ) -> Diagnosis:
     """Diagnose one run. `config` (Config, ModelOnlyConfig or None) makes the
     suggestion concrete and lets rules use the run's regularization;
-    `thresholds` overrides rule thresholds (`{"FD101": {"max_ratio": 3}}`)."""
+    `thresholds` overrides rule thresholds (`{"FD101": {"max_ratio": 3}}`) and the
+    decision's own (`{"decision": {"min_still_falling": 0.1}}`)."""
     rules = all_rules(thresholds) if thresholds else all_rules()
+    t = DecisionNumbers.of(rules, decision_thresholds(thresholds) if thresholds else DECISION)
     features = compute_features(curves)
     reg = regularization(config)
     findings = run_rules(rules, features, reg)
-    verdict, cause, confidence, notes = combine(findings, features, reg, combiner or default_combiner())
-    suggestion = suggest(verdict, cause, config, features)
+    verdict, cause, confidence, notes = combine(findings, features, reg, combiner or default_combiner(), t)
+    suggestion = suggest(verdict, cause, config, features, t.ladder)
     return Diagnosis(
         source=curves.source,
         verdict=verdict,
@@ -70,6 +77,26 @@ def diagnose_curves(
     )
 
 
+@dataclass(frozen=True)
+class DecisionNumbers:
+    """The thresholds in force that the decision reads: its own (`decision:`) and the
+    rules' where it asks their question (FD202's late minimum, FD201's strong L2)."""
+
+    min_still_falling: float = DECISION.thresholds["min_still_falling"]
+    level_band: float = DECISION.thresholds["level_band"]
+    max_flat_drop: float = DECISION.thresholds["max_flat_drop"]
+    ladder: LadderNumbers = field(default_factory=LadderNumbers)
+
+    @classmethod
+    def of(cls, rules: Sequence[Rule], own: DecisionThresholds) -> DecisionNumbers:
+        return cls(
+            min_still_falling=own.thresholds["min_still_falling"],
+            level_band=own.thresholds["level_band"],
+            max_flat_drop=own.thresholds["max_flat_drop"],
+            ladder=LadderNumbers.of(rules),
+        )
+
+
 def run_rules(
     rules: Sequence[Rule], features: Features, reg: Regularization | None = None
 ) -> tuple[Finding, ...]:
@@ -82,8 +109,10 @@ def combine(
     features: Features,
     reg: Regularization | None,
     combiner: Combiner,
+    numbers: DecisionNumbers | None = None,
 ) -> tuple[Verdict, Cause | None, float, tuple[str, ...]]:
     """(verdict, cause, confidence, notes): the gates, then the overrides, then the fitted combiner."""
+    t = numbers or DecisionNumbers()
     gates = [f for f in findings if f.verdict is Verdict.INCONCLUSIVE]
     if gates:
         return Verdict.INCONCLUSIVE, None, round(max(f.strength for f in gates), 3), ()
@@ -94,19 +123,25 @@ def combine(
         return best.verdict or Verdict.INCONCLUSIVE, best.cause, round(best.strength, 3), ()
     verdict, confidence, _ = combiner.decide(evidence(features, findings, reg))
     notes: tuple[str, ...] = ()
-    if verdict is Verdict.BALANCED and reg is None and _flat_and_level(features):
+    if verdict is Verdict.BALANCED and reg is None and _flat_and_level(features, t):
         notes = (PLATEAU_NOTE,)
-    return verdict, _cause(verdict, findings, features, reg), round(confidence, 3), notes
+    return verdict, _cause(verdict, findings, features, reg, t), round(confidence, 3), notes
 
 
 def _cause(
-    verdict: Verdict, findings: Sequence[Finding], features: Features, reg: Regularization | None
+    verdict: Verdict,
+    findings: Sequence[Finding],
+    features: Features,
+    reg: Regularization | None,
+    numbers: DecisionNumbers | None = None,
 ) -> Cause | None:
     """The strongest own finding's cause; without one, the cause the verdict most likely has.
 
-    Overfit: a val minimum well inside the run is a missed early stop, else a gap.
-    Underfit: a known regularizer is the first thing to ease, else train longer.
+    Overfit: a val minimum before the run's last part (FD202's `min_best_position`) is a
+    missed early stop, else a gap. Underfit: a known regularizer is the first thing to
+    ease, unless val is still falling (`min_still_falling`), else train longer.
     """
+    t = numbers or DecisionNumbers()
     own = [f for f in findings if f.verdict is verdict and f.cause is not None]
     # Without a config, "over-regularized" is read off the curves alone (train above val,
     # which a running mean over an epoch also gives early on): a val still falling says more.
@@ -115,43 +150,66 @@ def _cause(
     if own:
         return max(own, key=lambda f: f.strength).cause
     if verdict is Verdict.OVERFIT:
-        early = math.isfinite(features.best_position) and features.best_position < 0.75
+        position = features.best_position
+        early = math.isfinite(position) and position < t.ladder.late_minimum
         return Cause.REBOUND if early and features.val_stop_gain > 0 else Cause.GAP
     if verdict is Verdict.UNDERFIT:
-        still_falling = features.val_gain_2x >= 0.05 or features.val_last_fall >= 0.05
+        falling = t.min_still_falling
+        still_falling = features.val_gain_2x >= falling or features.val_last_fall >= falling
         if reg is not None and reg.any and not still_falling:
             return Cause.OVER_REGULARIZED
         return Cause.NOT_CONVERGED
     return None
 
 
-def _flat_and_level(f: Features) -> bool:
-    """Val within 10 % of train and train barely moving over the second half."""
+def _flat_and_level(f: Features, t: DecisionNumbers) -> bool:
+    """Val level with train (within `level_band`) and train flat over the second half."""
     return (
         math.isfinite(f.gap_ratio_end)
-        and 0.9 <= f.gap_ratio_end <= 1.1
+        and 1.0 - t.level_band <= f.gap_ratio_end <= 1.0 + t.level_band
         and math.isfinite(f.train_half_drop)
-        and abs(f.train_half_drop) < 0.05
+        and abs(f.train_half_drop) < t.max_flat_drop
     )
 
 
 def summarize(verdict: Verdict, cause: Cause | None, findings: Sequence[Finding], features: Features) -> str:
-    """One sentence with numbers: the verdict and the evidence that decided it."""
-    label = verdict.value if cause is None else f"{verdict.value} ({cause.value})"
+    """One sentence with numbers: the verdict and the finding that decided it.
+
+    A cause is named only with the finding that gives it; when no rule voted for the
+    verdict, the sentence says the curves as a whole lean that way, and names no cause.
+    """
+    span = features.span or f"over {features.n_epochs} epochs"
     deciding = [f for f in findings if f.verdict is verdict and (cause is None or f.cause is cause)]
     deciding = deciding or [f for f in findings if f.verdict is verdict]
-    span = features.span or f"over {features.n_epochs} epochs"
     if deciding:
         best = max(deciding, key=lambda f: f.strength)
-        return f"{label}: {best.message}, {span}."
+        return f"{_label(verdict, best.cause)}: {best.message}, {span}."
+    label = verdict.value
     if not features.has_validation:
         return f"{label}: no validation series to judge generalization, {span}."
     if not features.has_train:
         return f"{label}: no train series, so val is judged alone and no ratio rule applies, {span}."
     if not features.positive:
         return f"{label}: the series have non-positive values, so no ratio rule applies, {span}."
-    return (
-        f"{label}: no single rule fired; the curves as a whole lean this way "
-        f"(val/train {features.metric} {features.gap_ratio_end:.2f}, "
-        f"val {features.val_half_drop:+.0%} since mid-run, minimum at epoch {features.best_epoch}), {span}."
-    )
+    shape = _curve_shape(features)
+    return f"{label}: no rule voted {label}; the curves as a whole lean that way{shape}, {span}."
+
+
+def _label(verdict: Verdict, cause: Cause | None) -> str:
+    return verdict.value if cause is None else f"{verdict.value} ({cause.value})"
+
+
+def _curve_shape(f: Features) -> str:
+    """ " (val/train MAE 1.42, val fell 24 % since mid-run, lowest at epoch 5)": the numbers
+    a reader checks the lean against; each left out when it cannot be measured."""
+    parts = []
+    if math.isfinite(f.gap_ratio_end):
+        parts.append(f"val/train {f.metric} {f.gap_ratio_end:.2f}")
+    if math.isfinite(f.val_half_drop) and f.val_half_drop > -1.0:
+        # val_half_drop is mid-run / end - 1; people read the change from mid-run to the end.
+        change = 1.0 / (1.0 + f.val_half_drop) - 1.0
+        moved = "fell" if change < 0 else "rose"
+        parts.append(f"val {moved} {abs(change):.0%} since mid-run")
+    if f.best_epoch >= 0:
+        parts.append(f"lowest at {f.best_at}")
+    return f" ({', '.join(parts)})" if parts else ""

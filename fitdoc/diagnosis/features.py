@@ -31,7 +31,8 @@ class Features:
     """Scale-free numbers describing one run's learning curves.
 
     Ratios are NaN when a series has non-positive values (ratio rules skip
-    them, DESIGN.md "Contracts"); positions are 0-based epoch indices.
+    them, as the design notes' contracts say); `best_epoch` is the 0-based epoch label
+    (as the CSV's `epoch` column), `best_at` the same point in words, 1-based.
     """
 
     n_epochs: int
@@ -69,54 +70,42 @@ class Features:
     val_gain_2x_half: float = NAN
     loss_gain_2x: float = NAN
     span: str = ""
+    # What one point of the curves is ("epoch", or "evaluation" in step logs).
+    point: str = "epoch"
+
+    @property
+    def best_at(self) -> str:
+        """Where val is lowest, counted as people (and progress bars) count: "epoch 5" for
+        the fifth epoch, whose 0-based label (the CSV's `epoch` column) is 4."""
+        return f"{self.point} {self.best_epoch + 1}"
 
     def as_dict(self) -> dict[str, float | int | str | bool]:
         return dict(self.__dict__)
 
 
 def compute_features(curves: Curves) -> Features:
-    """Every feature the rules use, from aligned train/val arrays (numpy only).
-
-    Longer than 60 lines: one constructor call lists every feature beside how it is
-    measured; the measuring itself is in the small helpers below."""
+    """Every feature the rules use, from aligned train/val arrays (numpy only): one
+    constructor call lists every feature beside the helper below that measures it."""
     train = _as_array(curves.train)
     val = _as_array(curves.val) if curves.has_validation else None
     n = len(curves)
     window = _window(n)
-    epochs = np.asarray(curves.epochs)
-    nonfinite_train = _diverged_points(train)
-    nonfinite_val = _diverged_points(val)
-
     train_f = _finite(train)
     val_f = _finite(val) if val is not None else np.empty(0)
     positive = bool(train_f.size and val_f.size and (train_f > 0).all() and (val_f > 0).all())
-
     train_end = _tail_mean(train, window)
     val_end = _tail_mean(val, window) if val is not None else NAN
     best_epoch, val_min = _argmin(val)
-    if best_epoch >= 0 and n:
-        best_epoch_label = int(epochs[best_epoch])
-        best_position = (best_epoch + 1) / n
-    else:
-        best_epoch_label, best_position = -1, NAN
-
+    best_epoch_label, best_position = _best_point(np.asarray(curves.epochs), best_epoch)
     ratios_ok = positive and n > 0
-    gap_end = _ratio(val_end, train_end) if ratios_ok else NAN
-    gap_best = NAN
-    if ratios_ok and best_epoch >= 0 and val is not None:
-        lo = max(0, best_epoch - window // 2)
-        gap_best = _ratio(
-            _mean(val[lo : best_epoch + window // 2 + 1]), _mean(train[lo : best_epoch + window // 2 + 1])
-        )
-
     return Features(
         n_epochs=n,
         metric=curves.metric,
         has_validation=val is not None and val_f.size > 0,
         has_train=train_f.size > 0,
         window=window,
-        nonfinite_train=nonfinite_train,
-        nonfinite_val=nonfinite_val,
+        nonfinite_train=_diverged_points(train),
+        nonfinite_val=_diverged_points(val),
         positive=positive,
         train_start=_head_mean(train, window),
         train_end=train_end,
@@ -126,14 +115,14 @@ def compute_features(curves: Curves) -> Features:
         best_epoch=best_epoch_label,
         best_position=best_position,
         val_rebound=_ratio(val_end, val_min) - 1.0 if ratios_ok else NAN,
-        gap_ratio_end=gap_end,
-        gap_ratio_best=gap_best,
+        gap_ratio_end=_ratio(val_end, train_end) if ratios_ok else NAN,
+        gap_ratio_best=_gap_around(train, val, best_epoch, window) if ratios_ok else NAN,
         train_half_drop=_drop(train, n // 2 - 1, window) if positive else NAN,
         val_half_drop=_drop(val, n // 2 - 1, window) if positive else NAN,
         val_gain_2x=_gain_if_doubled(val) if positive else NAN,
         train_gain_2x=_gain_if_doubled(train) if positive else NAN,
         val_noise=_noise(val) if positive else NAN,
-        blowup=_blowup(train, val),
+        blowup=_blowup(train),
         reg_share=_reg_share(curves, window),
         val_stop_gain=_stop_gain(val) if positive else NAN,
         val_last_fall=_last_fall(val) if positive else NAN,
@@ -145,10 +134,26 @@ def compute_features(curves: Curves) -> Features:
         val_gain_2x_half=_gain_if_doubled(val, share=2) if positive else NAN,
         loss_gain_2x=_loss_gain(curves),
         span=f"over {curves.span}",
+        point=curves.point,
     )
 
 
 # ---------------------------------------------------------------- helpers
+
+
+def _best_point(epochs: np.ndarray, best: int) -> tuple[int, float]:
+    """The val minimum's epoch label and its position in the run, (best + 1) / n; (-1, NaN): none."""
+    if best < 0 or not epochs.size:
+        return -1, NAN
+    return int(epochs[best]), (best + 1) / epochs.size
+
+
+def _gap_around(train: np.ndarray, val: np.ndarray | None, best: int, window: int) -> float:
+    """val/train over the `window` epochs centred on the val minimum."""
+    if best < 0 or val is None:
+        return NAN
+    lo, hi = max(0, best - window // 2), best + window // 2 + 1
+    return _ratio(_mean(val[lo:hi]), _mean(train[lo:hi]))
 
 
 def _as_array(values: np.ndarray | None) -> np.ndarray:
@@ -176,7 +181,8 @@ def _diverged_points(values: np.ndarray | None) -> int:
 def _finite(values: np.ndarray | None) -> np.ndarray:
     if values is None:
         return np.empty(0)
-    return values[np.isfinite(values)]
+    finite: np.ndarray = values[np.isfinite(values)]
+    return finite
 
 
 def _window(n: int) -> int:
@@ -263,7 +269,7 @@ def _gain_if_doubled(values: np.ndarray | None, share: int = 4) -> float:
         return NAN
     slope = float(np.polyfit(x[keep], np.log(y[keep]), 1)[0])
     # A curve that explodes by orders of magnitude per epoch would overflow 2**slope.
-    return 1.0 - 2.0 ** min(slope, 1000.0)
+    return 1.0 - float(2.0 ** min(slope, 1000.0))
 
 
 def _halfway_and_end(values: np.ndarray) -> tuple[float, float]:
@@ -374,7 +380,7 @@ def _last_rise(values: np.ndarray | None) -> float:
     return _ratio(float(finite[-1]), float(finite.min())) - 1.0
 
 
-def _blowup(train: np.ndarray, val: np.ndarray | None) -> float:
+def _blowup(train: np.ndarray) -> float:
     """Largest end/min ratio of the train series (a diverging run explodes)."""
     finite = train[np.isfinite(train)]
     if finite.size < 2 or finite.min() <= 0:

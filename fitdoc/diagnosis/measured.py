@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -36,6 +36,9 @@ from fitdoc.formatting import value_text
 from fitdoc.history.curves import Curves
 from fitdoc.history.rundir import Probe
 from fitdoc.verdict import Cause, Change, Diagnosis, Finding, Measurement, Suggestion, Verdict
+
+if TYPE_CHECKING:
+    from fitdoc.config import AnyConfig
 
 # How often the measured verdict agreed with held-out labels on the corpus factory's
 # regression runs, per branch (benchmarks/probe_quality.py prints them): the confidence
@@ -288,7 +291,7 @@ def _summary(decision: Decision, run_final: float) -> str:
 
 def diagnose_run(
     curves: Curves,
-    config: object | None,
+    config: AnyConfig | None,
     probes: Sequence[Probe],
     thresholds: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Diagnosis:
@@ -322,7 +325,7 @@ def diagnose_run(
     )
 
 
-def _planned_epochs(config: object | None, default: int) -> int:
+def _planned_epochs(config: AnyConfig | None, default: int) -> int:
     training = getattr(config, "training", None)
     epochs = getattr(training, "epochs", None)
     return int(epochs) if isinstance(epochs, int) and epochs > 0 else default

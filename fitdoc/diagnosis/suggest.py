@@ -1,6 +1,6 @@
 """The suggestion ladder: from a verdict (and the run's knobs, when known) to the next change.
 
-This is the one place the ladder of DESIGN.md ("Suggestion ladder") lives.
+This is the one place the ladder of the design notes ("Suggestion ladder") lives.
 `fitdoc diagnose` takes its first step (`suggest`), `fitdoc tune` walks it
 (`fitdoc.tune.plan` calls `ladder` on each trial), so the two never disagree:
 
@@ -19,24 +19,59 @@ text is worded generically.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
 from fitdoc.diagnosis.features import Features
+from fitdoc.diagnosis.rules.base import Rule
+from fitdoc.diagnosis.rules.registry import get_rule
 from fitdoc.errors import ConfigError
 from fitdoc.formatting import value_text
 from fitdoc.verdict import Cause, Change, Suggestion, Verdict
 
+if TYPE_CHECKING:
+    from fitdoc.config import AnyConfig
+
+# The ladder's rungs (the design notes' "Suggestion ladder"): steps, not thresholds.
 L2_START = 1e-4
 L2_MAX = 1e-2
 L2_MIN = 1e-5
 DROPOUT_STEPS = (0.0, 0.2, 0.5)
-STRONG_L2 = 1e-3  # from here L2 is the regularizer to ease first
-MAX_UNITS = 65536
-MAX_LAYERS = 64
-MAX_EPOCHS = 1_000_000
 PATIENCE_MIN, PATIENCE_MAX = 5, 50
+
+
+@cache
+def schema_max(section: str, name: str) -> int:
+    """Where growth stops: the config schema's bound (`schema_max("ModelConfig", "units")`).
+    The schema loads only when a known config's value grows, never on the curves-only path."""
+    from fitdoc import config
+
+    return config.upper_bound(getattr(config, section), name)
+
+
+def _default(code: str, name: str) -> float:
+    return float(get_rule(code).thresholds[name])
+
+
+@dataclass(frozen=True)
+class LadderNumbers:
+    """The rule thresholds in force that the ladder reads, so it never repeats them:
+    `strong_l2` (FD201's `min_l2`: from here L2 is the regularizer to ease first) and
+    `late_minimum` (FD202's `min_best_position`: a val minimum before this point of the
+    run is early enough to offer stopping there)."""
+
+    strong_l2: float = field(default_factory=lambda: _default("FD201", "min_l2"))
+    late_minimum: float = field(default_factory=lambda: _default("FD202", "min_best_position"))
+
+    @classmethod
+    def of(cls, rules: Sequence[Rule]) -> LadderNumbers:
+        by_code = {r.code: r.thresholds for r in rules}
+        return cls(
+            strong_l2=float(by_code["FD201"]["min_l2"]),
+            late_minimum=float(by_code["FD202"]["min_best_position"]),
+        )
 
 
 @dataclass(frozen=True)
@@ -52,18 +87,17 @@ class Knobs:
     patience: int | None = None
 
     @classmethod
-    def of_config(cls, config: Any) -> Knobs | None:
+    def of_config(cls, config: AnyConfig | None) -> Knobs | None:
         """From a `Config`/`ModelOnlyConfig`; None when the config is unknown."""
-        model = getattr(config, "model", None)
-        if model is None:
+        if config is None:
             return None
-        training = getattr(config, "training", None)
-        stopping = getattr(training, "early_stopping", None)
+        model, training = config.model, config.training
+        stopping = training.early_stopping
         return cls(
-            l2=float(model.l2 or 0.0),
-            l1=float(model.l1 or 0.0),
-            dropout=float(model.dropout or 0.0),
-            epochs=int(getattr(training, "epochs", 1000)),
+            l2=float(model.l2),
+            l1=float(model.l1),
+            dropout=float(model.dropout),
+            epochs=int(training.epochs),
             units=int(model.units),
             hidden_layers=int(model.hidden_layers),
             patience=None if stopping is None else int(stopping.patience),
@@ -106,30 +140,42 @@ def patience_for(n_epochs: int) -> int:
 
 
 def suggest(
-    verdict: Verdict, cause: Cause | None, config: Any = None, features: Features | None = None
+    verdict: Verdict,
+    cause: Cause | None,
+    config: AnyConfig | None = None,
+    features: Features | None = None,
+    numbers: LadderNumbers | None = None,
 ) -> Suggestion | None:
     """The next change for this verdict, or None (balanced, inconclusive)."""
-    changes = ladder(verdict, cause, Knobs.of_config(config), RunPoint.of_features(features))
+    changes = ladder(verdict, cause, Knobs.of_config(config), RunPoint.of_features(features), numbers)
     if not changes:
         return None
     return Suggestion(primary=changes[0], alternatives=tuple(changes[1:]))
 
 
-def ladder(verdict: Verdict, cause: Cause | None, knobs: Knobs | None, run: RunPoint | None) -> list[Change]:
+def ladder(
+    verdict: Verdict,
+    cause: Cause | None,
+    knobs: Knobs | None,
+    run: RunPoint | None,
+    numbers: LadderNumbers | None = None,
+) -> list[Change]:
     """Every change the ladder offers for this verdict, best first (empty: none).
 
-    `knobs` None (config unknown) gives generic changes with no `from`/`to`.
+    `knobs` None (config unknown) gives generic changes with no `from`/`to`;
+    `numbers` None reads the rules' default thresholds.
     """
+    t = numbers or LadderNumbers()
     if verdict is Verdict.OVERFIT:
-        changes = _overfit(cause, knobs, run)
+        changes = _overfit(cause, knobs, run, t)
     elif verdict is Verdict.UNDERFIT:
-        changes = _underfit(cause, knobs)
+        changes = _underfit(cause, knobs, t)
     else:
         return []
     return [c for c in changes if c is not None]
 
 
-def next_config(config: Any, suggestion: Suggestion) -> Any:
+def next_config(config: AnyConfig, suggestion: Suggestion) -> AnyConfig:
     """The config to train next: the primary change applied (and validated)."""
     change = suggestion.primary
     if change.to is None:
@@ -163,7 +209,9 @@ def dropout_down(rate: float) -> float | None:
 # ---------------------------------------------------------------- by verdict
 
 
-def _overfit(cause: Cause | None, knobs: Knobs | None, run: RunPoint | None) -> list[Change | None]:
+def _overfit(
+    cause: Cause | None, knobs: Knobs | None, run: RunPoint | None, t: LadderNumbers
+) -> list[Change | None]:
     if knobs is None:
         return _generic_overfit(cause, run)
     # A run that chose L1 alone climbs the L1 ladder; otherwise L2 is the penalty to raise.
@@ -174,7 +222,7 @@ def _overfit(cause: Cause | None, knobs: Knobs | None, run: RunPoint | None) -> 
         return [stop, *more]
     if not more:
         return [stop, _units(knobs, 0.5)]
-    early = [stop] if run is not None and run.best_position < 0.75 else []
+    early = [stop] if run is not None and run.best_position < t.late_minimum else []
     return [*more, *early]
 
 
@@ -188,7 +236,7 @@ def _generic_overfit(cause: Cause | None, run: RunPoint | None) -> list[Change |
         ),
         Change("model.dropout", None, None, "add dropout between the hidden layers (0.2, then 0.5)"),
     ]
-    where = f" (epoch {run.best_epoch})" if run is not None else ""
+    where = f" (epoch {run.best_epoch + 1})" if run is not None else ""
     stop = Change("training.early_stopping", None, None, f"stop at the validation minimum{where}")
     return [stop, *regularize] if cause is Cause.REBOUND else [*regularize, stop]
 
@@ -223,26 +271,31 @@ def _early_stop(knobs: Knobs, run: RunPoint | None) -> Change | None:
         "training.early_stopping",
         None,
         {"patience": patience},
-        f"stop at the validation minimum (epoch {run.best_epoch}): "
+        f"stop at the validation minimum (epoch {run.best_epoch + 1}): "
         f"training.early_stopping: none -> patience {patience}, restoring the best weights",
     )
 
 
-def _underfit(cause: Cause | None, knobs: Knobs | None) -> list[Change | None]:
+def _underfit(cause: Cause | None, knobs: Knobs | None, t: LadderNumbers) -> list[Change | None]:
     if knobs is None:
         return [_generic_underfit(cause)]
     if cause is Cause.OVER_REGULARIZED:
-        return _less_regularization(knobs)
+        return _less_regularization(knobs, t)
     if cause is Cause.NOT_CONVERGED:
         epochs = knobs.epochs
         return [
-            _change("training.epochs", epochs, min(MAX_EPOCHS, epochs * 2), "train twice as long"),
+            _change(
+                "training.epochs",
+                epochs,
+                min(schema_max("TrainingConfig", "epochs"), epochs * 2),
+                "train twice as long",
+            ),
             _patience_up(knobs),
         ]
     return [_units(knobs, 2.0), _layers(knobs)]
 
 
-def _less_regularization(knobs: Knobs) -> list[Change | None]:
+def _less_regularization(knobs: Knobs, t: LadderNumbers) -> list[Change | None]:
     down_l2, down_do = l2_down(knobs.l2), dropout_down(knobs.dropout)
     l2_change = (
         None
@@ -254,7 +307,7 @@ def _less_regularization(knobs: Knobs) -> list[Change | None]:
     if knobs.l1 > 0:
         l1_change = _change("model.l1", knobs.l1, l2_down(knobs.l1), "lower L1 tenfold")
     # Ease the stronger regularizer first: strong L2, else dropout, else what is left.
-    strong_l2 = knobs.l2 >= STRONG_L2 or knobs.dropout == 0
+    strong_l2 = knobs.l2 >= t.strong_l2 or knobs.dropout == 0
     order = (l2_change, do_change) if strong_l2 else (do_change, l2_change)
     changes: list[Change | None] = [c for c in (*order, l1_change) if c is not None]
     return changes or [_units(knobs, 2.0)]
@@ -288,7 +341,7 @@ def _patience_up(knobs: Knobs) -> Change | None:
 
 def _units(knobs: Knobs, factor: float) -> Change | None:
     units = knobs.units
-    new = int(min(MAX_UNITS, max(1, round(units * factor))))
+    new = int(min(schema_max("ModelConfig", "units"), max(1, round(units * factor))))
     if new == units:
         return None
     return _change(
@@ -301,7 +354,7 @@ def _units(knobs: Knobs, factor: float) -> Change | None:
 
 def _layers(knobs: Knobs) -> Change | None:
     layers = knobs.hidden_layers
-    if layers is None or layers >= MAX_LAYERS:
+    if layers is None or layers >= schema_max("ModelConfig", "hidden_layers"):
         return None
     return _change("model.hidden_layers", layers, layers + 1, "one more hidden layer")
 

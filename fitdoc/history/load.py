@@ -20,8 +20,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from fitdoc.errors import HistoryError
 from fitdoc.history.curves import Curves
 from fitdoc.history.readers import jsonfmt
@@ -360,7 +358,3 @@ def _walk(root: Path) -> list[RunSource]:
             continue
         found.append(_run_source(f, str(rel)))
     return sorted(found, key=lambda src: src.history_path)
-
-
-def _as_array(values: Sequence[float]) -> np.ndarray:
-    return np.asarray(values, dtype=float)

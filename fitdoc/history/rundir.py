@@ -1,7 +1,7 @@
 """A run directory: its layout, its writers, and reading it back.
 
-The one module that knows what a run directory holds (DESIGN.md "A run
-directory"); `fitdoc train`, the Keras callback and `fitdoc tune` write
+The one module that knows what a run directory holds (docs/json-schema.md
+describes its run.json); `fitdoc train`, the Keras callback and `fitdoc tune` write
 through it, `diagnose`, `plot` and `compare` load through it.
 
 Layout of `<output.dir>/<name>-<YYYYmmdd-HHMMSS>[-N]/` (created with an
@@ -25,9 +25,11 @@ different directories):
     final           object  the last epoch's row (history.csv's columns)
     best            object  the row with the lowest val_mae (or the monitored series)
     timings         object  seconds and ISO times
-  `fitdoc train` adds name, seed, engine, data, model, files (and with `--probe`
+    model           object  {parameters, layers}
+  `fitdoc train` adds name, seed, engine, data, files (and with `--probe`
   `probes`: [{slug, path, change: {key, from, to}, status, epochs}]); the callback
-  adds monitor, params, stop_reason, restored_best_weights, diagnosis.
+  adds monitor, stopped_epoch (0-based, as history.csv's epoch), stop_reason,
+  restored_best_weights, diagnosis.
 
 Files are written whole (`atomic_write_text`: temp file, fsync, rename) with
 the permissions any tool's files get (0666 less the umask).
@@ -46,7 +48,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from fitdoc.errors import FitdocError
 from fitdoc.formatting import jsonable
@@ -308,7 +310,22 @@ class Run:
     probes: tuple[Probe, ...] = ()
 
 
-def load_run(source: Any, options: ReadOptions = ReadOptions(), config: AnyConfig | None = None) -> Run:
+class HistorySource(Protocol):
+    """What `load_run` reads: `fitdoc.history.load.RunSource`'s fields."""
+
+    @property
+    def history_path(self) -> Path: ...
+    @property
+    def config_path(self) -> Path | None: ...
+    @property
+    def run_json_path(self) -> Path | None: ...
+    @property
+    def name(self) -> str: ...
+
+
+def load_run(
+    source: HistorySource, options: ReadOptions = ReadOptions(), config: AnyConfig | None = None
+) -> Run:
     """Read one discovered source (`fitdoc.history.load.discover`'s `RunSource`).
 
     An explicit `config` wins over the run directory's own `config.yaml`.
@@ -323,11 +340,10 @@ def load_run(source: Any, options: ReadOptions = ReadOptions(), config: AnyConfi
         val_col=options.val_col,
         complete_lines=options.complete_lines,
     )
-    config_path = getattr(source, "config_path", None)
-    if config is None and config_path is not None:
+    if config is None and source.config_path is not None:
         from fitdoc.config import load_config
 
-        config = load_config(Path(config_path), model_only=True)
+        config = load_config(Path(source.config_path), model_only=True)
     if config is None:
         config = config_of_params(curves)
     elif curves.settings:
@@ -336,7 +352,7 @@ def load_run(source: Any, options: ReadOptions = ReadOptions(), config: AnyConfi
             curves, notes=(*curves.notes, "the config given is used, not the run's logged params")
         )
     probes: tuple[Probe, ...] = ()
-    run_json = getattr(source, "run_json_path", None)
+    run_json = source.run_json_path
     if run_json is not None:
         probes, notes = load_probes(Path(run_json))
         if notes:

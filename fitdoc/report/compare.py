@@ -71,7 +71,7 @@ def _cells(comparison: Comparison, run: RunSummary) -> list[str]:
         metric_text(run.final_train),
         metric_text(run.final_val),
         metric_text(run.best_val),
-        value_text(run.best_epoch, none="-"),
+        _epoch_cell(run.best_epoch),
         ratio_text(run.gap_ratio),
         verdict,
     ]
@@ -150,7 +150,7 @@ def comparison_to_markdown(comparison: Comparison) -> str:
             metric_text(run.best_train),
             metric_text(run.final_val),
             metric_text(run.best_val),
-            value_text(run.best_epoch, none="-"),
+            _epoch_cell(run.best_epoch),
             ratio_text(run.gap_ratio),
             cell(verdict_text(run.verdict, run.cause)),
         ]
@@ -185,3 +185,8 @@ def _run_dict(run: RunSummary, best: bool) -> dict[str, Any]:
 
 def _round(value: float | None) -> float | None:
     return None if value is None else float(f"{value:.6g}")
+
+
+def _epoch_cell(epoch: int | None) -> str:
+    """An epoch as people count it (1-based, as progress bars do); JSON keeps the 0-based label."""
+    return "-" if epoch is None else str(epoch + 1)

@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from fitdoc.config import AnyConfig
-from fitdoc.formatting import metric_text, value_text
+from fitdoc.formatting import metric_text, stated_cause, value_text
 from fitdoc.history.rundir import Run
 from fitdoc.report.figures import Figures, run_figures
+from fitdoc.verdict import Diagnosis
 
 NONE = "-"  # a missing config value in a comparison
 # Keys that name or place a run rather than shape its training: never a "difference".
@@ -120,8 +121,14 @@ def _summarize(run: Run, label: str, keys: tuple[str, ...]) -> RunSummary:
         settings={k: flat.get(k) for k in keys} if flat else {},
         epochs=len(curves),
         verdict=None if diagnosis is None else diagnosis.verdict.value,
-        cause=None if diagnosis is None or diagnosis.cause is None else diagnosis.cause.value,
+        cause=_stated(diagnosis),
     )
+
+
+def _stated(diagnosis: Diagnosis | None) -> str | None:
+    """The cause as the diagnosis' own words name it (only with a finding that gives it)."""
+    cause = None if diagnosis is None else stated_cause(diagnosis)
+    return None if cause is None else cause.value
 
 
 def _direction(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from fitdoc.formatting import change_line, has_edit, value_text, verdict_label
+from fitdoc.formatting import change_line, has_edit, value_text, verdict_label, vote_text
 from fitdoc.verdict import Diagnosis, Verdict
 
 VERDICT_ICONS = {
@@ -60,10 +60,7 @@ def _details(d: Diagnosis) -> list[str]:
     if d.findings:
         lines += ["| rule | votes | evidence |", "| --- | --- | --- |"]
         for f in d.findings:
-            vote = "-" if f.verdict is None else f.verdict.value
-            if f.cause is not None:
-                vote += f" ({f.cause.value})"
-            lines.append(f"| {f.rule_id} {cell(f.name)} | {vote} | {cell(f.message)} |")
+            lines.append(f"| {f.rule_id} {cell(f.name)} | {vote_text(f)} | {cell(f.message)} |")
         lines.append("")
     if d.suggestion is not None:
         primary = d.suggestion.primary

@@ -30,6 +30,7 @@ from fitdoc.report.comparison import run_labels
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
 
 Scale = Literal["auto", "log", "linear"]
 
@@ -247,62 +248,22 @@ def _mark_minimum(ax: Axes, series: _Series, color: str, *, annotate: bool) -> N
 # ---------------------------------------------------------------- several runs
 
 
+# (title, attribute of train, attribute of val, indexes of the runs drawn)
+_Panel = tuple[str, str, str, list[int]]
+
+
 def _many_runs_figure(runs: Sequence[Run], scale: Scale) -> Figure:
     """One panel per metric (runs judged on different metrics are not mixed), then the
     loss when every run has one distinct from its metric; one colour per run,
-    validation solid and train dashed, so each run's gap reads at a glance.
-
-    Longer than 60 lines: the panels share the run colours, markers and legend
-    handles built in one pass; split, each part would take them all as arguments."""
-    from matplotlib.figure import Figure
-    from matplotlib.lines import Line2D
-
+    validation solid and train dashed, so each run's gap reads at a glance."""
     labels = run_labels(runs)
-    metrics = list(dict.fromkeys(run.curves.metric for run in runs))
-    # (title, attribute of train, attribute of val, indexes of the runs drawn)
-    panels = [
-        (_metric_label(m), "train", "val", [i for i, r in enumerate(runs) if r.curves.metric == m])
-        for m in metrics
-    ]
-    if len(metrics) == 1 and all(_loss_series(run) for run in runs):
-        panels.append(("loss", "train_loss", "val_loss", list(range(len(runs)))))
-    columns = min(3, len(panels))
-    rows = -(-len(panels) // columns)
-    longest = max(len(label) for label in labels) + 30 * any(r.diagnosis for r in runs)
-    legend_width = min(4.5, 0.8 + 0.065 * longest)
-    figure = Figure(figsize=(5.6 * columns + legend_width, 4.4 * rows + 0.4), layout="constrained")
-    axes = figure.subplots(rows, columns, squeeze=False).ravel()
-    for ax in axes[len(panels) :]:
-        ax.set_visible(False)
-
+    panels = _panels(runs)
+    figure, axes = _grid(runs, labels, len(panels))
     covered = covered_runs(runs)
-    run_handles = []
-    for k, (run, label) in enumerate(zip(runs, labels, strict=True)):
-        color = OKABE_ITO[RUN_COLORS[k % len(RUN_COLORS)]]
-        # Past eight runs colours repeat; a marker shape keeps them apart.
-        marker = RUN_MARKERS[(k // len(RUN_COLORS)) % len(RUN_MARKERS)]
-        style: dict[str, Any] = {"color": color, "marker": marker, "markevery": 0.1, "markersize": 5}
-        # A run whose curves a later one retraces exactly (same seed, more epochs) would
-        # vanish under it: drawn wide and beneath, it shows as a rim around that one.
-        widen = HALO_WIDTH if k in covered else 1.0
-        if k in covered:
-            style["zorder"] = 1.5
-        if run.diagnosis is not None:
-            label = f"{label}: {verdict_label(run.diagnosis)}"
-        run_handles.append(Line2D([], [], linestyle="-", label=label, **style))
-        for p, (_, train_attr, val_attr, members) in enumerate(panels):
-            if k not in members:
-                continue
-            train = _series(run.curves.epochs, getattr(run.curves, train_attr))
-            val = _series(run.curves.epochs, getattr(run.curves, val_attr))
-            if not train.empty:
-                axes[p].plot(train.x, train.y, linestyle="--", linewidth=1.3 * widen, alpha=0.85, **style)
-            if not val.empty:
-                width = float(_STYLE["lines.linewidth"]) * widen  # type: ignore[arg-type]
-                axes[p].plot(val.x, val.y, linestyle="-", linewidth=width, **style)
-                if val_attr == "val":
-                    _mark_minimum(axes[p], val, color, annotate=False)
-
+    run_handles = [
+        _draw_run(axes, panels, run, k, label, k in covered)
+        for k, (run, label) in enumerate(zip(runs, labels, strict=True))
+    ]
     notes = [
         f"{labels[k]} runs exactly under {labels[j]} to epoch {_epoch_text(last)} (drawn wide beneath it)"
         for k, (j, last) in covered.items()
@@ -317,7 +278,78 @@ def _many_runs_figure(runs: Sequence[Run], scale: Scale) -> Figure:
         axes[p].set_title(title)
         axes[p].set_xlabel("epoch")
         axes[p].set_ylabel(title)
-    kinds = [
+    # Outside the panels: with many runs a legend inside would hide the curves.
+    figure.legend(handles=run_handles, loc="outside right upper", frameon=False, title="run")
+    figure.legend(handles=_kind_handles(), loc="outside right lower", frameon=False)
+    figure.suptitle(f"Learning curves of {len(runs)} runs", fontsize=12, fontweight="bold")
+    _caption(figure, sorted(set(notes)))
+    return figure
+
+
+def _panels(runs: Sequence[Run]) -> list[_Panel]:
+    """A panel per metric, then the loss when every run has one distinct from its metric."""
+    metrics = list(dict.fromkeys(run.curves.metric for run in runs))
+    panels = [
+        (_metric_label(m), "train", "val", [i for i, r in enumerate(runs) if r.curves.metric == m])
+        for m in metrics
+    ]
+    if len(metrics) == 1 and all(_loss_series(run) for run in runs):
+        panels.append(("loss", "train_loss", "val_loss", list(range(len(runs)))))
+    return panels
+
+
+def _grid(runs: Sequence[Run], labels: Sequence[str], n_panels: int) -> tuple[Figure, np.ndarray]:
+    """The figure, wide enough for its legend, and its axes (unused ones hidden)."""
+    from matplotlib.figure import Figure
+
+    columns = min(3, n_panels)
+    rows = -(-n_panels // columns)
+    longest = max(len(label) for label in labels) + 30 * any(r.diagnosis for r in runs)
+    legend_width = min(4.5, 0.8 + 0.065 * longest)
+    figure = Figure(figsize=(5.6 * columns + legend_width, 4.4 * rows + 0.4), layout="constrained")
+    axes = figure.subplots(rows, columns, squeeze=False).ravel()
+    for ax in axes[n_panels:]:
+        ax.set_visible(False)
+    return figure, axes
+
+
+def _draw_run(
+    axes: np.ndarray, panels: Sequence[_Panel], run: Run, k: int, label: str, covered: bool
+) -> Line2D:
+    """Draw run `k` on every panel it belongs to; its legend handle."""
+    from matplotlib.lines import Line2D
+
+    color = OKABE_ITO[RUN_COLORS[k % len(RUN_COLORS)]]
+    # Past eight runs colours repeat; a marker shape keeps them apart.
+    marker = RUN_MARKERS[(k // len(RUN_COLORS)) % len(RUN_MARKERS)]
+    style: dict[str, Any] = {"color": color, "marker": marker, "markevery": 0.1, "markersize": 5}
+    # A run whose curves a later one retraces exactly (same seed, more epochs) would
+    # vanish under it: drawn wide and beneath, it shows as a rim around that one.
+    widen = HALO_WIDTH if covered else 1.0
+    if covered:
+        style["zorder"] = 1.5
+    if run.diagnosis is not None:
+        label = f"{label}: {verdict_label(run.diagnosis)}"
+    for p, (_, train_attr, val_attr, members) in enumerate(panels):
+        if k not in members:
+            continue
+        train = _series(run.curves.epochs, getattr(run.curves, train_attr))
+        val = _series(run.curves.epochs, getattr(run.curves, val_attr))
+        if not train.empty:
+            axes[p].plot(train.x, train.y, linestyle="--", linewidth=1.3 * widen, alpha=0.85, **style)
+        if not val.empty:
+            width = float(_STYLE["lines.linewidth"]) * widen  # type: ignore[arg-type]
+            axes[p].plot(val.x, val.y, linestyle="-", linewidth=width, **style)
+            if val_attr == "val":
+                _mark_minimum(axes[p], val, color, annotate=False)
+    return Line2D([], [], linestyle="-", label=label, **style)
+
+
+def _kind_handles() -> list[Line2D]:
+    """The legend of line kinds: validation solid, train dashed, the minimum's dot."""
+    from matplotlib.lines import Line2D
+
+    return [
         Line2D([], [], color="0.3", linestyle="-", label="validation"),
         Line2D([], [], color="0.3", linestyle="--", label="train"),
         Line2D(
@@ -330,12 +362,6 @@ def _many_runs_figure(runs: Sequence[Run], scale: Scale) -> Figure:
             label="validation minimum",
         ),
     ]
-    # Outside the panels: with many runs a legend inside would hide the curves.
-    figure.legend(handles=run_handles, loc="outside right upper", frameon=False, title="run")
-    figure.legend(handles=kinds, loc="outside right lower", frameon=False)
-    figure.suptitle(f"Learning curves of {len(runs)} runs", fontsize=12, fontweight="bold")
-    _caption(figure, sorted(set(notes)))
-    return figure
 
 
 def covered_runs(runs: Sequence[Run]) -> dict[int, tuple[int, float]]:

@@ -1,14 +1,16 @@
-"""`fitdoc rules`: every rule with its code, name, description and thresholds.
+"""`fitdoc rules`: every rule with its code, name, description and thresholds,
+the decision's own thresholds, and the fitted combiner's weights.
 
-Takes the registry's rule objects (`fitdoc.diagnosis.rules.base.Rule`): `code`, `name`,
-`description`, `specs` (threshold name, default, description) and
-`thresholds` (the values in force, defaults unless overridden).
+Takes the registry's rule objects (`fitdoc.diagnosis.rules.base.Rule`) and the
+decision's thresholds (`fitdoc.diagnosis.rules.decision.DecisionThresholds`): both
+have a `code`, `name`, `description`, `specs` (threshold name, default, unit,
+description) and `thresholds` (the values in force, defaults unless overridden).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from rich import box
 from rich.console import Console
@@ -19,31 +21,32 @@ from fitdoc.report.jsonout import dumps
 from fitdoc.report.markdown import cell
 from fitdoc.verdict import SCHEMA_VERSION
 
+if TYPE_CHECKING:
+    from fitdoc.diagnosis.rules.base import Rule
+    from fitdoc.diagnosis.rules.combiner import Combiner
+    from fitdoc.diagnosis.rules.decision import DecisionThresholds
 
-def rule_thresholds(rule: Any) -> list[dict[str, Any]]:
-    """`[{"name", "value", "default", "description"}]`: the value in force beside its default."""
-    in_force: Mapping[str, Any] = getattr(rule, "thresholds", None) or {}
-    specs = getattr(rule, "specs", None) or ()
-    rows = []
-    for spec in specs:
-        default = getattr(spec, "default", None)
-        rows.append(
-            {
-                "name": spec.name,
-                "value": in_force.get(spec.name, default),
-                "default": default,
-                "description": getattr(spec, "description", ""),
-                "unit": getattr(spec, "unit", ""),
-            }
-        )
-    named = {row["name"] for row in rows}
-    for name, value in in_force.items():  # thresholds without a spec still show
-        if name not in named:
-            rows.append({"name": name, "value": value, "default": value, "description": ""})
-    return rows
+    Declared = Rule | DecisionThresholds
+
+# fitdoc.diagnosis.rules.combiner.CLASSES, as strings (the combiner is imported only when shown).
+_CLASSES = ("overfit", "underfit", "balanced")
 
 
-def combiner_rows(combiner: Any) -> list[dict[str, Any]]:
+def rule_thresholds(rule: Declared) -> list[dict[str, Any]]:
+    """`[{"name", "value", "default", "description", "unit"}]`: the value in force beside its default."""
+    return [
+        {
+            "name": spec.name,
+            "value": rule.thresholds.get(spec.name, spec.default),
+            "default": spec.default,
+            "description": spec.description,
+            "unit": spec.unit,
+        }
+        for spec in rule.specs
+    ]
+
+
+def combiner_rows(combiner: Combiner) -> list[dict[str, Any]]:
     """`[{"evidence", "description", "overfit", "underfit", "balanced"}]`, the bias last."""
     from fitdoc.diagnosis.rules.combiner import CLASSES, EVIDENCE
 
@@ -57,9 +60,9 @@ def combiner_rows(combiner: Any) -> list[dict[str, Any]]:
     return rows
 
 
-def render_combiner(combiner: Any, console: Console) -> None:
+def render_combiner(combiner: Combiner, console: Console) -> None:
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True, show_edge=False)
-    for name in ("evidence", "overfit", "underfit", "balanced", "description"):
+    for name in ("evidence", *_CLASSES, "description"):
         table.add_column(name, no_wrap=name != "description", justify="right" if name in _CLASSES else "left")
     for row in combiner_rows(combiner):
         table.add_row(row["evidence"], *(f"{row[c]:+.2f}" for c in _CLASSES), row["description"])
@@ -74,31 +77,33 @@ def render_combiner(combiner: Any, console: Console) -> None:
     console.print(f"confidence = calibration map of the winning probability: {pairs}")
 
 
-_CLASSES = (
-    "overfit",
-    "underfit",
-    "balanced",
-)  # fitdoc.diagnosis.rules.combiner.CLASSES, as strings (no import at load)
-
-
-def render_rules(rules: Sequence[Any], console: Console) -> None:
+def render_rules(
+    rules: Sequence[Declared], console: Console, decision: DecisionThresholds | None = None
+) -> None:
+    """One table: a row per rule, then (when given) the decision's own thresholds."""
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True, show_edge=False)
     table.add_column("id", style="bold", no_wrap=True)
     table.add_column("name", no_wrap=True)
     table.add_column("description", ratio=1)
     table.add_column("thresholds", no_wrap=True)
-    for rule in rules:
+    for rule in (*rules, *(() if decision is None else (decision,))):
         table.add_row(
-            str(rule.code),
-            str(rule.name),
-            str(rule.description),
+            rule.code,
+            rule.name,
+            rule.description,
             "\n".join(_threshold_text(t) for t in rule_thresholds(rule)) or "-",
         )
     console.print(table)
 
 
-def rules_to_json(rules: Sequence[Any], combiner: Any = None) -> str:
-    extra = {} if combiner is None else {"combiner": {**combiner.to_dict(), "rows": combiner_rows(combiner)}}
+def rules_to_json(
+    rules: Sequence[Declared], combiner: Combiner | None = None, decision: DecisionThresholds | None = None
+) -> str:
+    extra: dict[str, Any] = {}
+    if combiner is not None:
+        extra["combiner"] = {**combiner.to_dict(), "rows": combiner_rows(combiner)}
+    if decision is not None:
+        extra["decision"] = {"description": decision.description, "thresholds": rule_thresholds(decision)}
     return dumps(
         {
             "schema_version": SCHEMA_VERSION,
@@ -106,9 +111,9 @@ def rules_to_json(rules: Sequence[Any], combiner: Any = None) -> str:
             **extra,
             "rules": [
                 {
-                    "code": str(rule.code),
-                    "name": str(rule.name),
-                    "description": str(rule.description),
+                    "code": rule.code,
+                    "name": rule.name,
+                    "description": rule.description,
                     "thresholds": rule_thresholds(rule),
                 }
                 for rule in rules
@@ -117,9 +122,11 @@ def rules_to_json(rules: Sequence[Any], combiner: Any = None) -> str:
     )
 
 
-def rules_to_markdown(rules: Sequence[Any], combiner: Any = None) -> str:
+def rules_to_markdown(
+    rules: Sequence[Declared], combiner: Combiner | None = None, decision: DecisionThresholds | None = None
+) -> str:
     lines = ["## fitdoc rules", "", "| id | name | description | thresholds |", "| --- | --- | --- | --- |"]
-    for rule in rules:
+    for rule in (*rules, *(() if decision is None else (decision,))):
         thresholds = "<br>".join(f"`{_threshold_text(t)}`" for t in rule_thresholds(rule)) or "-"
         lines.append(f"| {rule.code} | `{cell(rule.name)}` | {cell(rule.description)} | {thresholds} |")
     if combiner is not None:

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from fitdoc.formatting import change_line, has_edit, value_text, verdict_label
+from fitdoc.formatting import change_line, has_edit, value_text, verdict_label, vote_text
 from fitdoc.report.rules import render_rules, rules_to_json, rules_to_markdown
 from fitdoc.verdict import Change, Diagnosis, Verdict
 
@@ -68,9 +68,7 @@ def _evidence_table(diagnosis: Diagnosis) -> Table:
     table.add_column("votes", no_wrap=True)
     table.add_column("evidence")
     for finding in diagnosis.findings:
-        vote = "-" if finding.verdict is None else finding.verdict.value
-        if finding.cause is not None:
-            vote += f" ({finding.cause.value})"
+        vote = vote_text(finding)
         style = VERDICT_STYLES.get(finding.verdict, "") if finding.verdict is not None else "dim"
         table.add_row(finding.rule_id, Text(vote, style=style.replace("bold ", "")), finding.message)
     return table

@@ -439,7 +439,7 @@ def _train_keras(
         x_test, y_test = tf.constant(data.x_test), tf.constant(data.y_test)
         test_mae = tf.function(lambda: tf.reduce_mean(tf.abs(y_test - net(x_test, training=False))))
 
-    class _Report(keras.callbacks.Callback):  # type: ignore[misc]  # Keras ships no types
+    class _Report(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:  # noqa: ARG002 (Keras hook)
             self._started = time.perf_counter()
 

@@ -66,7 +66,7 @@ class TuneDisplay:
             self._console.print(
                 f"best: trial {best.index} ({changes_from(base, best.settings)}), "
                 f"best val MAE {metric_text(best.val_mae)} ({BEST_TEXT}), "
-                f"{best.verdict or best.status}; config written to {best_path}",
+                f"{best.status if best.verdict is None else best.verdict.value}; config written to {best_path}",
                 highlight=False,
                 soft_wrap=True,
             )

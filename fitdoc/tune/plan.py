@@ -3,7 +3,7 @@
 Given the trials so far (their settings, verdict, cause and validation MAE),
 `plan_next` says which configurations to train next and why, or why to stop.
 Each step comes from `fitdoc.diagnosis.suggest.ladder`, the function `diagnose`
-suggests from (DESIGN.md "Suggestion ladder"), so a tune's first move is
+suggests from (the design notes' "Suggestion ladder"), so a tune's first move is
 diagnose's suggestion; once an overfit and an underfit value bracket the
 answer it bisects between them instead of jumping a whole ladder step. A configuration that
 was tried once is never proposed again, so the loop always terminates.
@@ -39,8 +39,6 @@ GROWN_KEYS = ("training.epochs", "model.units", "model.hidden_layers")
 
 # How far the loop may grow epochs and units above the base config.
 GROWTH_CAP = 4
-
-VERDICTS = ("overfit", "underfit", "balanced", "inconclusive")
 
 
 @dataclass(frozen=True)
@@ -124,8 +122,8 @@ class Trial:
 
     index: int
     settings: Mapping[str, Any]
-    verdict: str | None
-    cause: str | None = None
+    verdict: Verdict | None
+    cause: Cause | None = None
     val_mae: float | None = None
     suggestion: Mapping[str, Any] | None = None
     status: str = "completed"
@@ -136,8 +134,20 @@ class Trial:
     # For an inconclusive trial: the verdict its strongest rule voted for
     # (e.g. a clear overfit gap next to an unstable-training veto), so the
     # loop can still take a step in that direction.
-    leaning: str | None = None
-    leaning_cause: str | None = None
+    leaning: Verdict | None = None
+    leaning_cause: Cause | None = None
+
+    def __post_init__(self) -> None:
+        # tune.json holds the names; a Trial holds the enums (a name read back is checked here).
+        for name, kind in (
+            ("verdict", Verdict),
+            ("cause", Cause),
+            ("leaning", Verdict),
+            ("leaning_cause", Cause),
+        ):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, kind):
+                object.__setattr__(self, name, kind(value))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -146,13 +156,13 @@ class Trial:
             "change": self.change,
             "reason": self.reason,
             "status": self.status,
-            "verdict": self.verdict,
-            "cause": self.cause,
+            "verdict": _name(self.verdict),
+            "cause": _name(self.cause),
             "val_mae": self.val_mae,
             "suggestion": None if self.suggestion is None else dict(self.suggestion),
             "run_dir": self.run_dir,
-            "leaning": self.leaning,
-            "leaning_cause": self.leaning_cause,
+            "leaning": _name(self.leaning),
+            "leaning_cause": _name(self.leaning_cause),
             **dict(self.extra),
         }
 
@@ -187,6 +197,10 @@ class Trial:
             leaning=data.get("leaning"),
             leaning_cause=data.get("leaning_cause"),
         )
+
+
+def _name(value: Verdict | Cause | None) -> str | None:
+    return None if value is None else value.value
 
 
 @dataclass(frozen=True)
@@ -246,7 +260,7 @@ def plan_next(
     width = max(1, min(max_parallel, left))
     tried = {settings_key(t.settings) for t in trials}
 
-    balanced = [t for t in trials if t.verdict == "balanced"]
+    balanced = [t for t in trials if t.verdict is Verdict.BALANCED]
     if balanced:
         anchor = min(balanced, key=lambda t: (_score(t), t.index))
         moves = _dedup(_neighbour_moves(anchor, trials), tried)
@@ -262,12 +276,6 @@ def plan_next(
         if moves:
             return Plan(tuple(moves[:width]))
     return Plan((), "no untried step left on the ladders")
-
-
-def next_moves(
-    trials: Sequence[Trial], base: Mapping[str, Any], *, max_runs: int, max_parallel: int = 1
-) -> list[Move]:
-    return list(plan_next(trials, base, max_runs=max_runs, max_parallel=max_parallel).moves)
 
 
 # ---------------------------------------------------------------- moves
@@ -318,18 +326,13 @@ def _moves_from(trial: Trial, trials: Sequence[Trial], base: Mapping[str, Any]) 
     dropout ladders bisect towards a value already tried beyond them."""
     head = f"trial {trial.index} {trial_label(trial)}"
     verdict, cause = trial.verdict, trial.cause
-    if verdict == "inconclusive" and trial.leaning in ("overfit", "underfit"):
+    if verdict is Verdict.INCONCLUSIVE and trial.leaning in (Verdict.OVERFIT, Verdict.UNDERFIT):
         verdict, cause = trial.leaning, trial.leaning_cause
     moves: list[Move | None] = []
     if verdict is not None:
-        changes = ladder(
-            Verdict(verdict),
-            None if cause is None else Cause(cause),
-            Knobs.of_settings(trial.settings),
-            run_point(trial),
-        )
+        changes = ladder(verdict, cause, Knobs.of_settings(trial.settings), run_point(trial))
         moves = [_change_move(trial, change, trials, base, head) for change in changes]
-    if trial.verdict == "inconclusive":
+    if trial.verdict is Verdict.INCONCLUSIVE:
         moves.append(_grow(trial, base, "training.epochs", None, f"{head} -> a longer history"))
     return [m for m in moves if m is not None]
 
@@ -416,7 +419,7 @@ def trial_label(trial: Trial) -> str:
     if trial.verdict is None:
         return trial.status
     text = verdict_text(trial.verdict, trial.cause)
-    if trial.verdict == "inconclusive" and trial.leaning:
+    if trial.verdict is Verdict.INCONCLUSIVE and trial.leaning:
         text += f", leaning {verdict_text(trial.leaning, trial.leaning_cause)}"
     return text
 

@@ -18,7 +18,7 @@ from fitdoc.history.curves import Curves
 from fitdoc.history.rundir import write_config
 from fitdoc.tune.plan import TUNED_KEYS, Move, Trial
 from fitdoc.tune.state import CONFIGS_DIR, TRIALS_DIR
-from fitdoc.verdict import Diagnosis
+from fitdoc.verdict import Cause, Diagnosis, Verdict
 
 
 def settings_of(config: Config) -> dict[str, Any]:
@@ -116,8 +116,8 @@ def trial_from_run(
     extra.update(confidence=round(float(diagnosis.confidence), 3), summary=diagnosis.summary)
     leaning, leaning_cause = _leaning(diagnosis)
     return Trial(
-        verdict=diagnosis.verdict.value,
-        cause=None if diagnosis.cause is None else diagnosis.cause.value,
+        verdict=diagnosis.verdict,
+        cause=diagnosis.cause,
         val_mae=val_mae,
         suggestion=jsonable(suggestion),
         extra=extra,
@@ -127,14 +127,12 @@ def trial_from_run(
     )
 
 
-def _leaning(diagnosis: Any) -> tuple[str | None, str | None]:
+def _leaning(diagnosis: Diagnosis) -> tuple[Verdict | None, Cause | None]:
     """For an inconclusive diagnosis: the verdict of its strongest decisive finding."""
-    if diagnosis.verdict.value != "inconclusive":
+    if diagnosis.verdict is not Verdict.INCONCLUSIVE:
         return None, None
-    votes = [
-        f for f in diagnosis.findings if f.verdict is not None and f.verdict.value in ("overfit", "underfit")
-    ]
+    votes = [f for f in diagnosis.findings if f.verdict in (Verdict.OVERFIT, Verdict.UNDERFIT)]
     if not votes:
         return None, None
     strongest = max(votes, key=lambda f: f.strength)
-    return strongest.verdict.value, None if strongest.cause is None else strongest.cause.value
+    return strongest.verdict, strongest.cause

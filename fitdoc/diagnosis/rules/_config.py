@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
+
+if TYPE_CHECKING:
+    from fitdoc.config import AnyConfig
 
 
 class Regularization(NamedTuple):
@@ -15,13 +18,9 @@ class Regularization(NamedTuple):
         return self.l2 > 0 or self.l1 > 0 or self.dropout > 0
 
 
-def regularization(config: Any) -> Regularization | None:
+def regularization(config: AnyConfig | None) -> Regularization | None:
     """The run's L2/L1/dropout, or None when the config is unknown."""
-    model = getattr(config, "model", None)
-    if model is None:
+    if config is None:
         return None
-    return Regularization(
-        float(getattr(model, "l2", 0.0) or 0.0),
-        float(getattr(model, "l1", 0.0) or 0.0),
-        float(getattr(model, "dropout", 0.0) or 0.0),
-    )
+    model = config.model
+    return Regularization(float(model.l2), float(model.l1), float(model.dropout))

@@ -36,12 +36,15 @@ from fitdoc.verdict import Verdict
         "fraction",
         "predicted rise of val at twice the epochs (its trend over the last quarter) below which it has settled",
     ),
+    full_gain=(0.0, "fraction", "predicted fall of val at twice the epochs at which val is fully settled"),
+    full_ratio=(1.0, "ratio", "val/train ratio at which the gap is no gap at all (full strength)"),
 )
 def converged(f: Features, reg: Regularization | None, t: Mapping[str, float]) -> Vote | None:
     gain, ratio = f.val_gain_2x, f.gap_ratio_end
     # The change of the end against half-way (5-epoch means, as FD102 reads it): the spread
-    # of a noisy curve around its single lowest epoch is not a rebound.
-    change = f.val_stop_gain / (1.0 - f.val_stop_gain) if f.val_stop_gain < 1.0 else math.inf
+    # of a noisy curve around its single lowest epoch is not a rebound. It is minus the
+    # fall over the last doubling, read as measured (not recomputed from val_stop_gain).
+    change = -f.val_last_fall
     if not all(math.isfinite(v) for v in (gain, ratio, change)):
         return None
     if gain >= t["min_gain"] or ratio > t["max_ratio"] or change > t["max_rebound"]:
@@ -53,8 +56,8 @@ def converged(f: Features, reg: Regularization | None, t: Mapping[str, float]) -
     if f.val_last_fall >= t["max_last_fall"]:
         return None
     # Evidence is strongest when val is flat and the gap is small.
-    settled = strength(max(gain, 0.0), t["min_gain"], 0.0)
-    close = strength(ratio, t["max_ratio"], 1.0)
+    settled = strength(max(gain, 0.0), t["min_gain"], t["full_gain"])
+    close = strength(ratio, t["max_ratio"], t["full_ratio"])
     moved = "rose" if change >= 0 else "fell"
     return Vote(
         Verdict.BALANCED,

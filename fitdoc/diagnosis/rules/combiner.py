@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -45,23 +45,138 @@ def _log(value: float) -> float:
     return math.log(value) if math.isfinite(value) and value > 0 else math.nan
 
 
-# Each entry: (name, what it measures). The order is the weight vector's order.
-CURVE_EVIDENCE: tuple[tuple[str, str], ...] = (
-    ("log_gap_end", "log of val/train at the end (last tenth)"),
-    ("log_gap_best", "log of val/train around the val minimum"),
-    ("stop_gain", "fall of the final val had the run stopped at E/2"),
-    ("val_gain_2x", "predicted fall of val at twice the epochs"),
-    ("val_last_fall", "realized fall of val over the last doubling (E/2 to E)"),
-    ("train_half_drop", "log(1 + fall of train over the second half)"),
-    ("train_gain_2x", "predicted fall of train at twice the epochs"),
-    ("val_rebound", "log(1 + rise of the final val above its minimum)"),
-    ("best_position", "where the val minimum lies (fraction of the run)"),
-    ("val_noise", "val's jitter around its running median"),
-    ("progress", "largest fall of train or val below its first value"),
-    ("short", "20 / evaluations (large for short runs)"),
-    ("val_gain_2x_half", "predicted fall of val at twice the epochs, from the trend of the second half"),
-    ("loss_gain_2x", "predicted fall of val_loss at twice the epochs (when the metric is not the loss)"),
-    ("gap_closed", "1 when val equals train at the end, falling to 0 when they are 5 % apart"),
+def _log1p(value: float) -> float:
+    return math.log1p(value) if value > -1 else math.nan
+
+
+# The constants inside the evidence terms are part of the fitted model, like its weights:
+# the weights in combiner.json were fitted on terms built with these values, so they are
+# declared here (and shown by `fitdoc rules` in each term's description), not overridable.
+RATIO_LOG_RANGE = (-1.0, 3.0)  # log(val/train) is clipped to this range
+CHANGE_RANGE = (-1.0, 1.0)  # relative changes (a fall of 0.3 is 30 %) are clipped to this
+SHORT_RUN_EVALUATIONS = 20.0  # `short` is this many evaluations over the run's (1 at 20)
+SHORT_MAX = 2.0  # ... clipped here: 10 evaluations, the shortest runs it was fitted on
+GAP_CLOSED_WITHIN = 0.05  # `gap_closed` falls from 1 to 0 as |log(val/train)| grows to this
+PENALTY_FLOOR = 1e-6  # L2/L1 factors at or below this count as none (0 on the log scale)
+PENALTY_DECADES = 4.0  # decades from the floor to 1 on the log scale (1e-6 -> 0, 1e-2 -> 1)
+PENALTY_MAX = 1.5  # the log-scale penalty is clipped here
+
+
+@dataclass(frozen=True)
+class Term:
+    """One evidence term of the curves, declared once: its name, what it measures, its function."""
+
+    name: str
+    description: str
+    value: Callable[[Features], float]
+
+
+@dataclass(frozen=True)
+class ConfigTerm:
+    """One evidence term of the run's regularization (0 when the config is unknown)."""
+
+    name: str
+    description: str
+    value: Callable[[Regularization], float]
+
+
+def _known(reg: Regularization) -> float:
+    """1 whenever the config is known (the term of a known config, whatever it holds)."""
+    return 1.0
+
+
+def _penalty(reg: Regularization) -> float:
+    penalty = max(reg.l2, reg.l1, PENALTY_FLOOR)
+    return _clip((math.log10(penalty) - math.log10(PENALTY_FLOOR)) / PENALTY_DECADES, 0.0, PENALTY_MAX)
+
+
+# Each term a (name, what it measures, function) of the features, in weight-vector order.
+CURVE_TERMS: tuple[Term, ...] = (
+    Term(
+        "log_gap_end",
+        "log of val/train at the end (last tenth)",
+        lambda f: _clip(_log(f.gap_ratio_end), *RATIO_LOG_RANGE),
+    ),
+    Term(
+        "log_gap_best",
+        "log of val/train around the val minimum",
+        lambda f: _clip(_log(f.gap_ratio_best), *RATIO_LOG_RANGE),
+    ),
+    Term(
+        "stop_gain",
+        "fall of the final val had the run stopped at E/2",
+        lambda f: _clip(f.val_stop_gain, *CHANGE_RANGE),
+    ),
+    Term(
+        "val_gain_2x",
+        "predicted fall of val at twice the epochs",
+        lambda f: _clip(f.val_gain_2x, *CHANGE_RANGE),
+    ),
+    Term(
+        "val_last_fall",
+        "realized fall of val over the last doubling (E/2 to E)",
+        lambda f: _clip(f.val_last_fall, *CHANGE_RANGE),
+    ),
+    Term(
+        "train_half_drop",
+        "log(1 + fall of train over the second half)",
+        lambda f: _clip(_log1p(f.train_half_drop), *RATIO_LOG_RANGE),
+    ),
+    Term(
+        "train_gain_2x",
+        "predicted fall of train at twice the epochs",
+        lambda f: _clip(f.train_gain_2x, *CHANGE_RANGE),
+    ),
+    Term(
+        "val_rebound",
+        "log(1 + rise of the final val above its minimum)",
+        lambda f: _clip(_log1p(f.val_rebound), 0.0, RATIO_LOG_RANGE[1]),
+    ),
+    Term(
+        "best_position",
+        "where the val minimum lies (fraction of the run)",
+        lambda f: _clip(f.best_position, 0.0, 1.0),
+    ),
+    Term("val_noise", "val's jitter around its running median", lambda f: _clip(f.val_noise, 0.0, 1.0)),
+    Term(
+        "progress",
+        "largest fall of train or val below its first value",
+        lambda f: _clip(max(f.train_progress, f.val_progress), 0.0, 1.0),
+    ),
+    Term(
+        "short",
+        f"{SHORT_RUN_EVALUATIONS:g} / evaluations (large for short runs), at most {SHORT_MAX:g}",
+        lambda f: _clip(SHORT_RUN_EVALUATIONS / max(f.n_epochs, 1), 0.0, SHORT_MAX),
+    ),
+    Term(
+        "val_gain_2x_half",
+        "predicted fall of val at twice the epochs, from the trend of the second half",
+        lambda f: _clip(f.val_gain_2x_half, *CHANGE_RANGE),
+    ),
+    Term(
+        "loss_gain_2x",
+        "predicted fall of val_loss at twice the epochs (when the metric is not the loss)",
+        lambda f: _clip(f.loss_gain_2x, *CHANGE_RANGE),
+    ),
+    Term(
+        "gap_closed",
+        f"1 when val equals train at the end, falling to 0 when they are {GAP_CLOSED_WITHIN:.0%} apart",
+        lambda f: _clip(1.0 - abs(_log(f.gap_ratio_end)) / GAP_CLOSED_WITHIN, 0.0, 1.0),
+    ),
+)
+CONFIG_TERMS: tuple[ConfigTerm, ...] = (
+    ConfigTerm("reg_known", "1 when the run's config is known", _known),
+    ConfigTerm(
+        "reg_penalty",
+        f"L2/L1 factor on a log scale: 0 for none or {PENALTY_FLOOR:g}, 1 for "
+        f"{PENALTY_FLOOR * 10**PENALTY_DECADES:g}, at most {PENALTY_MAX:g} (config known)",
+        _penalty,
+    ),
+    ConfigTerm(
+        "reg_dropout",
+        "dropout rate (config known)",
+        lambda r: _clip(r.dropout, 0.0, 1.0),
+    ),
 )
 # Products of two evidence terms, where one changes what the other means.
 INTERACTIONS: tuple[tuple[str, str, str], ...] = (
@@ -74,11 +189,10 @@ INTERACTIONS: tuple[tuple[str, str, str], ...] = (
     ("penalty_x_gap_closed", "reg_penalty", "gap_closed"),
     ("dropout_x_gap_closed", "reg_dropout", "gap_closed"),
 )
-CONFIG_EVIDENCE: tuple[tuple[str, str], ...] = (
-    ("reg_known", "1 when the run's config is known"),
-    ("reg_penalty", "L2/L1 factor on a log scale: 0 for none or 1e-6, 1 for 1e-2 (config known)"),
-    ("reg_dropout", "dropout rate (config known)"),
-)
+# The rules' own reading: the first verdict in this order that has a finding.
+PRECEDENCE = ("FD101", "FD201", "FD204", "FD205", "FD102", "FD103", "FD202", "FD203", "FD301")
+CURVE_EVIDENCE: tuple[tuple[str, str], ...] = tuple((t.name, t.description) for t in CURVE_TERMS)
+CONFIG_EVIDENCE: tuple[tuple[str, str], ...] = tuple((t.name, t.description) for t in CONFIG_TERMS)
 EVIDENCE: tuple[tuple[str, str], ...] = (
     *CURVE_EVIDENCE,
     *CONFIG_EVIDENCE,
@@ -92,44 +206,19 @@ EVIDENCE: tuple[tuple[str, str], ...] = (
         for v in ("overfit", "underfit", "balanced")
     ),
 )
-# The rules' own reading: the first verdict in this order that has a finding.
-PRECEDENCE = ("FD101", "FD201", "FD204", "FD205", "FD102", "FD103", "FD202", "FD203", "FD301")
 EVIDENCE_NAMES = tuple(name for name, _ in EVIDENCE)
 
 
 def evidence(features: Features, findings: Sequence[Finding], reg: Regularization | None) -> np.ndarray:
     """The evidence vector of one run, in `EVIDENCE_NAMES` order (NaN features count as 0)."""
-    f = features
-    curve = (
-        _clip(_log(f.gap_ratio_end), -1.0, 3.0),
-        _clip(_log(f.gap_ratio_best), -1.0, 3.0),
-        _clip(f.val_stop_gain, -1.0, 1.0),
-        _clip(f.val_gain_2x, -1.0, 1.0),
-        _clip(f.val_last_fall, -1.0, 1.0),
-        _clip(math.log1p(f.train_half_drop) if f.train_half_drop > -1 else math.nan, -1.0, 3.0),
-        _clip(f.train_gain_2x, -1.0, 1.0),
-        _clip(math.log1p(f.val_rebound) if f.val_rebound > -1 else math.nan, 0.0, 3.0),
-        _clip(f.best_position, 0.0, 1.0),
-        _clip(f.val_noise, 0.0, 1.0),
-        _clip(max(f.train_progress, f.val_progress), 0.0, 1.0),
-        # Clipped at the shortest runs the combiner was fitted on (10 evaluations).
-        _clip(20.0 / max(f.n_epochs, 1), 0.0, 2.0),
-        _clip(f.val_gain_2x_half, -1.0, 1.0),
-        _clip(f.loss_gain_2x, -1.0, 1.0),
-        _clip(1.0 - abs(_log(f.gap_ratio_end)) / 0.05, 0.0, 1.0),
-    )
-    if reg is None:
-        config = (0.0, 0.0, 0.0)
-    else:
-        penalty = max(reg.l2, reg.l1, 1e-6)
-        config = (1.0, _clip((math.log10(penalty) + 6.0) / 4.0, 0.0, 1.5), _clip(reg.dropout, 0.0, 1.0))
+    base = {term.name: float(term.value(features)) for term in CURVE_TERMS}
+    base.update({term.name: 0.0 if reg is None else float(term.value(reg)) for term in CONFIG_TERMS})
     strengths = {f.rule_id: f.strength for f in findings}
-    rules = tuple(float(strengths.get(code, 0.0)) for code in EVIDENCE_RULES)
-    base = dict(zip(EVIDENCE_NAMES, (*curve, *config, *rules), strict=False))
-    products = tuple(base[a] * base[b] for _, a, b in INTERACTIONS)
+    base.update({code: float(strengths.get(code, 0.0)) for code in EVIDENCE_RULES})
+    base.update({name: base[a] * base[b] for name, a, b in INTERACTIONS})
     first = next((f for code in PRECEDENCE for f in findings if f.rule_id == code), None)
-    precedence = tuple(float(first is not None and first.verdict is c) for c in CLASSES)
-    return np.array((*curve, *config, *rules, *products, *precedence), dtype=float)
+    base.update({f"first_{c.value}": float(first is not None and first.verdict is c) for c in CLASSES})
+    return np.array([base[name] for name in EVIDENCE_NAMES], dtype=float)
 
 
 @dataclass(frozen=True)
@@ -148,8 +237,8 @@ class Combiner:
     def probabilities(self, x: np.ndarray) -> np.ndarray:
         z = self.weights @ x + self.bias
         z = z - z.max()
-        p = np.exp(z)
-        return p / p.sum()
+        p: np.ndarray = np.exp(z)
+        return p / float(p.sum())
 
     def decide(self, x: np.ndarray) -> tuple[Verdict, float, np.ndarray]:
         """(winning verdict, calibrated confidence, class probabilities)."""

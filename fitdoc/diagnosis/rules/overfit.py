@@ -64,7 +64,7 @@ def rebound(f: Features, reg: Regularization | None, t: Mapping[str, float]) -> 
         gain,
         t["min_gain"],
         f"stopping at evaluation {f.n_epochs // 2} of {f.n_epochs} would end val {f.metric} {gain:.0%} lower "
-        f">= {t['min_gain']:.0%} (minimum at epoch {f.best_epoch})",
+        f">= {t['min_gain']:.0%} (minimum at {f.best_at})",
     )
 
 
@@ -89,7 +89,7 @@ def rising_tail(f: Features, reg: Regularization | None, t: Mapping[str, float])
         float(rises),
         t["min_rises"],
         f"val {f.metric} rose at each of the last {rises} evaluations (>= {t['min_rises']:g}), "
-        f"ending {rise:.0%} above its minimum at epoch {f.best_epoch}, while train kept falling",
+        f"ending {rise:.0%} above its minimum at {f.best_at}, while train kept falling",
     )
 
 

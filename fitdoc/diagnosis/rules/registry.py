@@ -1,14 +1,13 @@
 """The one place rules are registered, listed, and given threshold overrides.
 
 Registration refuses a duplicate code or name. Overrides come from a YAML file
-`{FD101: {max_ratio: 3.0}}` (a rule may also be named by its dotted name) and
-are checked strictly: an unknown rule or threshold, or a value that is not a
+`{FD101: {max_ratio: 3.0}}` (a rule may also be named by its dotted name;
+`decision:` names the decision's own thresholds) and are checked strictly: an unknown rule or threshold, or a value that is not a
 number, is a `ConfigError` naming the file and the field.
 """
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import math
 from collections.abc import Callable, Mapping
@@ -16,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from fitdoc.diagnosis.rules.base import Check, Rule, Threshold
-from fitdoc.errors import ConfigError
+from fitdoc.diagnosis.rules.decision import DECISION, DecisionThresholds
+from fitdoc.errors import ConfigError, did_you_mean
 
 # The families, in code order; importing one registers its rules.
 FAMILIES = ("history", "overfit", "underfit", "balanced", "measured")
@@ -62,6 +62,12 @@ def all_rules(overrides: Mapping[str, Mapping[str, Any]] | None = None) -> list[
     return [r.with_thresholds(checked[r.code]) if r.code in checked else r for r in rules]
 
 
+def decision_thresholds(overrides: Mapping[str, Mapping[str, Any]] | None = None) -> DecisionThresholds:
+    """The decision's own thresholds, with the `decision:` part of `overrides` applied (validated)."""
+    checked = validate_overrides(overrides or {}, source="<thresholds>")
+    return DECISION.with_thresholds(checked[DECISION.code]) if DECISION.code in checked else DECISION
+
+
 def get_rule(key: str) -> Rule:
     """A rule by code (`FD101`) or dotted name (`overfit.gap`)."""
     _load_builtin()
@@ -86,9 +92,9 @@ def validate_overrides(raw: Mapping[str, Any], *, source: object) -> Overrides:
         raise ConfigError(f"expected a mapping of rule ids, got {type(raw).__name__}", path=source)
     result: Overrides = {}
     for key, values in raw.items():
-        found = _lookup(str(key))
+        found: Rule | DecisionThresholds | None = DECISION if str(key) == DECISION.code else _lookup(str(key))
         if found is None:
-            choices = sorted(_RULES) + sorted(r.name for r in _RULES.values())
+            choices = [*sorted(_RULES), *sorted(r.name for r in _RULES.values()), DECISION.code]
             raise ConfigError(f"unknown rule{_hint(str(key), choices)}", path=source, field=str(key))
         if not isinstance(values, Mapping):
             raise ConfigError(
@@ -126,7 +132,4 @@ def _number(value: Any, source: object, field: str) -> float:
 
 
 def _hint(word: str, options: list[str]) -> str:
-    close = difflib.get_close_matches(word, options, n=1, cutoff=0.5)
-    if close:
-        return f" {word!r}; did you mean {close[0]!r}?"
-    return f" {word!r}; expected one of: {', '.join(options)}"
+    return f" {word!r}{did_you_mean(word, options)}"

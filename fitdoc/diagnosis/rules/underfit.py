@@ -36,6 +36,11 @@ def _what(reg: Regularization | None, f: Features, logged_strong: bool) -> str:
         "fraction",
         "regularization share of the train loss (when logged) that counts as strong",
     ),
+    full_train_drop=(
+        0.0,
+        "fraction",
+        "fall of train over the second half at which the finding is at full strength",
+    ),
 )
 def over_regularized(f: Features, reg: Regularization | None, t: Mapping[str, float]) -> Vote | None:
     ratio, drop = f.gap_ratio_end, f.train_half_drop
@@ -50,7 +55,7 @@ def over_regularized(f: Features, reg: Regularization | None, t: Mapping[str, fl
     return Vote(
         Verdict.UNDERFIT,
         Cause.OVER_REGULARIZED,
-        strength(drop, t["max_train_drop"], 0.0),
+        strength(drop, t["max_train_drop"], t["full_train_drop"]),
         ratio,
         t["max_gap"],
         f"val/train {f.metric} {ratio:.2f} <= {t['max_gap']:.2f} and train fell only "
@@ -186,6 +191,11 @@ def not_converged(f: Features, reg: Regularization | None, t: Mapping[str, float
     "No regularization left, train flat and val as low as train: the network is too small.",
     max_gap=(1.05, "ratio", "val/train ratio at or below which there is no overfitting at all"),
     max_train_drop=(0.05, "fraction", "fall of train over the second half below which train is flat"),
+    full_train_drop=(
+        0.0,
+        "fraction",
+        "fall of train over the second half at which the finding is at full strength",
+    ),
 )
 def capacity(f: Features, reg: Regularization | None, t: Mapping[str, float]) -> Vote | None:
     if reg is None or reg.any:
@@ -198,7 +208,7 @@ def capacity(f: Features, reg: Regularization | None, t: Mapping[str, float]) ->
     return Vote(
         Verdict.UNDERFIT,
         Cause.CAPACITY,
-        strength(drop, t["max_train_drop"], 0.0),
+        strength(drop, t["max_train_drop"], t["full_train_drop"]),
         drop,
         t["max_train_drop"],
         f"no regularization, train {f.metric} flat ({drop:.1%} over the second half < "
@@ -211,6 +221,11 @@ def capacity(f: Features, reg: Regularization | None, t: Mapping[str, float]) ->
     "underfit.not_learning",
     "Neither train nor val ever got clearly below its first value: the model has barely learned.",
     min_progress=(0.10, "fraction", "fall of the best value below the first one that counts as learning"),
+    full_progress=(
+        0.0,
+        "fraction",
+        "that fall at which the finding is at full strength (no learning at all)",
+    ),
 )
 def not_learning(f: Features, reg: Regularization | None, t: Mapping[str, float]) -> Vote | None:
     train, val = f.train_progress, f.val_progress
@@ -221,7 +236,7 @@ def not_learning(f: Features, reg: Regularization | None, t: Mapping[str, float]
     return Vote(
         Verdict.UNDERFIT,
         Cause.NOT_CONVERGED,
-        strength(max(train, val), t["min_progress"], 0.0),
+        strength(max(train, val), t["min_progress"], t["full_progress"]),
         max(train, val),
         t["min_progress"],
         f"the model has barely learned: train {f.metric} never fell more than {train:.1%} below its first "

@@ -90,7 +90,7 @@ HIGHER_IS_BETTER = frozenset(
 
 HIGHER_PREFIXES = ("rouge", "bleu", "accuracy", "f1", "auc", "precision", "recall", "r2")
 
-# Lower-is-better metrics in order of preference (MAE first, as DESIGN.md says).
+# Lower-is-better metrics in order of preference (MAE first, as the design notes say).
 METRIC_RANK = {
     "mae": 0,
     "loss": 1,

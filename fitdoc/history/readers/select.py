@@ -1,6 +1,6 @@
 """Pick the train and validation series out of named numeric columns -> `Curves`.
 
-Preference (DESIGN.md): MAE where present, else the loss; among several
+Preference (the design notes): MAE where present, else the loss; among several
 candidates (multi-output logs) `val_mae`, then `val_loss`; pairs that have
 both a train and a validation series win over one-sided ones. The choice and
 the other candidates are written into `Curves.notes`; `train_col` / `val_col`
@@ -44,52 +44,30 @@ def build_curves(
     steps: np.ndarray | None = None,
     point: str = "epoch",
 ) -> Curves:
-    """Choose the series to diagnose among `columns` (all of `len(epochs)`).
-
-    Longer than 60 lines: the explicit --train-col/--val-col path and the automatic one
-    share the notes they write; split, every note would need threading through."""
+    """Choose the series to diagnose among `columns` (all of `len(epochs)`)."""
     names = list(columns)
     parsed = parse_names(names)
     groups = _group_series(parsed, columns)
     notes = list(notes)
-
-    if train_col is not None or val_col is not None:
+    explicit = train_col is not None or val_col is not None
+    if explicit:
         train, val = _resolve_overrides(names, parsed, groups, train_col, val_col, path)
     else:
-        unused_tests = _held_out_as_validation(parsed, columns, groups, notes, fmt)
-        train, val = _auto_choose(groups, notes, path, names)
-        if unused_tests and val is not None:
-            same = [c for c in unused_tests if c.key == val.key] or unused_tests
-            notes.append(
-                f"held-out `{same[0].raw}` not used (validation is `{val.raw}`); "
-                f"diagnose against it with --val-col {same[0].raw}"
-            )
+        train, val = _choose_automatically(columns, parsed, groups, notes, fmt, path)
 
     chosen = train or val
     assert chosen is not None
     head, metric = chosen.key
     metric = metric or chosen.norm
-    metric_name = f"{head}_{metric}" if head else metric
     if train is not None and val is not None and train.key != val.key:
-        if train_col is not None and val_col is not None:
-            notes.append(f"train `{train.raw}` paired with validation `{val.raw}`")
-        else:
-            notes.append(
-                f"no metric is logged for both train and validation; train `{train.raw}` paired with "
-                f"validation `{val.raw}` as the same quantity (an MSE loss); if it is not, choose "
-                "with --train-col/--val-col"
-            )
+        notes.append(_pairing_note(train, val, both_given=train_col is not None and val_col is not None))
 
     loss_group = groups.get((head, "loss"), {})
-    train_loss = _pick(loss_group.get("train", []))
-    val_loss = _pick(loss_group.get("val", []))
     reg = next((c for c in parsed if c.kind == "reg"), None)
-
-    def arr(col: ColumnName | None) -> np.ndarray | None:
-        return None if col is None else np.asarray(columns[col.raw], dtype=float)
-
-    train_a, val_a = arr(train), arr(val)
-    tl_a, vl_a = arr(train_loss), arr(val_loss)
+    picked = (train, val, _pick(loss_group.get("train", [])), _pick(loss_group.get("val", [])), reg)
+    train_a, val_a, tl_a, vl_a, reg_a = (
+        None if col is None else np.asarray(columns[col.raw], dtype=float) for col in picked
+    )
     keep = _trailing_keep((train_a, val_a, tl_a, vl_a), len(epochs))
 
     def cut(a: np.ndarray | None) -> np.ndarray | None:
@@ -99,18 +77,49 @@ def build_curves(
         epochs=np.asarray(epochs)[:keep],
         train=cut(train_a),
         val=cut(val_a),
-        metric=metric_name,
+        metric=f"{head}_{metric}" if head else metric,
         train_name=None if train is None else train.raw,
         val_name=None if val is None else val.raw,
         train_loss=cut(tl_a),
         val_loss=cut(vl_a),
-        reg_loss=cut(arr(reg)),
+        reg_loss=cut(reg_a),
         source=source,
         format=fmt,
         notes=tuple(notes),
         epoch_at=cut(epoch_at),
         steps=cut(steps),
         point=point,
+    )
+
+
+def _choose_automatically(
+    columns: Mapping[str, np.ndarray],
+    parsed: list[ColumnName],
+    groups: dict[tuple[str, str], dict[str, list[ColumnName]]],
+    notes: list[str],
+    fmt: str,
+    path: object | None,
+) -> tuple[ColumnName | None, ColumnName | None]:
+    """(train, val) without --train-col/--val-col; a held-out series left unused is noted."""
+    unused_tests = _held_out_as_validation(parsed, columns, groups, notes, fmt)
+    train, val = _auto_choose(groups, notes, path, list(columns))
+    if unused_tests and val is not None:
+        same = [c for c in unused_tests if c.key == val.key] or unused_tests
+        notes.append(
+            f"held-out `{same[0].raw}` not used (validation is `{val.raw}`); "
+            f"diagnose against it with --val-col {same[0].raw}"
+        )
+    return train, val
+
+
+def _pairing_note(train: ColumnName, val: ColumnName, *, both_given: bool) -> str:
+    """Train and val are different quantities: say which pair is judged, and why."""
+    if both_given:
+        return f"train `{train.raw}` paired with validation `{val.raw}`"
+    return (
+        f"no metric is logged for both train and validation; train `{train.raw}` paired with "
+        f"validation `{val.raw}` as the same quantity (an MSE loss); if it is not, choose "
+        "with --train-col/--val-col"
     )
 
 
@@ -139,7 +148,7 @@ def _held_out_as_validation(
     beside one, they are returned so a note can say how to use them.
 
     A single final test value (Lightning's `test_loss` row) is no curve. fitdoc's own
-    `test_mae` is the held-out label of benchmarks and is never read (DESIGN.md).
+    `test_mae` is the held-out label of benchmarks and is never read (the design notes' "History columns").
     """
     if fmt == "fitdoc":
         return []
@@ -187,34 +196,19 @@ def _tier(key: tuple[str, str], keys: list[tuple[str, str]]) -> int:
     return 4 + METRIC_RANK[metric] if not head else 10 + METRIC_RANK[metric]
 
 
+_Groups = dict[tuple[str, str], dict[str, list[ColumnName]]]
+
+
 def _auto_choose(
-    groups: dict[tuple[str, str], dict[str, list[ColumnName]]],
+    groups: _Groups,
     notes: list[str],
     path: object | None,
     names: list[str],
 ) -> tuple[ColumnName | None, ColumnName | None]:
-    """The (train, val) pair to diagnose when the user named none.
-
-    Longer than 60 lines: the preference order (val_mae, then val_loss, then like with
-    like) is one decision with its notes, clearer whole than in pieces."""
-    keys = [k for k in groups if _tier(k, list(groups)) < 99]
-    if not keys:
-        raise HistoryError(
-            "no usable numeric series (expected a loss or error metric such as "
-            f"loss, val_loss, mae, val_mae); columns: {_listing(names)}",
-            path=path,
-        )
-    if all(_tier(k, keys) == 50 for k in keys) and not any(
-        c.split_named for k in keys for side in groups[k].values() for c in side
-    ):
-        raise HistoryError(
-            "no column is a known loss or error metric (such as loss, val_loss, mae, val_mae) "
-            f"and none names a train/validation split; columns: {_listing(names)}; "
-            "name the series with --train-col and --val-col",
-            path=path,
-        )
+    """The (train, val) pair to diagnose when the user named none: by preference
+    (val_mae, then val_loss, then like with like), with notes on what was passed over."""
+    usable = _usable_keys(groups, path, names)
     order = {k: i for i, k in enumerate(groups)}
-    usable = list(keys)
 
     def rank(k: tuple[str, str]) -> tuple[int, int, int]:
         sides = groups[k]
@@ -234,6 +228,40 @@ def _auto_choose(
             train = _pick(other["train"])
         elif val is None and other.get("val"):
             val = _pick(other["val"])
+    notes += _choice_notes(groups, keys, best, train, val)
+    return train, val
+
+
+def _usable_keys(groups: _Groups, path: object | None, names: list[str]) -> list[tuple[str, str]]:
+    """The series groups a diagnosis could use; a HistoryError when there are none."""
+    keys = [k for k in groups if _tier(k, list(groups)) < 99]
+    if not keys:
+        raise HistoryError(
+            "no usable numeric series (expected a loss or error metric such as "
+            f"loss, val_loss, mae, val_mae); columns: {_listing(names)}",
+            path=path,
+        )
+    if all(_tier(k, keys) == 50 for k in keys) and not any(
+        c.split_named for k in keys for side in groups[k].values() for c in side
+    ):
+        raise HistoryError(
+            "no column is a known loss or error metric (such as loss, val_loss, mae, val_mae) "
+            f"and none names a train/validation split; columns: {_listing(names)}; "
+            "name the series with --train-col and --val-col",
+            path=path,
+        )
+    return keys
+
+
+def _choice_notes(
+    groups: _Groups,
+    keys: list[tuple[str, str]],
+    best: tuple[str, str],
+    train: ColumnName | None,
+    val: ColumnName | None,
+) -> list[str]:
+    """What the automatic choice passed over: a side with no partner, other val series."""
+    notes = []
     # The total loss beside its own head's metric is the normal Keras pair, not a choice
     # worth a note; several metrics or several heads are.
     if (train is None) != (val is None):
@@ -255,7 +283,7 @@ def _auto_choose(
             f"several validation series: {listed}; using `{chosen}` "
             "(choose another with --train-col/--val-col)"
         )
-    return train, val
+    return notes
 
 
 def _find(name: str, names: list[str], parsed: list[ColumnName]) -> ColumnName | None:

@@ -61,21 +61,10 @@ def step_table(
     notes: list[str] | None = None,
     eval_splits: tuple[str, ...] = ("val",),
 ) -> Table:
-    """Rows of a step log (in logging order) -> one row per evaluation, or per epoch without any.
-
-    Longer than 60 lines: the alignment (which train logs precede which evaluation)
-    and the notes on what was dropped are read best as one sequence of steps."""
+    """Rows of a step log (in logging order) -> one row per evaluation, or per epoch without any."""
     notes = list(notes or [])
-    names = list(columns)
-    parsed = parse_names(names)
-    n = len(next(iter(columns.values()))) if columns else 0
-    keep = np.ones(n, dtype=bool)
-    # The Trainer's final summary (`train_runtime`, `train_loss` over the whole run) is not a point.
-    for c in parsed:
-        if c.norm == "train_runtime":
-            keep &= ~np.isfinite(columns[c.raw])
-    cols = {k: np.asarray(v, dtype=float)[keep] for k, v in columns.items()}
-    n = int(keep.sum())
+    parsed = parse_names(list(columns))
+    cols, n = _without_summary_rows(columns, parsed)
     step_col = next((c for c in parsed if c.kind == "step"), None)
     epoch_col = next((c for c in parsed if c.kind == "epoch"), None)
     series = [c for c in parsed if c.kind == "series"]
@@ -88,50 +77,23 @@ def step_table(
     if not eval_rows.any():
         return _per_epoch(cols, trains, train_rows, epochs, steps, fmt, notes)
 
-    # Evaluations at the same step (several eval sets logged apart) are one point.
     e_idx = np.flatnonzero(eval_rows)
     t_idx = np.flatnonzero(train_rows)
     use_steps = steps is not None and np.isfinite(steps[e_idx]).all() and np.isfinite(steps[t_idx]).all()
-    key = steps if use_steps else np.arange(n, dtype=float)
-    assert key is not None
-    e_key = key[e_idx]
-    if not np.all(np.diff(e_key) >= 0):
-        order = np.argsort(e_key, kind="stable")
-        e_idx, e_key = e_idx[order], e_key[order]
-    point_keys, point_of_eval = np.unique(e_key, return_inverse=True)
+    key = steps if use_steps and steps is not None else np.arange(n, dtype=float)
+    e_idx, point_keys, point_of_eval = _evaluation_points(key, e_idx)
     n_points = len(point_keys)
-    out: dict[str, np.ndarray] = {}
-    for c in evals:
-        values = cols[c.raw][e_idx]
-        out[c.raw] = _first_finite(values, point_of_eval, n_points)
+    out = {c.raw: _first_finite(cols[c.raw][e_idx], point_of_eval, n_points) for c in evals}
     # Train rows: the point of the first evaluation at or after their step.
     t_point = np.searchsorted(point_keys, key[t_idx], side="left")
     after_last = t_point >= n_points
     most = 0
     for c in trains:
-        values = cols[c.raw][t_idx]
-        ok = ~after_last & ~np.isnan(values)
-        counts = np.bincount(t_point[ok], minlength=n_points)
-        sums = np.bincount(t_point[ok], weights=values[ok], minlength=n_points)
-        most = max(most, int(counts.max(initial=0)))
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out[c.raw] = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
-    plural = "evaluation" if n_points == 1 else "evaluations"
+        out[c.raw], count = _train_means(cols[c.raw][t_idx], t_point, after_last, n_points)
+        most = max(most, count)
     if trains:
-        if most > 1:
-            notes.append(
-                f"{n_points} {plural}; train values averaged over the train logs since the previous one"
-            )
-        n_trains = int(t_idx.size)
-        empty = sum(int(np.isnan(out[c.raw]).sum()) for c in trains[:1])
-        if empty:
-            notes.append(
-                f"{empty} of {n_points} {plural} have no train log before them "
-                f"({n_trains} train logs); their train value is left missing"
-            )
-        if after_last.any():
-            late = int(after_last.sum())
-            notes.append(f"{late} train log{'' if late == 1 else 's'} after the last evaluation not used")
+        empty = int(np.isnan(out[trains[0].raw]).sum())
+        notes += _alignment_notes(n_points, most, empty, int(t_idx.size), int(after_last.sum()))
     point_ep = _first_finite(epochs[e_idx], point_of_eval, n_points) if epochs is not None else None
     point_step = _first_finite(steps[e_idx], point_of_eval, n_points) if steps is not None else None
     index, point = _point_index(point_ep, n_points)
@@ -141,6 +103,59 @@ def step_table(
             "points are numbered by evaluation"
         )
     return Table(out, index, fmt, tuple(notes), epoch_at=point_ep, steps=point_step, point=point)
+
+
+def _without_summary_rows(
+    columns: Mapping[str, np.ndarray], parsed: list[ColumnName]
+) -> tuple[dict[str, np.ndarray], int]:
+    """The columns as floats without the Trainer's final summary row (`train_runtime`,
+    `train_loss` over the whole run), which is not a point; and their row count."""
+    n = len(next(iter(columns.values()))) if columns else 0
+    keep = np.ones(n, dtype=bool)
+    for c in parsed:
+        if c.norm == "train_runtime":
+            keep &= ~np.isfinite(columns[c.raw])
+    return {k: np.asarray(v, dtype=float)[keep] for k, v in columns.items()}, int(keep.sum())
+
+
+def _evaluation_points(key: np.ndarray, e_idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(evaluation rows in step order, the points' keys, each evaluation's point):
+    evaluations at the same step (several eval sets logged apart) are one point."""
+    e_key = key[e_idx]
+    if not np.all(np.diff(e_key) >= 0):
+        order = np.argsort(e_key, kind="stable")
+        e_idx, e_key = e_idx[order], e_key[order]
+    point_keys, point_of_eval = np.unique(e_key, return_inverse=True)
+    return e_idx, point_keys, point_of_eval
+
+
+def _train_means(
+    values: np.ndarray, t_point: np.ndarray, after_last: np.ndarray, n_points: int
+) -> tuple[np.ndarray, int]:
+    """Per point, the mean of the train logs that precede it (NaN: none); and the most
+    train logs any one point averages."""
+    ok = ~after_last & ~np.isnan(values)
+    counts = np.bincount(t_point[ok], minlength=n_points)
+    sums = np.bincount(t_point[ok], weights=values[ok], minlength=n_points)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+    return means, int(counts.max(initial=0))
+
+
+def _alignment_notes(n_points: int, most: int, empty: int, n_trains: int, late: int) -> list[str]:
+    """What pairing train logs with evaluations averaged, left missing or dropped."""
+    plural = "evaluation" if n_points == 1 else "evaluations"
+    notes = []
+    if most > 1:
+        notes.append(f"{n_points} {plural}; train values averaged over the train logs since the previous one")
+    if empty:
+        notes.append(
+            f"{empty} of {n_points} {plural} have no train log before them "
+            f"({n_trains} train logs); their train value is left missing"
+        )
+    if late:
+        notes.append(f"{late} train log{'' if late == 1 else 's'} after the last evaluation not used")
+    return notes
 
 
 def _first_finite(values: np.ndarray, group: np.ndarray, n_groups: int) -> np.ndarray:

@@ -116,10 +116,42 @@ _CHUNK_ROWS = 20_000
 def read_csv_large(path: Path, format_in: str | None = None) -> Table | None:
     """A large all-numeric CSV through pandas, chunk by chunk; None when the file needs the
     careful reader (text cells, repeated headers, decimal commas, odd encodings): it then
-    takes the pure-Python path, slower but exact about what real files hold.
+    takes the pure-Python path, slower but exact about what real files hold."""
+    sniffed = _sniff_plain_csv(path)
+    if sniffed is None:
+        return None
+    encoding, delimiter = sniffed
+    try:
+        import pandas as pd
+    except ImportError:  # a core install without pandas reads it the slow way
+        return None
+    try:
+        block = _read_block(path, encoding, delimiter)
+    except (ValueError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError):
+        return None
+    if block is None:
+        return None
+    names, data = block
+    # Rows with no value at all (`,,,,`) are not rows, as in the careful reader.
+    blank = np.isnan(data[0])
+    for j in range(1, len(names)):
+        blank &= np.isnan(data[j])
+    if blank.any():
+        data = data[:, ~blank]
+    del blank
+    columns = [data[j] for j in range(len(names))]
+    header = tuple(_rename_index(names))
+    seg = Segment(header, tuple(columns), frozenset(), len(columns[0]))
+    parsed = parse_names(list(header))
+    fmt = format_in or detect_csv_format(header, parsed)
+    if fmt == "lightning":
+        return _lightning_table(seg, parsed, [seg], fmt)
+    return _single_segment_table(seg, parsed, fmt, format_in)
 
-    Longer than 60 lines: one pass fills one preallocated block chunk by chunk, and each
-    way the file can turn out to need the careful reader returns None right where it shows."""
+
+def _sniff_plain_csv(path: Path) -> tuple[str, str] | None:
+    """(encoding, delimiter) of a file pandas can read plainly; None when its head says the
+    careful reader is needed (UTF-16, NUL bytes, undecodable text, no delimiter)."""
     try:
         with path.open("rb") as f:
             head = f.read(65536)
@@ -136,58 +168,42 @@ def read_csv_large(path: Path, format_in: str | None = None) -> Table | None:
     delimiter = sniff_delimiter(first)
     if delimiter is None or " - " in first:
         return None  # a W&B export's `RUN - metric` columns are renamed by the careful reader
-    try:
-        import pandas as pd
-    except ImportError:  # a core install without pandas reads it the slow way
-        return None
+    return encoding, delimiter
+
+
+def _read_block(path: Path, encoding: str, delimiter: str) -> tuple[list[str], np.ndarray] | None:
+    """(column names, [columns, rows] values): one preallocated block for the whole file,
+    filled chunk by chunk in bounded memory; None when it holds no rows or more rows than lines."""
+    import pandas as pd
 
     capacity = _count_lines(path)
     data: np.ndarray | None = None
     names: list[str] = []
     filled = 0
-    try:
-        reader = pd.read_csv(
-            path,
-            sep=delimiter,
-            dtype="float64",
-            encoding=encoding,
-            skipinitialspace=True,
-            chunksize=_CHUNK_ROWS,
-            engine="c",
-        )
-        with reader:
-            for frame in reader:
-                if data is None:
-                    names = [str(c).strip() for c in frame.columns]
-                    # One block for the whole file, column by column, filled chunk by chunk.
-                    data = np.empty((len(names), capacity), dtype=np.float64)
-                rows = len(frame)
-                if filled + rows > capacity:
-                    return None
-                for j, column in enumerate(frame.columns):
-                    data[j, filled : filled + rows] = frame[column].to_numpy(dtype=np.float64, copy=False)
-                filled += rows
-                del frame
-    except (ValueError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError):
-        return None
+    reader = pd.read_csv(
+        path,
+        sep=delimiter,
+        dtype="float64",
+        encoding=encoding,
+        skipinitialspace=True,
+        chunksize=_CHUNK_ROWS,
+        engine="c",
+    )
+    with reader:
+        for frame in reader:
+            if data is None:
+                names = [str(c).strip() for c in frame.columns]
+                data = np.empty((len(names), capacity), dtype=np.float64)
+            rows = len(frame)
+            if filled + rows > capacity:
+                return None
+            for j, column in enumerate(frame.columns):
+                data[j, filled : filled + rows] = frame[column].to_numpy(dtype=np.float64, copy=False)
+            filled += rows
+            del frame
     if data is None or not names or filled == 0:
         return None
-    data = data[:, :filled]
-    # Rows with no value at all (`,,,,`) are not rows, as in the careful reader.
-    blank = np.isnan(data[0])
-    for j in range(1, len(names)):
-        blank &= np.isnan(data[j])
-    if blank.any():
-        data = data[:, ~blank]
-    del blank
-    columns = [data[j] for j in range(len(names))]
-    header = tuple(_rename_index(names))
-    seg = Segment(header, tuple(columns), frozenset(), len(columns[0]))
-    parsed = parse_names(list(header))
-    fmt = format_in or detect_csv_format(header, parsed)
-    if fmt == "lightning":
-        return _lightning_table(seg, parsed, [seg], fmt)
-    return _single_segment_table(seg, parsed, fmt, format_in)
+    return names, data[:, :filled]
 
 
 def _count_lines(path: Path) -> int:

@@ -115,8 +115,8 @@ def test_a_config_without_data_says_synthetic_or_path(tmp_path: Path, text: str)
     proc = run_fitdoc("train", str(config))
     assert proc.returncode == 2
     assert len(proc.stderr.splitlines()) == 1
-    assert "`data.synthetic`" in proc.stderr and "`data.path`" in proc.stderr
-    assert "founding" in proc.stderr
+    assert f"error: {config}: data: " in proc.stderr
+    assert "give data.synthetic or data.path" in proc.stderr and "founding" in proc.stderr
 
 
 def test_errors_raised_through_the_api_name_their_file(tmp_path: Path) -> None:

@@ -1,0 +1,96 @@
+"""Issue 21, what a new user trips on (round 2): each stumble, checked the way the user met it."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from fitdoc.cli import app
+
+runner = CliRunner()
+VERDICTS = Path(__file__).parent / "fixtures" / "verdicts"
+NOREG = VERDICTS / "founding-noreg"
+
+
+def run_fitdoc(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "fitdoc", *args], capture_output=True, text=True, timeout=120, cwd=cwd
+    )
+
+
+# ---------------------------------------------------------------- 3. --emit-config without a config
+
+
+def test_emit_config_without_a_known_config_refuses_in_one_line(tmp_path: Path) -> None:
+    history = tmp_path / "bare.csv"
+    shutil.copy(NOREG / "history.csv", history)  # a CSVLogger file: no config.yaml beside it
+    out = tmp_path / "next.yaml"
+    proc = run_fitdoc("diagnose", str(history), "--emit-config", str(out))
+    assert proc.returncode == 2
+    assert proc.stderr == (
+        f"error: {history}: --emit-config: no config is known for this history; pass --config CONFIG.yaml\n"
+    )
+    assert proc.stdout == ""  # refused before anything else
+    assert not out.exists()
+
+
+def test_a_config_without_data_is_emitted_as_what_is_known_and_train_says_so(tmp_path: Path) -> None:
+    history = tmp_path / "bare.csv"
+    shutil.copy(NOREG / "history.csv", history)
+    mine = tmp_path / "mine.yaml"
+    mine.write_text("model:\n  l2: 0\n")  # what diagnose --config needs: no data section
+    out = tmp_path / "next.yaml"
+    proc = run_fitdoc("diagnose", str(history), "--config", str(mine), "--emit-config", str(out))
+    assert proc.returncode == 0, proc.stderr
+    text = out.read_text()
+    assert text.startswith("# fitdoc: INCOMPLETE, not trainable as it stands: no data section is known")
+    emitted = yaml.safe_load(text)
+    # Only what is known: the user's keys and the change; no fitdoc defaults posing as theirs.
+    assert emitted == {"name": "run-l2-0.0001", "model": {"l2": pytest.approx(1e-4)}}
+    assert "incomplete: no data section is known" in proc.stderr
+    train = run_fitdoc("train", str(out), cwd=tmp_path)
+    assert train.returncode == 2
+    assert train.stderr.startswith(f"error: {out}: data: missing; give data.synthetic or data.path")
+    assert len(train.stderr.splitlines()) == 1
+    assert "Input should" not in train.stderr
+
+
+def test_a_run_directory_config_is_still_emitted_whole(tmp_path: Path) -> None:
+    out = tmp_path / "next.yaml"
+    result = runner.invoke(app, ["diagnose", str(NOREG), "--emit-config", str(out)])
+    assert result.exit_code == 0, result.output
+    text = out.read_text()
+    assert not text.startswith("#")
+    assert yaml.safe_load(text)["data"]["synthetic"] == "founding"
+
+
+@pytest.mark.parametrize(
+    ("text", "field", "words"),
+    [
+        ("data: null\n", "data", "missing; give data.synthetic or data.path"),
+        ("data:\n", "data", "missing; give data.synthetic or data.path"),
+        ("data: founding\n", "data", "expected a section of keys (synthetic, path"),
+        ("data:\n  path: d.csv\n  target: 5\n", "data.target", "expected text or a list (got 5)"),
+        ("data:\n  synthetic: founding\nmodel: [1]\n", "model", "expected a section of keys"),
+        ("data:\n  synthetic: foundin\n", "data.synthetic", "did you mean 'founding'?"),
+        ("data:\n  synthetic: founding\nname: 5\n", "name", "expected text (got 5)"),
+        ("data:\n  synthetic: founding\nname: " + "x" * 101 + "\n", "name", "at most 100 characters"),
+    ],
+)
+def test_pydantic_wording_never_reaches_a_user(tmp_path: Path, text: str, field: str, words: str) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text(text)
+    result = runner.invoke(app, ["train", str(config)])
+    assert result.exit_code == 2
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith(f"error: {config}: {field}: ")
+    assert words in lines[0]
+    for pydantic_words in ("Input should", "instance of", "valid dictionary", "String should"):
+        assert pydantic_words not in lines[0]

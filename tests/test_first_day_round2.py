@@ -94,3 +94,34 @@ def test_pydantic_wording_never_reaches_a_user(tmp_path: Path, text: str, field:
     assert words in lines[0]
     for pydantic_words in ("Input should", "instance of", "valid dictionary", "String should"):
         assert pydantic_words not in lines[0]
+
+
+# ---------------------------------------------------------------- 5. tune without TensorFlow
+
+BLOCK_TENSORFLOW = (
+    "import sys\n"
+    "class Block:\n"
+    "    def find_spec(self, name, path=None, target=None):\n"
+    "        if name.split('.')[0] in ('tensorflow', 'keras'):\n"
+    "            raise ImportError(name)\n"
+    "sys.meta_path.insert(0, Block())\n"
+    "from fitdoc.cli import main\n"
+)
+
+
+@pytest.mark.parametrize("where", [["--dir", "tune"], []])
+def test_tune_without_tensorflow_checks_first_and_creates_nothing(tmp_path: Path, where: list[str]) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        "data:\n  synthetic: wave\n  n_samples: 100\ntraining:\n  epochs: 2\noutput:\n  dir: runs\n"
+    )
+    code = BLOCK_TENSORFLOW + f"main(['tune', {str(config)!r}, *{where!r}])\n"
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=120
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines() == [
+        "error: TensorFlow is not installed; install the training extra: pip install 'fitdoc[train]'"
+    ]
+    assert proc.stdout == ""
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.yaml"]  # no tune or runs directory

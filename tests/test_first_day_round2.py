@@ -125,3 +125,50 @@ def test_tune_without_tensorflow_checks_first_and_creates_nothing(tmp_path: Path
     ]
     assert proc.stdout == ""
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.yaml"]  # no tune or runs directory
+
+
+# ---------------------------------------------------------------- 7. compare
+
+
+def founding_run_dirs(root: Path) -> list[Path]:
+    """The four founding fixtures as `fitdoc train` names run directories: config name and time."""
+    dirs = []
+    for i, name in enumerate(("noreg", "l2-0.001", "l2-0.0001", "dropout-0.2")):
+        run_dir = root / f"founding-{name}-20261201-1959{10 + i}"
+        shutil.copytree(VERDICTS / f"founding-{name}", run_dir)
+        dirs.append(run_dir)
+    return dirs
+
+
+def test_compare_fits_80_columns_without_timestamps_and_keeps_verdicts_whole(tmp_path: Path) -> None:
+    from rich.cells import cell_len
+
+    dirs = [str(d) for d in founding_run_dirs(tmp_path)]
+    narrow = runner.invoke(app, ["compare", *dirs], env={"COLUMNS": "80"})
+    assert narrow.exit_code == 0, narrow.output
+    lines = narrow.stdout.splitlines()
+    assert max(cell_len(line) for line in lines) <= 80, narrow.stdout
+    assert lines[0] == "4 runs · metric: mae · every run is named founding-<run>"
+    assert "20261201" not in narrow.stdout  # the stamps are dropped: the names stay apart without them
+    rows = [line.lstrip("★ ").split()[0] for line in lines if " 0.0" in line]
+    assert rows == ["noreg", "l2-0.001", "l2-0.0001", "dropout-0.2"]
+    wide = runner.invoke(app, ["compare", *dirs], env={"COLUMNS": "200"})
+    verdicts = [line.rstrip() for line in wide.stdout.splitlines() if " 0.0" in line]
+    assert verdicts[0].endswith(" overfit (gap)") and verdicts[1].endswith(" underfit (over-regularized)")
+    assert not any(line.strip() in ("gap", "over-regularized") for line in wide.stdout.splitlines())
+
+
+def test_two_runs_of_one_config_keep_their_timestamps() -> None:
+    from fitdoc.report.compare import plain_run_names
+
+    names = ["a-20261201-195910", "a-20261201-195922", "b-20261201-195933", "c-20261201-195933-2"]
+    assert plain_run_names(names) == ["a-20261201-195910", "a-20261201-195922", "b", "c"]
+
+
+def test_compare_says_what_the_shortened_names_leave_out(tmp_path: Path) -> None:
+    for name in ("noreg", "l2"):
+        shutil.copy(VERDICTS / f"founding-{'noreg' if name == 'noreg' else 'l2-0.001'}" / "history.csv",
+                    tmp_path / f"{name}.csv")  # fmt: skip
+    result = runner.invoke(app, ["compare", str(tmp_path / "noreg.csv"), str(tmp_path / "l2.csv")])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[0] == "2 runs · metric: mae · every run is named <run>.csv"

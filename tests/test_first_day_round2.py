@@ -172,3 +172,33 @@ def test_compare_says_what_the_shortened_names_leave_out(tmp_path: Path) -> None
     result = runner.invoke(app, ["compare", str(tmp_path / "noreg.csv"), str(tmp_path / "l2.csv")])
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines()[0] == "2 runs · metric: mae · every run is named <run>.csv"
+
+
+# ---------------------------------------------------------------- 7. tune.csv
+
+
+def test_tune_csv_uses_compares_figures_and_names_every_tuned_knob() -> None:
+    import csv
+    import io
+    import json
+
+    from fitdoc.config import load_config
+    from fitdoc.diagnosis.decide import diagnose_curves
+    from fitdoc.history.load import read_history
+    from fitdoc.tune.plan import Move
+    from fitdoc.tune.state import trials_to_csv
+    from fitdoc.tune.trials import settings_of, trial_from_run
+
+    config = load_config(NOREG / "config.yaml")
+    curves = read_history(NOREG)
+    move = Move(settings_of(config), None, "baseline", "the starting config")
+    trial = trial_from_run(0, move, curves, diagnose_curves(curves, config), run_dir=NOREG)
+    (row,) = csv.DictReader(io.StringIO(trials_to_csv([trial])))
+    assert {"l1", "hidden_layers", "units", "l2", "dropout"} <= set(row)
+    assert row["l1"] == "0.0" and row["hidden_layers"] == "5"
+    assert "train_mae" not in row and "val_mae" not in row  # no figure without its definition
+    shown = json.loads(runner.invoke(app, ["compare", str(NOREG), "--format", "json"]).stdout)["runs"][0]
+    assert float(row["final_train_mae"]) == pytest.approx(shown["final_train"], rel=1e-5)
+    assert float(row["final_val_mae"]) == pytest.approx(shown["final_val"], rel=1e-5)
+    assert float(row["best_val_mae"]) == pytest.approx(shown["best_val"], rel=1e-5)
+    assert int(row["best_epoch"]) == shown["best_epoch"]

@@ -204,7 +204,8 @@ FormatInOpt = Annotated[
     typer.Option(
         "--format-in",
         metavar="FORMAT",
-        help="Force the history format (fitdoc, keras_csv, pandas, json, lightning, hf, tensorboard, mlflow).",
+        help="Force the history format (fitdoc, keras_csv, pandas, json, lightning, hf, csv, tensorboard, "
+        "mlflow).",
     ),
 ]
 TrainColOpt = Annotated[
@@ -268,8 +269,11 @@ def _load_runs(
         for source in sources:
             try:
                 runs.append(load_run(source, options, config))
-            except MissingDependencyError:
-                raise  # the same for every path: one line, not one per file
+            except MissingDependencyError as exc:
+                # The same for every path: one line, not one per file, naming the first it stopped at.
+                if exc.path is None:
+                    raise MissingDependencyError(exc.message, path=source.history_path) from None
+                raise
             except FitdocError as exc:
                 errors.append(exc)
     return runs, errors
@@ -364,7 +368,10 @@ def train(
 ) -> None:
     """Train the network a config describes; write a run directory; print its diagnosis.
 
-    The last line on stdout is the run directory's path.
+    The last line on stdout is the run directory's path. Exit codes: 0 ok, 1 a verdict
+    named in --fail-on was found, 2 bad input or usage, 3 training diverged (loss NaN/inf),
+    130 interrupted (Ctrl-C / SIGTERM); after 3 and 130 the history is kept up to the
+    last finished epoch.
     """
     from fitdoc.config import Config, load_config
 

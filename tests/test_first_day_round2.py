@@ -202,3 +202,46 @@ def test_tune_csv_uses_compares_figures_and_names_every_tuned_knob() -> None:
     assert float(row["final_val_mae"]) == pytest.approx(shown["final_val"], rel=1e-5)
     assert float(row["best_val_mae"]) == pytest.approx(shown["best_val"], rel=1e-5)
     assert int(row["best_epoch"]) == shown["best_epoch"]
+
+
+# ---------------------------------------------------------------- 7. messages and help
+
+
+def test_a_missing_extra_names_the_path_it_could_not_read(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    logs = []
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "events.out.tfevents.1.host").write_bytes(b"\x00" * 16)
+        logs.append(tmp_path / name)
+    monkeypatch.setitem(sys.modules, "tensorboard.backend.event_processing.event_file_loader", None)
+    result = runner.invoke(app, ["diagnose", *map(str, logs)])
+    assert result.exit_code == 2
+    (line,) = result.stderr.splitlines()  # said once, for the first path it stopped at
+    assert line.startswith(f"error: {logs[0]}: ") and "fitdoc[tensorboard]" in line
+
+
+def test_format_in_help_lists_every_format_it_accepts() -> None:
+    from fitdoc.history.load import _FORMAT_ALIASES, FORMATS
+
+    text = " ".join(runner.invoke(app, ["diagnose", "--help"], env={"COLUMNS": "200"}).stdout.split())
+    listed = text.split("Force the history format (", 1)[1].split(")", 1)[0].replace(" ", "").split(",")
+    for name in FORMATS:
+        names = {name} | {alias for alias, target in _FORMAT_ALIASES.items() if target == name}
+        assert names & set(listed), (name, listed)
+    assert "csv" in listed
+
+
+def test_train_help_names_every_exit_code_training_can_end_with() -> None:
+    text = " ".join(runner.invoke(app, ["train", "--help"], env={"COLUMNS": "120"}).stdout.split())
+    text = text.replace("│", "").replace("  ", " ")
+    for words in ("0 ok", "1 a verdict", "2 bad input", "3 training diverged", "130 interrupted"):
+        assert words in text, words
+
+
+@pytest.mark.parametrize("command", ["diagnose", "compare", "plot"])
+def test_dev_null_is_not_called_a_directory(command: str) -> None:
+    proc = run_fitdoc(command, "/dev/null")
+    assert proc.returncode == 2
+    assert proc.stderr == (
+        "error: /dev/null: not a regular file or a directory; expected a history file or a folder\n"
+    )

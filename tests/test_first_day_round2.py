@@ -207,7 +207,9 @@ def test_tune_csv_uses_compares_figures_and_names_every_tuned_knob() -> None:
 # ---------------------------------------------------------------- 7. messages and help
 
 
-def test_a_missing_extra_names_the_path_it_could_not_read(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_a_missing_extra_names_the_path_it_could_not_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     logs = []
     for name in ("a", "b"):
         (tmp_path / name).mkdir()

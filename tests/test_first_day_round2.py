@@ -6,12 +6,16 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import yaml
 from typer.testing import CliRunner
 
 from fitdoc.cli import app
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 runner = CliRunner()
 VERDICTS = Path(__file__).parent / "fixtures" / "verdicts"
@@ -247,3 +251,36 @@ def test_dev_null_is_not_called_a_directory(command: str) -> None:
     assert proc.stderr == (
         "error: /dev/null: not a regular file or a directory; expected a history file or a folder\n"
     )
+
+
+# ---------------------------------------------------------------- 7. the founding plot
+
+
+def founding_figure(name: str) -> Figure:
+    import dataclasses
+
+    from fitdoc.diagnosis.decide import diagnose_curves
+    from fitdoc.history.load import discover
+    from fitdoc.history.rundir import load_run
+    from fitdoc.report.plot import build_figure
+
+    run = load_run(discover([VERDICTS / name])[0])
+    diagnosis = diagnose_curves(run.curves, run.config)
+    return build_figure([dataclasses.replace(run, diagnosis=diagnosis)])
+
+
+def test_founding_plot_loss_panel_is_log_like_mae_with_no_zero_line_and_the_change_said_once() -> None:
+    figure = founding_figure("founding-noreg")
+    metric_ax, loss_ax = figure.axes[:2]
+    assert metric_ax.get_yscale() == "log" and loss_ax.get_yscale() == "log"
+    legend = [t.get_text() for t in loss_ax.get_legend().get_texts()]
+    assert legend == ["train loss", "validation loss"]  # no "regularization part" at 0
+    words = "\n".join(t.get_text() for t in figure.texts)
+    assert "Suggested change: add L2: model.l2 0 -> 0.0001" in words
+    assert words.count("0 -> 0.0001") == 1, words
+
+
+def test_a_regularized_run_keeps_its_regularization_line() -> None:
+    figure = founding_figure("founding-l2-0.001")
+    legend = [t.get_text() for t in figure.axes[1].get_legend().get_texts()]
+    assert legend == ["train loss", "validation loss", "regularization part"]

@@ -284,3 +284,26 @@ def test_a_regularized_run_keeps_its_regularization_line() -> None:
     figure = founding_figure("founding-l2-0.001")
     legend = [t.get_text() for t in figure.axes[1].get_legend().get_texts()]
     assert legend == ["train loss", "validation loss", "regularization part"]
+
+
+# ---------------------------------------------------------------- 7. README
+
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+PYPROJECT = Path(__file__).resolve().parents[1] / "pyproject.toml"
+
+
+def test_readme_install_lines_work_from_a_clone() -> None:
+    import re
+
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    text = README.read_text(encoding="utf-8")
+    extras = set(tomllib.loads(PYPROJECT.read_text())["project"]["optional-dependencies"])
+    assert "pip install 'fitdoc[" not in text and 'pip install "fitdoc[' not in text  # not on an index
+    named = re.findall(r'pip install -e "\.\[([a-z,]+)\]"', text)
+    assert {"train", "test", "tensorboard", "mlflow", "ray"} <= {
+        e for group in named for e in group.split(",")
+    }
+    assert all(set(group.split(",")) <= extras for group in named), named
+    row = next(line for line in text.splitlines() if line.startswith("| MLflow file store"))
+    assert "`MLFLOW_ALLOW_FILE_STORE=true`" in row and "MLflow 3" in row

@@ -264,8 +264,11 @@ def _load_runs(
         for source in sources:
             try:
                 runs.append(load_run(source, options, config))
-            except MissingDependencyError:
-                raise  # the same for every path: one line, not one per file
+            except MissingDependencyError as exc:
+                # The same for every path: one line, not one per file, naming the first it stopped at.
+                if exc.path is None:
+                    raise MissingDependencyError(exc.message, path=source.history_path) from None
+                raise
             except FitdocError as exc:
                 errors.append(exc)
     return runs, errors
@@ -370,8 +373,9 @@ def train(
     """Train the network a config describes; write a run directory; print its diagnosis.
 
     The last line on stdout is the run directory's path. Exit codes: 0 ok, 1 a verdict
-    named in --fail-on, 2 bad input, 3 training diverged, 4 training failed (internal
-    error), 130 interrupted.
+    named in --fail-on was found, 2 bad input or usage, 3 training diverged (loss NaN/inf),
+    4 training failed (an internal error; run.json says `failed`), 130 interrupted
+    (Ctrl-C / SIGTERM); after 3, 4 and 130 the history is kept up to the last finished epoch.
     """
     from fitdoc.config import Config, load_config
 
@@ -457,43 +461,72 @@ def diagnose(
         config = load_config(config_path, model_only=True)
     overrides = _load_thresholds(thresholds)
     runs, errors = _load_runs(paths, _read_options(format_in, train_col, val_col), config)
+    if emit_config is not None:
+        try:
+            _check_emit_config(runs, errors)
+        except FitdocError:
+            _report_errors(errors)
+            raise
     diagnoses = _diagnose_runs(runs, overrides)
     if plot_path is not None and runs:
         _plot(runs, diagnoses, plot_path, "auto")
     if diagnoses or output_format in (OutputFormat.json, OutputFormat.github):
         _render_diagnoses(diagnoses, output_format, plot_path, errors, fail)
-    if emit_config is not None:
+    if emit_config is not None and runs:
         _emit_config(runs, diagnoses, emit_config)
     code = max(_report_errors(errors), _verdict_code(diagnoses, fail))
     raise typer.Exit(code)
+
+
+NO_CONFIG = "no config is known for this history; pass --config CONFIG.yaml"
+
+
+def _check_emit_config(runs: Sequence[Run], errors: Sequence[FitdocError]) -> None:
+    """Refuse `--emit-config` before anything is printed when it cannot write a config:
+    several histories, or one whose config is unknown (fitdoc's defaults are no config
+    of the user's; a file of them would look trainable and train something else)."""
+    if len(runs) > 1 or (not runs and not errors):
+        raise FitdocError(f"needs exactly one history, got {len(runs)}", field="--emit-config")
+    if runs and runs[0].config is None:
+        raise FitdocError(NO_CONFIG, path=runs[0].path or runs[0].curves.source, field="--emit-config")
 
 
 def _emit_config(runs: Sequence[Run], diagnoses: Sequence[Diagnosis], out: Path) -> None:
     """Write the config to train next, renamed after its change; nothing when there is no change.
 
     A balanced (or inconclusive) run has no next step: that is an answer, not
-    bad input, so a CI job that always passes --emit-config keeps exit 0.
+    bad input, so a CI job that always passes --emit-config keeps exit 0. A
+    config known only in part (`--config` with no usable data section) is
+    written as what is known, and says so in its first lines and on stderr.
     """
+    from fitdoc.config import data_problem, known_config_yaml
     from fitdoc.diagnosis.suggest import next_config
-    from fitdoc.history.rundir import write_config
+    from fitdoc.history.rundir import atomic_write_text, write_config
 
-    if len(runs) != 1:
-        raise FitdocError(f"needs exactly one history, got {len(runs)}", field="--emit-config")
     run, diagnosis = runs[0], diagnoses[0]
+    assert run.config is not None  # _check_emit_config refused the others
     suggestion = diagnosis.suggestion
-    if suggestion is None or (suggestion.primary.to is None and run.config is not None):
+    if suggestion is None or suggestion.primary.to is None:
         why = f"the run is {diagnosis.verdict}" if suggestion is None else "the ladder has no further step"
         _stderr().print(f"{out}: nothing written: {why}, so there is no change to apply", highlight=False)
         return
-    if run.config is None:
-        raise FitdocError(
-            "the run's config is unknown; pass --config or diagnose a run directory", field="--emit-config"
-        )
     change = suggestion.primary
-    config = next_config(run.config, suggestion)
-    config = config.with_changes({"name": next_run_name(run.config.name, change.key, change.to)})
-    write_config(config, out)
-    _stderr().print(f"wrote {out} as {config.name!r} ({change.text})", highlight=False)
+    name = next_run_name(run.config.name, change.key, change.to)
+    config = next_config(run.config, suggestion).with_changes({"name": name})
+    problem = data_problem(config)
+    if problem is None:
+        write_config(config, out)
+        _stderr().print(f"wrote {out} as {config.name!r} ({change.text})", highlight=False)
+        return
+    header = (
+        f"fitdoc: INCOMPLETE, not trainable as it stands: {problem}.\n"
+        f"The keys known for {run.name} with the next change ({change.text});\n"
+        "keys not written take fitdoc's defaults."
+    )
+    atomic_write_text(out, known_config_yaml(run.config, {change.key: change.to, "name": name}, header))
+    _stderr().print(
+        f"wrote {out} as {name!r} ({change.text}); incomplete: {problem}", highlight=False, soft_wrap=True
+    )
 
 
 def next_run_name(name: str, key: str, value: Any) -> str:

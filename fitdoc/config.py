@@ -8,10 +8,12 @@ fitdoc reads it as the number a person meant.
 from __future__ import annotations
 
 import copy
+import difflib
 import re
 import reprlib
+import textwrap
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
@@ -226,7 +228,7 @@ def load_yaml(path: Path) -> dict[str, Any]:
     except yaml.YAMLError as exc:
         raise ConfigError(f"invalid YAML: {_yaml_problem(exc, text)}", path=path) from None
     if raw is None:
-        raise ConfigError(f"empty config; a `data` section is required: {DATA_HINT}", path=path)
+        raise ConfigError(f"empty config; {DATA_HINT}", path=path, field="data")
     if not isinstance(raw, dict):
         raise ConfigError(f"expected a mapping of sections, got {type(raw).__name__}", path=path)
     return raw
@@ -259,6 +261,39 @@ def config_to_yaml(config: BaseModel) -> str:
     # Python mode, not JSON mode: a model-only config keeps its unread data section as
     # YAML gave it (inf, dates...), and JSON mode would turn those into null or text.
     return yaml.safe_dump(config.model_dump(mode="python"), sort_keys=False)
+
+
+def data_problem(config: AnyConfig) -> str | None:
+    """Why `config` could not be trained as it stands (its data section), or None.
+
+    A full `Config` always has a usable data section; a model-only one (what
+    `diagnose --config` reads) may have none, or one that does not validate.
+    """
+    if isinstance(config, Config):
+        return None
+    if config.data is None:
+        return f"no data section is known; {DATA_HINT}"
+    try:
+        DataConfig.model_validate(config.data)
+    except ValidationError as exc:
+        error = _config_error(exc, None, DataConfig)
+        where = "data" if error.field in (None, "(top level)") else f"data.{error.field}"
+        return f"{where}: {error.message}"
+    return None
+
+
+def known_config_yaml(config: AnyConfig, changes: dict[str, Any], header: str) -> str:
+    """Only the keys the user's file gave for `config` (fitdoc's defaults not filled in),
+    with `changes` applied, as YAML under a `header` comment: a file that says it is
+    incomplete rather than one that looks complete and is not."""
+    raw = config.model_dump(mode="python", exclude_unset=True)
+    if raw.get("data") is None:
+        raw.pop("data", None)
+    for key, value in changes.items():
+        _set_dotted(raw, key, value)
+    lines = [part for line in header.splitlines() for part in textwrap.wrap(line, 86) or [""]]
+    ordered = {key: raw[key] for key in Config.model_fields if key in raw}
+    return "".join(f"# {line}".rstrip() + "\n" for line in lines) + yaml.safe_dump(ordered, sort_keys=False)
 
 
 def json_schema() -> dict[str, Any]:
@@ -309,36 +344,136 @@ def _model_at(schema: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] 
 
 
 DATA_HINT = (
-    "give `data.synthetic` (a built-in dataset: " + ", ".join(SYNTHETIC_DATASETS) + ") "
-    "or `data.path` (a CSV or Parquet file) with `data.target`"
+    "give data.synthetic or data.path (data.synthetic: a built-in dataset, one of "
+    + ", ".join(SYNTHETIC_DATASETS)
+    + "; data.path: a CSV or Parquet file, with data.target)"
 )
 
 
 def _config_error(exc: ValidationError, path: object, schema: type[BaseModel]) -> ConfigError:
-    """Every problem pydantic found, each with its dotted field (the CLI prints one a line)."""
-    problems = [_problem(error, schema) for error in exc.errors()]
-    (field, message), more = problems[0], problems[1:]
+    """Every problem pydantic found, each with its dotted field (the CLI prints one a line),
+    in fitdoc's words: pydantic's own wording ("Input should be a valid dictionary or
+    instance of DataConfig") never reaches a user."""
+    problems: dict[str, list[tuple[str, str]]] = {}
+    for error in exc.errors():
+        field, message = _problem(error, schema)
+        problems.setdefault(field, []).append((error["type"], message))
+    lines = [(field, _one_message(found)) for field, found in problems.items()]
+    (field, message), more = lines[0], lines[1:]
     return ConfigError(message, path=path, field=field, more=more)
 
 
+def _one_message(found: list[tuple[str, str]]) -> str:
+    """One field, one line: the branches of a union (`target`: text or a list) are said together."""
+    if len(found) == 1:
+        return found[0][1]
+    wants = [m for kind, m in found if kind in _TYPE_WORDS]
+    if len(wants) == len(found):
+        got = wants[0].rsplit(" (got ", 1)[1] if " (got " in wants[0] else ""
+        expected = " or ".join(m.split(" (got ")[0].removeprefix("expected ") for m in wants)
+        return f"expected {expected}" + (f" (got {got}" if got else "")
+    return "; ".join(m for _, m in found)
+
+
+# What each pydantic type error expects, in words.
+_TYPE_WORDS = {
+    "int_type": "a whole number",
+    "int_parsing": "a whole number",
+    "int_from_float": "a whole number",
+    "float_type": "a number",
+    "float_parsing": "a number",
+    "finite_number": "a finite number",
+    "bool_type": "true or false",
+    "bool_parsing": "true or false",
+    "string_type": "text",
+    "list_type": "a list",
+}
+_BOUNDS = {
+    "greater_than_equal": ("ge", "at least"),
+    "greater_than": ("gt", "above"),
+    "less_than_equal": ("le", "at most"),
+    "less_than": ("lt", "below"),
+}
+
+
+def _clean_loc(schema: type[BaseModel], loc: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The dotted path a user wrote: without pydantic's union branch names
+    (`EarlyStoppingConfig`, `str`, `list[str]`), list indexes kept."""
+    model: type[BaseModel] | None = schema
+    out: list[Any] = []
+    for part in loc:
+        if isinstance(part, int):
+            out.append(part)
+        elif model is not None and part in model.model_fields:
+            out.append(part)
+            model = _section_type(model.model_fields[part].annotation)
+        elif model is not None and not part[:1].isupper():
+            out.append(part)  # an unknown key
+            model = None
+    return tuple(out)
+
+
 def _problem(error: Any, schema: type[BaseModel]) -> tuple[str, str]:
-    # pydantic puts the union branch name in loc (e.g. "EarlyStoppingConfig"); drop it.
-    loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and p[:1].isupper()))
+    loc = _clean_loc(schema, tuple(error["loc"]))
     dotted = ".".join(str(p) for p in loc) or "(top level)"
     kind = error["type"]
+    ctx = error.get("ctx") or {}
+    got = f" (got {_SHORT_REPR.repr(error['input'])})" if "input" in error else ""
+    section = _model_at(schema, loc)
     if kind == "extra_forbidden":
         parent = _model_at(schema, loc[:-1])
         options = list(parent.model_fields) if parent is not None else []
         message = f"unknown key{did_you_mean(str(loc[-1]), options)}"
-    elif kind == "missing" and loc == ("data",):
-        message = f"required section is missing; {DATA_HINT}"
+    elif loc == ("data",) and (kind == "missing" or error.get("input") is None):
+        message = f"missing; {DATA_HINT}"
     elif kind == "missing":
         message = "required field is missing"
-    else:
-        message = error["msg"].removeprefix("Value error, ")
-        if "input" in error and kind not in ("model_type", "dict_type"):
-            message += f" (got {_SHORT_REPR.repr(error['input'])})"
+    elif kind in ("model_type", "model_attributes_type", "dict_type") and section is not None:
+        keys = ", ".join(section.model_fields)
+        if error.get("input") is None:
+            message = f"empty section; give some of its keys ({keys}) or remove the line"
+        else:
+            message = f"expected a section of keys ({keys}){got}"
+    elif kind in ("model_type", "model_attributes_type", "dict_type"):
+        message = f"expected a mapping of keys{got}"
+    elif kind in _TYPE_WORDS:
+        message = f"expected {_TYPE_WORDS[kind]}{got}"
+    elif kind in _BOUNDS:
+        bound, words = _BOUNDS[kind]
+        limit = ctx.get(bound)
+        limit_text = f"{limit:g}" if isinstance(limit, float) else str(limit)
+        message = f"must be {words} {limit_text}{got}"
+    elif kind == "literal_error":
+        message = _literal_problem(schema, loc, error.get("input"))
+    elif kind == "string_too_short":
+        size = ctx.get("min_length", 1)
+        message = "must not be empty" if size == 1 else f"must have at least {size} characters{got}"
+    elif kind == "string_too_long":
+        size = len(error["input"]) if isinstance(error.get("input"), str) else "more"
+        message = f"must have at most {ctx.get('max_length')} characters (got {size})"
+    elif kind == "value_error":
+        message = str(error["msg"]).removeprefix("Value error, ") + got
+    else:  # pragma: no cover  (a pydantic error type fitdoc's fields cannot raise)
+        message = f"invalid value{got}"
     return dotted, message
+
+
+def _literal_problem(schema: type[BaseModel], loc: tuple[Any, ...], value: Any) -> str:
+    parent = _model_at(schema, loc[:-1])
+    choices: list[str] = []
+    if parent is not None and loc and loc[-1] in parent.model_fields:
+        choices = _literal_choices(parent.model_fields[loc[-1]].annotation)
+    got = _SHORT_REPR.repr(value)
+    close = difflib.get_close_matches(str(value), choices, n=1, cutoff=0.6)
+    if close:
+        return f"unknown value {got}; did you mean '{close[0]}'?"
+    return f"expected one of: {', '.join(choices)} (got {got})"
+
+
+def _literal_choices(annotation: Any) -> list[str]:
+    if get_origin(annotation) is Literal:
+        return [str(a) for a in get_args(annotation)]
+    return [c for arg in get_args(annotation) for c in _literal_choices(arg)]
 
 
 def _yaml_problem(exc: yaml.YAMLError, text: str = "") -> str:

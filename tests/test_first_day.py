@@ -115,8 +115,8 @@ def test_a_config_without_data_says_synthetic_or_path(tmp_path: Path, text: str)
     proc = run_fitdoc("train", str(config))
     assert proc.returncode == 2
     assert len(proc.stderr.splitlines()) == 1
-    assert "`data.synthetic`" in proc.stderr and "`data.path`" in proc.stderr
-    assert "founding" in proc.stderr
+    assert f"error: {config}: data: " in proc.stderr
+    assert "give data.synthetic or data.path" in proc.stderr and "founding" in proc.stderr
 
 
 def test_errors_raised_through_the_api_name_their_file(tmp_path: Path) -> None:
@@ -181,10 +181,11 @@ def test_left_out_columns_are_printed_and_no_test_mae_without_a_test_split(tmp_p
         "data:\n  path: d.csv\n  target: y\nmodel:\n  hidden_layers: 1\n  units: 4\n"
         f"training:\n  epochs: 2\noutput:\n  dir: {tmp_path / 'runs'}\n"
     )
-    proc = run_fitdoc("train", str(config), "--quiet")
-    assert proc.returncode == 0, proc.stderr
-    assert f"note: {tmp_path / 'd.csv'}: non-numeric columns not used as features: city" in proc.stderr
-    run_dir = Path(proc.stdout.strip().splitlines()[-1])
+    # In process (typer's runner): TensorFlow is imported once per test session, not once per test.
+    result = runner.invoke(app, ["train", str(config), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert f"note: {tmp_path / 'd.csv'}: non-numeric columns not used as features: city" in result.stderr
+    run_dir = Path(result.stdout.strip().splitlines()[-1])
     header = (run_dir / "history.csv").read_text().splitlines()[0].split(",")
     assert "test_mae" not in header and "val_mae" in header
 
@@ -291,11 +292,11 @@ def test_train_plot_says_where_the_picture_went(tmp_path: Path) -> None:
         "data:\n  synthetic: wave\n  n_samples: 200\nmodel:\n  hidden_layers: 1\n  units: 4\n"
         f"training:\n  epochs: 3\noutput:\n  dir: {tmp_path / 'runs'}\n"
     )
-    proc = run_fitdoc("train", str(config), "--quiet", "--plot")
-    assert proc.returncode == 0, proc.stderr
-    run_dir = Path(proc.stdout.strip().splitlines()[-1])
+    result = runner.invoke(app, ["train", str(config), "--quiet", "--plot"])  # in process, as above
+    assert result.exit_code == 0, result.output
+    run_dir = Path(result.stdout.strip().splitlines()[-1])
     assert (run_dir / "curves.png").stat().st_size > 1000
-    assert f"wrote {run_dir / 'curves.png'}" in proc.stderr.splitlines()
+    assert f"wrote {run_dir / 'curves.png'}" in result.stderr.splitlines()
 
 
 # ---------------------------------------------------------------- 9. small things

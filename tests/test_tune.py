@@ -117,7 +117,7 @@ def test_csv_has_one_row_per_trial():
     ]  # fmt: skip
     rows = list(csv.DictReader(io.StringIO(trials_to_csv(trials))))
     assert [r["verdict"] for r in rows] == ["overfit", "balanced"]
-    assert rows[1]["l2"] == "0.0001" and rows[1]["val_mae"] == "0.01"
+    assert rows[1]["l2"] == "0.0001" and rows[1]["best_val_mae"] == "0.01"
     assert rows[1]["reason"].startswith("trial 0 overfit")
 
 

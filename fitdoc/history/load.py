@@ -284,6 +284,10 @@ def discover(paths: Sequence[str | Path]) -> list[RunSource]:
             found = [_run_source(p, p.parent.name if p.name == "history.csv" else p.name)]
         elif (p / "history.csv").is_file():
             found = [_run_source(p / "history.csv", p.resolve().name)]
+        elif not p.is_dir():  # /dev/null, a FIFO, a socket: no file of a history, nor a folder of them
+            raise HistoryError(
+                "not a regular file or a directory; expected a history file or a folder", path=p
+            )
         else:
             found = _walk(p)
             if not found:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -21,24 +22,30 @@ from fitdoc.verdict import SCHEMA_VERSION
 BEST_MARK = "★"
 
 
-VERDICT_WIDTH = 16  # `over-regularized`, the longest cause, on its own line
+VERDICT_WIDTH = 16  # `over-regularized`, the longest cause, on its own line (the narrowest column)
 METRIC_HEADERS = ("train\nfinal", "val\nfinal", "val\nbest", "best\nepoch", "val/\ntrain")
 
 
 def render_comparison(comparison: Comparison, console: Console) -> None:
-    """One row per run, fitting the console (80 columns): names shortened by their
-    common prefix and suffix, numbered with a legend when they still do not fit;
-    settings by their last key part; metric values to the same significant
-    digits; the cause under the verdict. The best run (lowest final validation
-    metric) is starred. JSON and Markdown keep every column and full names."""
-    cells = [_cells(comparison, run) for run in comparison.runs]
-    room = console.width - _fixed_width(comparison, cells)
-    names, legend, common = _display_names([r.name for r in comparison.runs], room)
+    """One row per run, fitting the console (80 columns): names without a run
+    directory's timestamp where that leaves them apart, shortened by their
+    common prefix and suffix (said in the title), numbered with a legend when
+    they still do not fit; settings by their last key part; metric values to
+    the same significant digits; the verdict with its cause on one line where
+    the console has room, else the cause under it. The best run (lowest final
+    validation metric) is starred. JSON and Markdown keep every column and full names."""
+    one_line = [_cells(comparison, run, one_line=True) for run in comparison.runs]
+    two_lines = [_cells(comparison, run, one_line=False) for run in comparison.runs]
+    names = plain_run_names([r.name for r in comparison.runs])
+    room_one = console.width - _fixed_width(comparison, one_line, _verdict_width(one_line))
+    cells = one_line if room_one >= _needed_name_width(names) else two_lines
+    room = console.width - _fixed_width(comparison, cells, _verdict_width(cells))
+    shown, legend, common = _display_names(names, room)
     metrics = sorted({r.metric for r in comparison.runs})
     title = f"{len(comparison.runs)} runs · metric: {', '.join(metrics) or '-'}"
     table = Table(
         box=box.SIMPLE_HEAD,
-        title=title + (f" · names: {common}" if common else ""),
+        title=title + (f" · {common}" if common else ""),
         title_justify="left",
         pad_edge=False,
         padding=0,  # the box already puts one space between columns
@@ -49,8 +56,8 @@ def render_comparison(comparison: Comparison, console: Console) -> None:
     short = short_key_names(comparison.differing_keys)
     for header in [short[k] for k in comparison.differing_keys] + list(METRIC_HEADERS):
         table.add_column(header, justify="right", no_wrap=True)
-    table.add_column("verdict", min_width=VERDICT_WIDTH, overflow="fold")
-    for index, (row, name) in enumerate(zip(cells, names, strict=True)):
+    table.add_column("verdict", min_width=_verdict_width(cells), overflow="fold")
+    for index, (row, name) in enumerate(zip(cells, shown, strict=True)):
         best = index == comparison.best
         table.add_row(BEST_MARK if best else "", name, *row, style="bold" if best else None)
     console.print(table)
@@ -61,11 +68,25 @@ def render_comparison(comparison: Comparison, console: Console) -> None:
         console.print(Text(comparison.direction_text), soft_wrap=False)
 
 
-def _cells(comparison: Comparison, run: RunSummary) -> list[str]:
-    """A run's cells after its name: settings, figures, verdict (cause on a second line)."""
-    verdict = verdict_text(run.verdict)
-    if run.cause is not None:
-        verdict += f"\n{run.cause}"
+# A run directory's name is its config's name and when it started (`founding-noreg-20261201-195910`).
+_STAMP = re.compile(r"-\d{8}-\d{6}(-\d+)?$")
+
+
+def plain_run_names(names: Sequence[str]) -> list[str]:
+    """Names without a run directory's `-YYYYMMDD-HHMMSS` stamp, where that leaves every
+    name distinct (two runs of one config keep theirs)."""
+    bare = [_STAMP.sub("", name) or name for name in names]
+    clashing = {name for name in bare if bare.count(name) > 1}
+    return [b if b not in clashing else n for b, n in zip(bare, names, strict=True)]
+
+
+def _cells(comparison: Comparison, run: RunSummary, *, one_line: bool) -> list[str]:
+    """A run's cells after its name: settings, figures, verdict (with its cause, on one
+    line or two)."""
+    if one_line:
+        verdict = verdict_text(run.verdict, run.cause)
+    else:
+        verdict = verdict_text(run.verdict) + ("" if run.cause is None else f"\n{run.cause}")
     return [
         *(_setting(run, k) for k in comparison.differing_keys),
         metric_text(run.final_train),
@@ -77,26 +98,42 @@ def _cells(comparison: Comparison, run: RunSummary) -> list[str]:
     ]
 
 
-def _fixed_width(comparison: Comparison, cells: Sequence[Sequence[str]]) -> int:
+def _verdict_width(cells: Sequence[Sequence[str]]) -> int:
+    longest = max((len(part) for row in cells for part in row[-1].split("\n")), default=0)
+    return max(VERDICT_WIDTH, longest)
+
+
+def _fixed_width(comparison: Comparison, cells: Sequence[Sequence[str]], verdict_width: int) -> int:
     """Columns other than the run name: the mark, settings, figures, verdict, separators."""
     short = short_key_names(comparison.differing_keys)
     headers = [short[k] for k in comparison.differing_keys] + [h.split("\n")[0] for h in METRIC_HEADERS]
     widths = [max([len(header), *(len(row[i]) for row in cells)]) for i, header in enumerate(headers)]
     columns = len(widths) + 3  # the mark, the name and the verdict
-    return 1 + sum(widths) + VERDICT_WIDTH + (columns - 1)
+    return 1 + sum(widths) + verdict_width + (columns - 1)
+
+
+def _needed_name_width(names: Sequence[str]) -> int:
+    prefix, suffix = common_affixes(names)
+    return max(3, *(len(n) - len(prefix) - len(suffix) for n in names))
 
 
 def _display_names(names: Sequence[str], room: int) -> tuple[list[str], list[str], str]:
     """Names without their common affixes; numbered with a legend when they still
-    need more than `room` columns. Returns (names to show, legend lines,
-    `prefix…suffix` said once)."""
+    need more than `room` columns. Returns (names to show, legend lines, what the
+    title says of the part left out)."""
     prefix, suffix = common_affixes(names)
     trimmed = [n[len(prefix) : len(n) - len(suffix)] for n in names]
-    common = f"{prefix}…{suffix}" if prefix or suffix else ""
     if max(len(n) for n in trimmed) <= max(room, 3):
-        return trimmed, [], common
+        return trimmed, [], _left_out(prefix, suffix)
     shown = [f"#{i + 1}" for i in range(len(names))]
     return shown, [f"#{i + 1}  {name}" for i, name in enumerate(names)], ""
+
+
+def _left_out(prefix: str, suffix: str) -> str:
+    """`runs named founding-<run>`: the common part said once, in words."""
+    if not prefix and not suffix:
+        return ""
+    return f"every run is named {prefix}<run>{suffix}"
 
 
 def _definitions(comparison: Comparison) -> str:

@@ -151,6 +151,7 @@ def _single_run_figure(run: Run, scale: Scale) -> Figure:
     _mark_minimum(ax, val, VAL_COLOR, annotate=True)
     probes = _draw_probes(ax, run)
     notes += _apply_scale(ax, [train, val, *probes], scale)
+    metric_log = ax.get_yscale() == "log"
     ax.set_title(metric_label)
     ax.set_xlabel("epoch")
     ax.set_ylabel(metric_label)
@@ -162,7 +163,12 @@ def _single_run_figure(run: Run, scale: Scale) -> Figure:
         for label, color, style, series in losses:
             ax.plot(series.x, series.y, color=color, linestyle=style, label=label)
             loss_series.append(series)
-        notes += _apply_scale(ax, loss_series, scale)
+        # Auto: the loss panel reads on the metric panel's scale when its values allow it, so
+        # a loss that falls a decade is not a flat line beside a log-scaled MAE.
+        loss_scale = scale
+        if scale == "auto" and metric_log and choose_log([s.y for s in loss_series], "log")[0]:
+            loss_scale = "log"
+        notes += _apply_scale(ax, loss_series, loss_scale)
         ax.set_title("loss")
         ax.set_xlabel("epoch")
         ax.set_ylabel("loss")
@@ -203,6 +209,8 @@ def _loss_series(run: Run) -> list[tuple[str, str, str, _Series]]:
         ("regularization part", curves.reg_loss, REG_COLOR, "--"),
     ):
         series = _series(curves.epochs, values)
+        if label == "regularization part" and not (series.y > 0).any():
+            continue  # an unregularized run: no line at 0 (which would also forbid a log scale)
         if not series.empty:
             found.append((label, color, style, series))
     return found
@@ -470,10 +478,13 @@ def _caption_lines(run: Run) -> list[str]:
     lines = [diagnosis.summary] if diagnosis.summary else []
     if diagnosis.suggestion is not None:
         primary = diagnosis.suggestion.primary
-        text = f"Suggested change: {change_line(primary)}"
-        if primary.to is not None and primary.text:
-            text += f" ({primary.text})"
-        lines.append(text)
+        edit = change_line(primary)
+        # The ladder's wording already states the edit (`add L2: model.l2 0 -> 0.0001`): once.
+        if primary.to is not None and primary.text and primary.key in primary.text:
+            edit = primary.text
+        elif primary.to is not None and primary.text:
+            edit += f" ({primary.text})"
+        lines.append(f"Suggested change: {edit}")
     return lines
 
 

@@ -223,7 +223,8 @@ def make_runner(
     backend: str, *, parallel: int | None, address: str | None, cpus_per_trial: float | None
 ) -> TrialRunner:
     """The runner for `--backend`; FitdocError for options the backend has no use for,
-    or for `ray` when Ray is not installed (nothing is started yet)."""
+    or when what trains the trials (TensorFlow locally, Ray) is not installed (nothing is
+    started or created yet)."""
     if backend == "ray":
         from fitdoc.tune.ray_backend import RayRunner
 
@@ -235,6 +236,11 @@ def make_runner(
     for option, value in (("--address", address), ("--cpus-per-trial", cpus_per_trial)):
         if value is not None:
             raise FitdocError("only with --backend ray", field=option)
+    # Local trials train here: without TensorFlow, one line now, before a tune directory
+    # exists (not a "trial 0" line and an empty tune.csv). Ray's workers check their own.
+    from fitdoc.training.model import require_training_extra
+
+    require_training_extra()
     return LocalRunner(parallel or 1)
 
 

@@ -6,7 +6,6 @@ Both runners (local processes and Ray, `fitdoc.tune.loop` and
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -85,7 +84,8 @@ def trial_from_run(
     run_dir: Path | None = None,
 ) -> Trial:
     """The trial record of one run: its best validation MAE (`fitdoc.report.figures`:
-    the minimum; `final_val_mae` the mean of the last tenth), where the minimum
+    the minimum; `final_val_mae` and `final_train_mae` the mean of the last tenth, as
+    `compare` shows them), where the minimum
     lies (what the ladder's early stopping needs) and its diagnosis (None: not
     diagnosed, as for a diverged run)."""
     from fitdoc.diagnosis.features import compute_features
@@ -98,10 +98,8 @@ def trial_from_run(
         val_mae = figures.best_val
         extra["best_epoch"] = int(features.best_epoch)
         extra["best_position"] = round(float(features.best_position), 6)
-        best_pos = round(features.best_position * len(curves)) - 1
-        if curves.train is not None and math.isfinite(curves.train[best_pos]):
-            extra["train_mae"] = float(curves.train[best_pos])
         extra["final_val_mae"] = figures.final_val
+        extra["final_train_mae"] = figures.final_train
     common: dict[str, Any] = {
         "index": index,
         "settings": dict(move.settings),

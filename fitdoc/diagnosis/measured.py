@@ -139,9 +139,14 @@ def still_falling(run_val: np.ndarray) -> float:
     window = smoothing_window(n)
     if n < 2 * window or n < 6:
         return math.nan
-    half = smoothed(run_val, window)[n // 2 - 1]
+    smooth = smoothed(run_val, window)
+    half, late = smooth[n // 2 - 1], smooth[(3 * n) // 4 - 1]
     end = final_value(run_val, window)
-    return 1.0 - end / half if half > 0 else math.nan
+    if not (half > 0 and late > 0):
+        return math.nan
+    # Still falling means falling at the end too: a val that fell to E/2..3E/4 and has
+    # since turned back up (a noisy dropout run) has nothing left to gain from more epochs.
+    return 1.0 - end / half if end < late else 0.0
 
 
 def decide(

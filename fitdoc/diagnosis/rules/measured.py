@@ -47,7 +47,7 @@ def early_stop(f: Features, reg: Regularization | None, t: Mapping[str, float]) 
 @rule(
     "FD503",
     "measured.still_falling",
-    "Validation error still fell clearly over the last doubling of the run, by more than a neighbour gains.",
+    "Validation error still fell clearly over the last doubling of the run (and over its last quarter), by more than a neighbour gains.",
     min_fall=(0.05, "fraction", "fall of the final val against its level half-way (smoothed)"),
     weight=(
         1.0,

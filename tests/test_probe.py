@@ -408,3 +408,23 @@ def test_a_failure_inside_training_ends_as_failed_with_its_history(
     for entry in record["probes"]:
         assert entry["status"] == "failed" and entry["epochs"] == 3
     assert "Traceback" not in result.output
+
+
+def test_a_probe_history_ends_at_its_last_finite_epoch(tmp_path: Path) -> None:
+    from fitdoc.history.rundir import HISTORY_COLUMNS, HistoryWriter
+    from fitdoc.training.run import ProbeRun, _finish_probes
+
+    (plan,) = plan_probes(config(hidden_layers=1))
+    plan.directory(tmp_path).mkdir(parents=True)
+    good = {"loss": 0.1, "mae": 0.2, "val_loss": 0.1, "val_mae": 0.2, "reg_loss": 0.0}
+    with HistoryWriter(plan.directory(tmp_path) / "history.csv", HISTORY_COLUMNS) as writer:
+        probe = ProbeRun(plan, plan.directory(tmp_path), writer, 0.001)
+        probe.epoch_done(0, good, 0.01)
+        probe.epoch_done(1, {**good, "loss": float("nan")}, 0.01)
+        probe.epoch_done(2, good, 0.01)  # nothing after the divergence
+    _finish_probes([probe], "completed")
+    assert probe.status == "diverged" and "epoch 2" in probe.message
+    assert len((plan.directory(tmp_path) / "history.csv").read_text().splitlines()) == 2
+    record = json.loads((plan.directory(tmp_path) / "run.json").read_text())
+    assert record["status"] == "diverged" and record["epochs"]["completed"] == 1
+    assert probe.summary()["status"] == "diverged"

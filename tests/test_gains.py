@@ -1,0 +1,112 @@
+"""The gain model (fitdoc/diagnosis/gains.py): flat trees evaluated with numpy, the decision
+read off predicted gains, the committed weights, and the ranker inside `diagnose_curves`."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fitdoc.diagnosis.gains import CHANGES, KINDS, GainModel, Trees, default_gain_model
+from fitdoc.diagnosis.rules.combiner import EVIDENCE_NAMES
+from fitdoc.diagnosis.suggest import Knobs, RunPoint, step
+from fitdoc.verdict import Cause, Verdict
+
+
+def stump(feature: int, threshold: float, low: float, high: float, base: float = 0.0) -> Trees:
+    """One tree: x[feature] <= threshold -> low, else high."""
+    return Trees(
+        base=base,
+        roots=np.array([0]),
+        feature=np.array([feature, -1, -1]),
+        threshold=np.array([threshold, 0.0, 0.0]),
+        left=np.array([1, -1, -1]),
+        right=np.array([2, -1, -1]),
+        value=np.array([0.0, low, high]),
+    )
+
+
+def two_trees() -> Trees:
+    a, b = stump(0, 0.5, -0.1, 0.2), stump(1, 0.0, 0.05, -0.05)
+    shift = 3
+    return Trees(
+        base=0.01,
+        roots=np.array([0, shift]),
+        feature=np.concatenate([a.feature, b.feature]),
+        threshold=np.concatenate([a.threshold, b.threshold]),
+        left=np.concatenate([a.left, np.where(b.left >= 0, b.left + shift, -1)]),
+        right=np.concatenate([a.right, np.where(b.right >= 0, b.right + shift, -1)]),
+        value=np.concatenate([a.value, b.value]),
+    )
+
+
+def test_trees_sum_the_leaves_each_tree_reaches() -> None:
+    trees = two_trees()
+    assert trees.predict(np.array([0.9, -1.0])) == pytest.approx(0.01 + 0.2 + 0.05)
+    assert trees.predict(np.array([0.1, 1.0])) == pytest.approx(0.01 - 0.1 - 0.05)
+    assert Trees.from_dict(trees.to_dict()).predict(np.array([0.9, 1.0])) == pytest.approx(0.16)
+
+
+def model(**trees: Trees) -> GainModel:
+    return GainModel(EVIDENCE_NAMES, trees, 0.05, {"directed": ((0.0, 0.2), (0.5, 0.9))})
+
+
+def test_the_best_predicted_change_decides_and_names_its_cause() -> None:
+    m = model()
+    assert m.decide({"penalty_up": 0.2, "epochs_x2": 0.1})[:3] == (Verdict.OVERFIT, Cause.GAP, "penalty_up")
+    assert m.decide({"stop_at_min": 0.12})[:3] == (Verdict.OVERFIT, Cause.REBOUND, "stop_at_min")
+    assert m.decide({"epochs_x2": 0.3, "penalty_up": 0.0})[:3] == (
+        Verdict.UNDERFIT,
+        Cause.NOT_CONVERGED,
+        "epochs_x2",
+    )
+    verdict, _, change, confidence = m.decide({"penalty_up": 0.25})
+    assert verdict is Verdict.OVERFIT and change == "penalty_up" and confidence == pytest.approx(0.9)
+
+
+def test_no_clear_gain_is_balanced() -> None:
+    assert model().decide({"penalty_up": 0.04, "epochs_x2": -0.1})[:3] == (Verdict.BALANCED, None, None)
+    assert model().decide({})[0] is Verdict.BALANCED
+
+
+def test_rank_keeps_the_verdicts_direction_best_first() -> None:
+    gains = {"penalty_up": 0.02, "dropout_up": 0.08, "epochs_x2": 0.3, "stop_at_min": 0.05}
+    assert model().rank(gains, Verdict.OVERFIT) == ["dropout_up", "stop_at_min", "penalty_up"]
+
+
+def test_every_change_kind_is_a_ladder_step() -> None:
+    knobs = Knobs(l2=1e-4, dropout=0.2, epochs=100, units=32, hidden_layers=2)
+    run = RunPoint(best_epoch=40, n_epochs=100, best_position=0.41)
+    changes = {kind.name: step(kind.name, knobs, run) for kind in CHANGES}
+    assert {name: (c.key, c.to) for name, c in changes.items() if c is not None} == {
+        "penalty_up": ("model.l2", 0.001),
+        "dropout_up": ("model.dropout", 0.5),
+        "stop_at_min": ("training.early_stopping", {"patience": 10}),
+        "penalty_down": ("model.l2", 1e-05),
+        "dropout_down": ("model.dropout", 0.0),
+        "epochs_x2": ("training.epochs", 200),
+        "units_x2": ("model.units", 64),
+    }
+    assert step("penalty_down", Knobs(), run) is None  # no L2 to lower
+    assert step("dropout_up", Knobs(dropout=0.5), run) is None
+    assert step("penalty_up", Knobs(l1=1e-3), run).key == "model.l1"  # type: ignore[union-attr]
+    assert all(step(kind.name, None, run) is not None for kind in CHANGES)  # generic wording
+
+
+def test_the_committed_model_loads_and_predicts_a_number_per_change() -> None:
+    m = default_gain_model()
+    assert m is not None and m.use in ("ranker", "decision", "off")
+    assert set(m.trees) <= set(KINDS)
+    gains = m.predict(np.zeros(len(EVIDENCE_NAMES)))
+    assert set(gains) == set(m.trees) and all(np.isfinite(list(gains.values())))
+    assert GainModel.from_dict(m.to_dict()).predict(np.ones(len(EVIDENCE_NAMES))) == pytest.approx(
+        m.predict(np.ones(len(EVIDENCE_NAMES)))
+    )
+    assert all(m.importance().values())
+
+
+def test_a_model_for_other_evidence_is_refused() -> None:
+    m = default_gain_model()
+    assert m is not None
+    raw = {**m.to_dict(), "evidence": ["something_else"]}
+    with pytest.raises(ValueError, match="evidence"):
+        GainModel.from_dict(raw)

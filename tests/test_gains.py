@@ -110,3 +110,50 @@ def test_a_model_for_other_evidence_is_refused() -> None:
     raw = {**m.to_dict(), "evidence": ["something_else"]}
     with pytest.raises(ValueError, match="evidence"):
         GainModel.from_dict(raw)
+
+
+def constant(value: float) -> Trees:
+    return Trees(
+        value, np.array([0]), np.array([-1]), np.zeros(1), np.array([-1]), np.array([-1]), np.zeros(1)
+    )
+
+
+def test_the_ranker_keeps_the_ladders_step_unless_another_gains_clearly_more() -> None:
+    from pathlib import Path
+
+    from fitdoc.config import validate_config
+    from fitdoc.diagnosis.decide import rank_by_gain, run_rules
+    from fitdoc.diagnosis.features import compute_features
+    from fitdoc.diagnosis.rules._config import regularization
+    from fitdoc.diagnosis.rules.registry import all_rules
+    from fitdoc.diagnosis.suggest import suggest
+    from fitdoc.history.load import read_history
+
+    run = Path(__file__).parent / "fixtures" / "verdicts" / "founding-l2-0.001"
+    features = compute_features(read_history(run / "history.csv"))
+    config = validate_config({"model": {"l2": 0.001}, "training": {"epochs": 1000}}, model_only=True)
+    reg = regularization(config)
+    findings = run_rules(all_rules(), features, reg)
+    ladder = suggest(Verdict.UNDERFIT, Cause.OVER_REGULARIZED, config, features)
+    assert ladder is not None and ladder.primary.key == "model.l2"
+
+    def ranked(epochs_gain: float) -> tuple[Cause | None, str, str]:
+        m = GainModel(
+            EVIDENCE_NAMES,
+            {"penalty_down": constant(0.04), "epochs_x2": constant(epochs_gain), "penalty_up": constant(0.5)},
+            0.09,
+            {},
+        )
+        out = rank_by_gain(
+            Verdict.UNDERFIT, config, features, findings, reg, ladder, Cause.OVER_REGULARIZED, model=m
+        )
+        assert out is not None
+        cause, suggestion, note = out
+        return cause, suggestion.primary.key, note
+
+    cause, key, note = ranked(0.08)  # a 4-point edge does not overturn the ladder
+    assert (cause, key) == (Cause.OVER_REGULARIZED, "model.l2")
+    assert "training.epochs -> 2000 +8%" in note and "model.l2" in note
+    assert "+50%" not in note  # the other direction's steps are not ranked
+    cause, key, _ = ranked(0.2)  # a 16-point edge does
+    assert (cause, key) == (Cause.NOT_CONVERGED, "training.epochs")

@@ -510,6 +510,17 @@ def print_report(samples: list[Sample], preds: list[Prediction], members: dict[s
         a = scores([p for p in preds if p.with_config and p.sample.run.order == order])
         b = scores([p for p in preds if not p.with_config and p.sample.run.order == order])
         print(f"{order:<18}{a['n']:>5}{a['macro_f1']:>8.3f}{b['macro_f1']:>10.3f}")
+    capacity = [p for p in preds if p.sample.run.label.cause == "capacity"]
+    if capacity:
+        cfg = [p for p in capacity if p.with_config]
+        raw = [p for p in capacity if not p.with_config]
+        print()
+        print(
+            f"runs labelled underfit (capacity): {len(cfg)}; with config called underfit (capacity) "
+            f"{sum(p.verdict == 'underfit' and p.cause == 'capacity' for p in cfg) / len(cfg):.0%}, "
+            f"underfit {sum(p.verdict == 'underfit' for p in cfg) / len(cfg):.0%}; "
+            f"curves only underfit {sum(p.verdict == 'underfit' for p in raw) / len(raw):.0%}"
+        )
     print()
     print("Reliability (held-out families; calibration map fitted without the family it maps)")
     print(f"{'confidence':<12}{'verdicts':>9}{'mean conf':>11}{'right':>8}")

@@ -226,6 +226,7 @@ def lofo(
             g = predict_all(model, s)
             predicted_gains[s.run.name] = g
             preds += gain_predictions(model, s, g)
+        predicted_gains[f"min_gain:{family}"] = model.min_gain
         print(
             f"  {family:<16} min_gain {model.min_gain:.2f}  ({time.perf_counter() - start:.0f} s)", flush=True
         )

@@ -91,11 +91,11 @@ def rank_by_gain(
     """With the config known, the ladder's steps in the verdict's direction ordered by the gain
     model's predicted gain (`fitdoc.diagnosis.gains`): (cause of the best step, the suggestion,
     a note quoting the predicted gains). None when there is nothing to rank."""
-    model = model or default_gain_model()
     knobs = Knobs.of_config(config)
-    if model is None or model.use != "ranker" or knobs is None or ladder_suggestion is None:
+    if knobs is None or ladder_suggestion is None or verdict not in (Verdict.OVERFIT, Verdict.UNDERFIT):
         return None
-    if verdict not in (Verdict.OVERFIT, Verdict.UNDERFIT):
+    model = model or default_gain_model()  # loaded only when there is something to rank
+    if model is None or model.use != "ranker":
         return None
     point = RunPoint.of_features(features)
     steps = {kind.name: step(kind.name, knobs, point) for kind in CHANGES if kind.verdict is verdict}

@@ -157,3 +157,21 @@ def test_the_ranker_keeps_the_ladders_step_unless_another_gains_clearly_more() -
     assert "+50%" not in note  # the other direction's steps are not ranked
     cause, key, _ = ranked(0.2)  # a 16-point edge does
     assert (cause, key) == (Cause.NOT_CONVERGED, "training.epochs")
+
+
+def test_fitdoc_rules_shows_what_the_gain_model_weighs() -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from fitdoc.cli import app
+
+    result = CliRunner().invoke(app, ["rules", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    gain_model = json.loads(result.stdout)["gain_model"]
+    assert gain_model["use"] in ("ranker", "decision", "off")
+    changes = {row["change"]: row for row in gain_model["changes"]}
+    assert "epochs_x2" in changes and changes["epochs_x2"]["direction"] == "underfit (not converged)"
+    assert all(set(row["weighs"]) <= set(EVIDENCE_NAMES) for row in changes.values())
+    text = CliRunner().invoke(app, ["rules"]).stdout
+    assert "The gain model" in text and "epochs_x2" in text

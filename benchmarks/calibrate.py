@@ -18,8 +18,15 @@ What it does, in order:
    (another penalty or dropout value on the path, stopping at the val
    minimum, training to 2E) and its held-out error compared with the run's
    own and with the best one-step change.
-5. With `--write`, fits on every family and writes
-   `fitdoc/diagnosis/rules/combiner.json`, the weights `fitdoc rules` shows.
+5. With `--write`, fits on every family and hands the refit to the regression
+   guard (`benchmarks/guard.py`), which writes
+   `fitdoc/diagnosis/rules/combiner.json` (the weights `fitdoc rules` shows,
+   and `min_evaluations`, the fewest evaluations of a run it was fitted on)
+   only when no held-out family, the shared corpus, the real logs or the
+   advice got worse beyond noise.
+
+Every decision here is the package's own (`fitdoc.diagnosis.decide`: its
+gates, its overrides, its combiner), given the weights being fitted.
 
     python benchmarks/calibrate.py [--write] [--markdown]
 """
@@ -44,7 +51,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from benchmarks.corpus.labels import Label, Member, mean_at  # noqa: E402
-from benchmarks.corpus.store import DATA_DIR, Run, read_paths, runs_of  # noqa: E402
+from benchmarks.corpus.store import DATA_DIR, Run, members_of, read_paths, runs_of  # noqa: E402
 
 LABELS = ("overfit", "underfit", "balanced")
 # Inverse regularization strength of the logistic fit: weights stay small and readable.
@@ -79,10 +86,7 @@ def load_samples(data_dir: Path) -> tuple[list[Sample], dict[str, list[Member]]]
     rules = all_rules()
     samples, members = [], {}
     for path in read_paths(data_dir):
-        kind = path["path_kind"]
-        members[path["key"]] = [
-            Member(n[kind], n["dropout"], np.asarray(n["test_error"], dtype=float)) for n in path["nets"]
-        ]
+        members[path["key"]] = members_of(path)
         for run in runs_of(path):
             if run.label.label not in LABELS:
                 continue
@@ -108,15 +112,21 @@ def load_samples(data_dir: Path) -> tuple[list[Sample], dict[str, list[Member]]]
 
 
 def _vector(features: Any, findings: Sequence[Any], reg: Any) -> np.ndarray | None:
-    """The evidence vector, or None when a gate (or the FD206 override) decides alone."""
-    from fitdoc.diagnosis.decide import OVERRIDES
-    from fitdoc.diagnosis.rules.combiner import evidence
-    from fitdoc.verdict import Verdict
+    """The evidence vector, or None when the package's gates or overrides decide alone.
 
-    # Every corpus run has >= 10 evaluations: the short-run overrides never apply here.
-    if any(f.verdict is Verdict.INCONCLUSIVE or f.rule_id in OVERRIDES for f in findings):
+    The short-run overrides are left to `leave_one_family_out` (they depend on the
+    shortest run a fit saw, `min_evaluations`); here only what holds for every fit."""
+    from fitdoc.diagnosis.decide import decided_alone
+    from fitdoc.diagnosis.rules.combiner import evidence
+
+    if decided_alone(findings, features, 0) is not None:
         return None
     return evidence(features, findings, reg)
+
+
+def min_evaluations(samples: Iterable[Sample]) -> int:
+    """The fewest evaluations of a run the combiner is fitted on: its domain's lower edge."""
+    return min(s.features.n_epochs for s in samples if s.x_config is not None or s.x_curves is not None)
 
 
 SHARED_CORPUS = REPO.parent / "shared" / "corpus" / "labeled"
@@ -234,43 +244,53 @@ class Prediction:
 
 
 def leave_one_family_out(samples: list[Sample]) -> list[Prediction]:
-    from fitdoc.diagnosis.decide import _cause
-    from fitdoc.diagnosis.rules._config import regularization
-    from fitdoc.verdict import Verdict
+    """Each family judged by a combiner fitted on the others, through the package's own
+    decision (`fitdoc.diagnosis.decide.combine`: gates, overrides, then the combiner).
+    The combiner is given no calibration map, so its confidence is the raw probability
+    (the map is fitted on these held-out predictions, in `reliability`)."""
+    from fitdoc.diagnosis.rules.combiner import Combiner
 
     families = sorted({s.run.family for s in samples})
     predictions = []
     for family in families:
         train = [s for s in samples if s.run.family != family]
         weights, bias = fit(*training_rows(train))
+        combiner = Combiner(weights, bias, (), (), min_evaluations=min_evaluations(train))
         for s in (s for s in samples if s.run.family == family):
-            for with_config, x in ((True, s.x_config), (False, s.x_curves)):
-                if x is None:
-                    predictions.append(_decided_alone(s, with_config))
-                    continue
-                p = probabilities(weights, bias, x)
-                verdict = Verdict(LABELS[int(np.argmax(p))])
-                findings = s.findings_config if with_config else ()
-                reg = regularization(s.config) if with_config else None
-                cause = _cause(verdict, findings, s.features, reg)
-                predictions.append(
-                    Prediction(
-                        s, with_config, verdict.value, "" if cause is None else cause.value, float(p.max())
-                    )
-                )
+            for with_config in (True, False):
+                predictions.append(decide_with(combiner, s, with_config))
     return predictions
+
+
+def decide_with(combiner: Any, s: Sample, with_config: bool) -> Prediction:
+    """The package's decision for one run, with its config or from curves alone."""
+    from fitdoc.diagnosis.decide import combine, decided_alone
+    from fitdoc.diagnosis.rules._config import regularization
+
+    findings = s.findings_config if with_config else s.findings_curves
+    reg = regularization(s.config) if with_config else None
+    alone = decided_alone(findings, s.features, combiner.min_evaluations) is not None
+    verdict, cause, p, _ = combine(findings, s.features, reg, combiner)
+    cause_text = "" if cause is None else cause.value
+    if alone:
+        return Prediction(s, with_config, verdict.value, cause_text, p, p, True)
+    return Prediction(s, with_config, verdict.value, cause_text, p)
 
 
 def _decided_alone(s: Sample, with_config: bool) -> Prediction:
     """The verdict of a gate (inconclusive) or an override (FD206), as diagnose gives it."""
-    from fitdoc.diagnosis.decide import OVERRIDES
+    from fitdoc.diagnosis.decide import decided_alone
 
     findings = s.findings_config if with_config else s.findings_curves
-    if any(f.verdict is not None and f.verdict.value == "inconclusive" for f in findings):
+    alone = decided_alone(findings, s.features, 0)
+    if alone is None:
+        raise ValueError(f"{s.run.name}: no gate or override decides it")
+    verdict, cause, strength = alone
+    if verdict.value == "inconclusive":
         return Prediction(s, with_config, "inconclusive", "", 0.0)
-    best = max((f for f in findings if f.rule_id in OVERRIDES), key=lambda f: f.strength)
-    cause = "" if best.cause is None else best.cause.value
-    return Prediction(s, with_config, best.verdict.value, cause, best.strength, best.strength, True)
+    return Prediction(
+        s, with_config, verdict.value, "" if cause is None else cause.value, strength, strength, True
+    )
 
 
 def scores(preds: Sequence[Prediction]) -> dict[str, Any]:
@@ -326,7 +346,6 @@ def advice_outcome(pred: Prediction, members: dict[str, list[Member]]) -> float 
     from fitdoc.diagnosis.suggest import suggest
     from fitdoc.verdict import Cause, Verdict
 
-    run = pred.sample.run
     verdict = Verdict(pred.verdict)
     if verdict is Verdict.BALANCED:
         return 0.0
@@ -334,12 +353,23 @@ def advice_outcome(pred: Prediction, members: dict[str, list[Member]]) -> float 
     suggestion = suggest(verdict, cause, pred.sample.config, pred.sample.features)
     if suggestion is None:
         return 0.0
+    return change_outcome(pred.sample.run, suggestion.primary, members)
+
+
+def change_outcome(run: Run, change: Any, members: dict[str, list[Member]]) -> float | None:
+    """Relative gain in held-out error from one concrete change, read off the trained grid
+    (None: the change is not on the grid)."""
     path = members[run.path_key]
-    me = next(m for m in path if m.penalty == _penalty(run) and m.dropout == run.model["dropout"])
+    me = _me(run, path)
     base = mean_at(me.test_error, run.epochs)
-    change = suggestion.primary
     target: float | None = None
-    if change.key in ("model.l2", "model.l1", "model.dropout"):
+    if change.key == "model.units":
+        wide = next(
+            (m for m in path if m.units == change.to and m.penalty == me.penalty and m.dropout == me.dropout),
+            None,
+        )
+        target = None if wide is None else mean_at(wide.test_error, run.epochs)
+    elif change.key in ("model.l2", "model.l1", "model.dropout"):
         penalty, dropout = _penalty(run), run.model["dropout"]
         if change.key == "model.dropout":
             dropout = float(change.to)
@@ -348,7 +378,14 @@ def advice_outcome(pred: Prediction, members: dict[str, list[Member]]) -> float 
         else:
             return None
         other = next(
-            (m for m in path if math.isclose(m.penalty, penalty) and math.isclose(m.dropout, dropout)), None
+            (
+                m
+                for m in path
+                if m.units == me.units
+                and math.isclose(m.penalty, penalty)
+                and math.isclose(m.dropout, dropout)
+            ),
+            None,
         )
         target = None if other is None else mean_at(other.test_error, run.epochs)
     elif change.key == "training.epochs" and change.to and int(change.to) > run.epochs:
@@ -361,6 +398,15 @@ def advice_outcome(pred: Prediction, members: dict[str, list[Member]]) -> float 
     if target is None or not math.isfinite(target):
         return None
     return 1.0 - target / base
+
+
+def _me(run: Run, path: list[Member]) -> Member:
+    """The run's own net among its path's members (its width, its regularization)."""
+    return next(
+        m
+        for m in path
+        if m.units == run.model["units"] and m.penalty == _penalty(run) and m.dropout == run.model["dropout"]
+    )
 
 
 def _kind(run: Run) -> str:
@@ -406,14 +452,19 @@ def baseline_advice(
         for s in samples:
             run = s.run
             path = members[run.path_key]
-            me = next(m for m in path if m.penalty == _penalty(run) and m.dropout == run.model["dropout"])
+            me = _me(run, path)
             base = mean_at(me.test_error, run.epochs)
             if name == "epochs x2":
                 target = mean_at(me.test_error, 2 * run.epochs)
             else:
                 up = 1e-4 if _penalty(run) == 0 else _penalty(run) * 10
                 other = next(
-                    (m for m in path if math.isclose(m.penalty, up) and m.dropout == me.dropout), None
+                    (
+                        m
+                        for m in path
+                        if m.units == me.units and math.isclose(m.penalty, up) and m.dropout == me.dropout
+                    ),
+                    None,
                 )
                 target = mean_at(other.test_error, run.epochs) if other else me.test_error[run.epochs - 1]
             gain = 1 - target / base
@@ -459,6 +510,17 @@ def print_report(samples: list[Sample], preds: list[Prediction], members: dict[s
         a = scores([p for p in preds if p.with_config and p.sample.run.order == order])
         b = scores([p for p in preds if not p.with_config and p.sample.run.order == order])
         print(f"{order:<18}{a['n']:>5}{a['macro_f1']:>8.3f}{b['macro_f1']:>10.3f}")
+    capacity = [p for p in preds if p.sample.run.label.cause == "capacity"]
+    if capacity:
+        cfg = [p for p in capacity if p.with_config]
+        raw = [p for p in capacity if not p.with_config]
+        print()
+        print(
+            f"runs labelled underfit (capacity): {len(cfg)}; with config called underfit (capacity) "
+            f"{sum(p.verdict == 'underfit' and p.cause == 'capacity' for p in cfg) / len(cfg):.0%}, "
+            f"underfit {sum(p.verdict == 'underfit' for p in cfg) / len(cfg):.0%}; "
+            f"curves only underfit {sum(p.verdict == 'underfit' for p in raw) / len(raw):.0%}"
+        )
     print()
     print("Reliability (held-out families; calibration map fitted without the family it maps)")
     print(f"{'confidence':<12}{'verdicts':>9}{'mean conf':>11}{'right':>8}")
@@ -547,7 +609,9 @@ def boosting_ceiling(samples: list[Sample]) -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", type=Path, default=DATA_DIR)
-    parser.add_argument("--write", action="store_true", help="fit on every family and write combiner.json")
+    parser.add_argument(
+        "--write", action="store_true", help="fit on every family and write combiner.json if the guard passes"
+    )
     parser.add_argument("--markdown", action="store_true", help="also print the README's tables")
     parser.add_argument(
         "--without-shared", action="store_true", help="leave ../shared/corpus/labeled out (factory runs only)"
@@ -573,29 +637,30 @@ def main(argv: list[str] | None = None) -> int:
         print()
         print(markdown_report(samples, preds, members))
     if args.write:
-        write_combiner(samples, preds)
+        from benchmarks.guard import check_and_write
+
+        return check_and_write(samples, preds, members, write=True)
     return 0
 
 
-def write_combiner(samples: list[Sample], preds: list[Prediction]) -> None:
-    from fitdoc.diagnosis.rules.combiner import WEIGHTS_FILE, Combiner
+def refit_combiner(samples: list[Sample], preds: list[Prediction]) -> Any:
+    """The combiner fitted on every family, with the calibration map of the held-out
+    predictions and the fewest evaluations it saw (`min_evaluations`)."""
+    from fitdoc.diagnosis.rules.combiner import Combiner
 
     weights, bias = fit(*training_rows(samples))
     judged = [p for p in preds if p.verdict != "inconclusive" and not p.decided_alone]
     xs, ys = calibration_map([p.p for p in judged], [p.verdict == p.sample.run.label.label for p in judged])
     paths = len({s.run.path_key for s in samples})
     families = len({s.run.family for s in samples})
-    combiner = Combiner(
+    return Combiner(
         weights,
         bias,
         tuple(xs),
         tuple(ys),
         f"{len(samples)} labelled runs, {paths} paths, {families} families",
+        min_evaluations=min_evaluations(samples),
     )
-    import json
-
-    WEIGHTS_FILE.write_text(json.dumps(combiner.to_dict(), indent=1) + "\n")
-    print(f"wrote {WEIGHTS_FILE.relative_to(REPO)}")
 
 
 if __name__ == "__main__":

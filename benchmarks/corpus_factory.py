@@ -47,6 +47,11 @@ PENALTIES = (0.0, 1e-5, 1e-4, 1e-3, 1e-2)
 # minute a path on a busy core here.
 STEP_BUDGET = 3_000
 FLOP_BUDGET = 3.0e11
+# A third of the paths also train twice and half the units at WIDTH_SETTINGS (penalty,
+# dropout), the width steps that label `underfit (capacity)` (DESIGN.md).
+WIDTH_SHARE = 1 / 3
+WIDTH_SETTINGS = ((0.0, 0.0), (1e-4, 0.0))
+WIDTH_FACTORS = (2.0, 0.5)
 LR_RANGES = {"adam": (1e-4, 1e-2), "rmsprop": (1e-4, 1e-2), "sgd": (1e-3, 1e-1)}
 
 
@@ -80,6 +85,10 @@ def draw_path(seed: int, index: int) -> dict[str, Any]:
         "path_kind": rng.choices(["l2", "l1"], weights=[3, 1])[0],
         "patience": rng.choice([None, None, 10, 20]),
         "seed": rng.randrange(1, 2**31 - 1),
+        # Drawn last, so every earlier choice of a path is what it was before width steps existed.
+        "width_steps": rng.random() < WIDTH_SHARE,
+        # Half of those are narrow nets (2-8 units), where too little capacity is common.
+        "narrow_units": rng.choice([2, 4, 8]) if rng.random() < 0.5 else None,
     }
 
 
@@ -97,7 +106,7 @@ def fit_budget(path: dict[str, Any], n_train: int, n_eval: int, n_inputs: int) -
 
     while flops(e_max, units) > FLOP_BUDGET and e_max > 50:
         e_max //= 2
-    while flops(e_max, units) > FLOP_BUDGET and units > 16:
+    while flops(e_max, units) > FLOP_BUDGET and units > 16:  # narrow nets are never widened
         units //= 2
     cuts = sorted({max(10, e_max // 10), (3 * e_max) // 10, e_max})
     return {**path, "batch": min(batch, n_train), "e_max": e_max, "units": units, "cuts": cuts}
@@ -137,12 +146,10 @@ def make_optimizer(name: str, lr: float) -> Any:
 
 
 def train_path(path: dict[str, Any]) -> dict[str, Any]:
-    """Train a path's nets side by side in fitdoc's own stacked engine (`fitdoc.training.engine`)."""
-    from fitdoc.training.engine import FIELDS as ENGINE_FIELDS
-    from fitdoc.training.engine import Arrays, NetSpec, StackedEngine
-
     family = FAMILIES[path["family"]]
     split = make_split(family, path["n"], path["noise"], path["seed"])
+    if path.get("width_steps") and path.get("narrow_units"):
+        path = {**path, "units": path["narrow_units"]}
     path = fit_budget(
         {**path, "n": path["n"] or len(split.x_train) + len(split.x_val)},
         len(split.x_train),
@@ -150,9 +157,38 @@ def train_path(path: dict[str, Any]) -> dict[str, Any]:
         split.x_train.shape[1],
     )
     settings = regularization_path(path["path_kind"])
-    outputs = family.classes if family.classes > 1 else split.y_train.shape[1]
-    sizes = [split.x_train.shape[1], *[path["units"]] * path["layers"], outputs]
     start = time.perf_counter()
+    nets = _train_nets(path, split, family.classes, path["units"], settings)
+    width_nets = []
+    if path.get("width_steps"):
+        kind = path["path_kind"]
+        narrow = [{"l2": 0.0, "l1": 0.0, kind: p, "dropout": d} for p, d in WIDTH_SETTINGS]
+        for factor in WIDTH_FACTORS:
+            units = max(1, round(path["units"] * factor))
+            width_nets += [
+                {**net, "units": units} for net in _train_nets(path, split, family.classes, units, narrow)
+            ]
+    record = {
+        **path,
+        "epochs_trained": 2 * path["e_max"],
+        "seconds": round(time.perf_counter() - start, 2),
+        "nets": nets,
+    }
+    if width_nets:
+        record["width_nets"] = width_nets
+    return record
+
+
+def _train_nets(
+    path: dict[str, Any], split: Any, classes: int, units: int, settings: list[dict[str, float]]
+) -> list[dict[str, Any]]:
+    """The nets of these settings at this width, stacked in fitdoc's own engine
+    (`fitdoc.training.engine`), to twice the longest cut."""
+    from fitdoc.training.engine import FIELDS as ENGINE_FIELDS
+    from fitdoc.training.engine import Arrays, NetSpec, StackedEngine
+
+    outputs = classes if classes > 1 else split.y_train.shape[1]
+    sizes = [split.x_train.shape[1], *[units] * path["layers"], outputs]
     engine = StackedEngine(
         glorot_weights(sizes, path["seed"]),
         [NetSpec(l2=s["l2"], l1=s["l1"], dropout=s["dropout"]) for s in settings],
@@ -161,26 +197,21 @@ def train_path(path: dict[str, Any]) -> dict[str, Any]:
         batch_size=path["batch"],
         seed=path["seed"],
         order=path["order"],
-        classes=family.classes,
+        classes=classes,
     )
     curves = engine.run(2 * path["e_max"])
     # The held-out error: MAE for regression (the metric users watch), cross-entropy for
     # classification (what the val_loss curve shows; an error rate on a few hundred real
     # rows moves in coarse steps and hides what regularizing does).
-    held_out = "test_loss" if family.classes > 1 else "test_metric"
+    held_out = "test_loss" if classes > 1 else "test_metric"
     columns = [ENGINE_FIELDS.index(f) for f in ("loss", "metric", "val_loss", "val_metric", held_out)]
     nets = []
     for setting, values in zip(settings, curves, strict=True):
-        net = dict(setting)
+        net: dict[str, Any] = dict(setting)
         for field, j in zip(FIELDS, columns, strict=True):
             net[field] = [_compact(v) for v in values[:, j]]
         nets.append(net)
-    return {
-        **path,
-        "epochs_trained": 2 * path["e_max"],
-        "seconds": round(time.perf_counter() - start, 2),
-        "nets": nets,
-    }
+    return nets
 
 
 def _compact(value: float) -> float | None:
@@ -196,6 +227,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--data-dir", type=Path, default=DATA_DIR)
     parser.add_argument("--threads", type=int, default=1, help="TensorFlow threads per worker")
+    parser.add_argument("--shard", help="shard file name under --data-dir (default paths-s<seed>-w<worker>)")
+    parser.add_argument("--only-width", action="store_true", help="train only the paths with width steps")
+    parser.add_argument("--max-seconds", type=float, default=math.inf, help="stop starting paths after this")
     args = parser.parse_args(argv)
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -204,21 +238,25 @@ def main(argv: list[str] | None = None) -> int:
     tf.config.threading.set_intra_op_parallelism_threads(args.threads)
     tf.config.threading.set_inter_op_parallelism_threads(args.threads)
     done = {p["key"] for p in read_paths(args.data_dir)}
-    shard = args.data_dir / f"paths-s{args.seed}-w{args.worker}.jsonl.gz"
+    shard = args.data_dir / (args.shard or f"paths-s{args.seed}-w{args.worker}.jsonl.gz")
     todo = [i for i in range(args.paths) if i % args.workers == args.worker]
     trained = 0
+    began = time.perf_counter()
     for i in todo:
         path = draw_path(args.seed, i)
-        if path["key"] in done:
+        if path["key"] in done or (args.only_width and not path["width_steps"]):
             continue
+        if time.perf_counter() - began > args.max_seconds:
+            print(f"stopping: {args.max_seconds:g} s spent")
+            break
         record = train_path(path)
         append_path(shard, record)
         trained += 1
         print(
             f"{record['key']} {record['family']:<13} n={record['n']:<6} {record['layers']}x{record['units']:<4}"
             f" {record['optimizer']:<7} lr={record['lr']:<6g} b={record['batch']:<4} E={record['e_max']:<4}"
-            f" {record['order']:<9} {record['path_kind']}: {record['seconds']:.1f} s"
-            f" ({record['seconds'] / 8:.2f} s per run)",
+            f" {record['order']:<9} {record['path_kind']}{' +width' if 'width_nets' in record else ''}:"
+            f" {record['seconds']:.1f} s",
             flush=True,
         )
     print(f"trained {trained} paths; {len(done) + trained} stored in {args.data_dir}")

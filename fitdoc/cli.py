@@ -766,24 +766,28 @@ def rules(
     ] = None,
     output_format: Annotated[TableFormat, typer.Option("--format", help="Output format.")] = TableFormat.text,
 ) -> None:
-    """Every rule (id, what it measures, thresholds) and the fitted combiner's weights."""
+    """Every rule (id, what it measures, thresholds), the fitted combiner's weights and what the gain model weighs."""
+    from fitdoc.diagnosis.gains import default_gain_model
     from fitdoc.diagnosis.rules.combiner import default_combiner
     from fitdoc.diagnosis.rules.registry import all_rules, decision_thresholds
-    from fitdoc.report.rules import render_combiner
+    from fitdoc.report.rules import render_combiner, render_gain_model
     from fitdoc.report.text import render_rules, rules_to_json, rules_to_markdown
 
     overrides = _load_thresholds(thresholds)
     rule_list = all_rules(overrides) if overrides else all_rules()
     decision = decision_thresholds(overrides)
     combiner = default_combiner()
+    gain_model = default_gain_model()
     if output_format is TableFormat.text:
         console = _stdout()
         render_rules(rule_list, console, decision)
         render_combiner(combiner, console)
+        if gain_model is not None:
+            render_gain_model(gain_model, console)
     elif output_format is TableFormat.json:
-        _write_stdout(rules_to_json(rule_list, combiner, decision))
+        _write_stdout(rules_to_json(rule_list, combiner, decision, gain_model))
     else:
-        _write_stdout(rules_to_markdown(rule_list, combiner, decision))
+        _write_stdout(rules_to_markdown(rule_list, combiner, decision, gain_model))
 
 
 @app.command(cls=_Command)

@@ -93,7 +93,9 @@ def test_a_run_directorys_config_makes_the_suggestion_concrete(tmp_path: Path) -
     (tmp_path / "config.yaml").write_text(yaml.safe_dump({"model": {"l2": 0.0, "dropout": 0.0}}))
     primary = fitdoc.diagnose(tmp_path).suggestion.primary
     assert primary.key.startswith(("model.", "training."))
-    assert primary.from_ is not None and primary.to is not None
+    # Concrete: a value to set (early stopping that was off has no `from`: none -> patience N).
+    assert primary.to is not None
+    assert primary.from_ is not None or primary.key == "training.early_stopping"
 
     # An explicit config wins over the directory's own, as with `fitdoc diagnose --config`.
     explicit = fitdoc.diagnose(tmp_path, config={"model": {"l2": 0.001}}).suggestion.primary

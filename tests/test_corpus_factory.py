@@ -164,3 +164,60 @@ def test_a_tiny_path_trains_for_real_in_both_row_orders() -> None:
     # Same seed, same first epoch (one permutation), different from then on.
     assert np.allclose(curves["fixed"][:, :, 0], curves["reshuffle"][:, :, 0])
     assert not np.allclose(curves["fixed"][:, :, 1:], curves["reshuffle"][:, :, 1:])
+
+
+def test_twice_the_units_winning_is_underfit_capacity_and_half_is_overfit() -> None:
+    me = Member(0.0, 0.0, flat(1.0), units=8)
+    wide, narrow = Member(0.0, 0.0, flat(0.8), units=16), Member(0.0, 0.0, flat(1.02), units=4)
+    more_l2 = Member(1e-4, 0.0, flat(0.97), units=8)
+    label = label_run([me, more_l2, wide, narrow], 0, 20)
+    assert label is not None and (label.label, label.cause, label.best_change) == (
+        "underfit",
+        "capacity",
+        "units=16",
+    )
+    assert step_direction(me, Member(1e-4, 0.0, flat(1.0), units=16)) == 0  # other width: no reg step
+    small_wins = label_run(
+        [me, more_l2, Member(0.0, 0.0, flat(1.1), units=16), Member(0.0, 0.0, flat(0.8), units=4)], 0, 20
+    )
+    assert small_wins is not None and small_wins.label == "overfit"
+
+
+def test_width_nets_are_neighbours_not_runs() -> None:
+    path = stored_path()
+    base = path["nets"][0]
+    path["width_nets"] = [{**base, "units": 32}, {**base, "units": 8}]
+    runs = list(runs_of(path))
+    assert {r.model["units"] for r in runs} == {16}
+    plain = [r for r in runs if r.model["l2"] == 0.0 and r.model["dropout"] == 0.0]
+    assert plain and all({"units=32", "units=8"} <= set(r.label.gains) for r in plain)
+    others = [r for r in runs if r not in plain]
+    assert others and not any(k.startswith("units=") for r in others for k in r.label.gains)
+
+
+@pytest.mark.training
+def test_a_tiny_path_with_width_steps_trains_and_labels(tmp_path: Path) -> None:
+    from benchmarks.corpus_factory import draw_path, train_path
+
+    path = {
+        **draw_path(1, 0),
+        "family": "wave",
+        "task": "regression",
+        "n": 120,
+        "layers": 1,
+        "units": 4,
+        "narrow_units": None,
+        "e_max": 10,
+        "batch": 32,
+        "optimizer": "adam",
+        "lr": 0.01,
+        "width_steps": True,
+    }
+    record = train_path(path)
+    assert [n["units"] for n in record["width_nets"]] == [8, 8, 2, 2]
+    assert all(len(n["test_error"]) == 20 for n in record["width_nets"])
+    append_path(tmp_path / "paths.jsonl.gz", record)
+    (stored,) = read_paths(tmp_path)
+    runs = list(runs_of(stored))
+    with_width = [r for r in runs if r.model["l2"] == 0.0 and r.model["dropout"] == 0.0]
+    assert with_width and all("units=8" in r.label.gains and "units=2" in r.label.gains for r in with_width)

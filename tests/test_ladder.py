@@ -423,3 +423,16 @@ def test_a_trial_holds_enums_and_writes_the_same_strings() -> None:
     assert ",underfit,over-regularized," in row and "Verdict." not in row and "Cause." not in row
     with pytest.raises(ValueError):
         Trial(1, dict(BASE), "overfitting")
+
+
+def test_tune_follows_the_suggestion_the_gain_model_put_first():
+    """Overfit with no regularization: the ladder says L2 first; a trial whose diagnosis
+    (ranked by predicted gain) suggested dropout first takes the dropout step first."""
+    ranked = Trial(
+        0, BASE, "overfit", "gap", 0.04, suggestion={"key": "model.dropout", "from": 0.0, "to": 0.2}
+    )
+    moves = next_moves([ranked], BASE, max_runs=5, max_parallel=2)
+    assert moves[0].settings["model.dropout"] == 0.2 and moves[0].settings["model.l2"] == 0.0
+    assert moves[1].settings["model.l2"] == 1e-4
+    [plain] = next_moves([Trial(0, BASE, "overfit", "gap", 0.04)], BASE, max_runs=5)
+    assert plain.settings["model.l2"] == 1e-4

@@ -17,6 +17,12 @@ to 2E:
 A neighbour is one sensible step away: the penalty up to two decades more or
 less (none counts as 1e-6, so 0 -> 1e-4 is one step), one dropout step
 (0 / 0.2 / 0.5), or both in the same direction.
+
+Width steps (DESIGN.md, "Predicting what a change gains"): where the path also
+trained the net with twice and half the units at the same regularization,
+twice the units is a step toward less constraint (`underfit`, cause
+`capacity`, when it wins by 10 % and more than any step the other way) and
+half the units a step toward more (`overfit`).
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ class Member:
     penalty: float  # L2 or L1 factor, whichever the path varies
     dropout: float
     test_error: np.ndarray
+    units: int = 0  # 0: the path's own width (every member of a path without width steps)
 
 
 @dataclass(frozen=True)
@@ -60,7 +67,11 @@ def mean_at(test: np.ndarray, epochs: int) -> float:
 
 
 def step_direction(a: Member, b: Member) -> int:
-    """+1 if b is one step more regularized than a, -1 one step less, 0 if not a neighbour."""
+    """+1 if b is one step more regularized than a, -1 one step less, 0 if not a neighbour.
+
+    Members of other widths are never regularization neighbours (see `width_step`)."""
+    if a.units != b.units:
+        return 0
     dl = math.log10(max(b.penalty, NO_PENALTY)) - math.log10(max(a.penalty, NO_PENALTY))
     dd = DROPOUT_STEPS.index(b.dropout) - DROPOUT_STEPS.index(a.dropout)
     if abs(dl) > 2 + 1e-9 or abs(dd) > 1 or (abs(dl) < 1e-9 and dd == 0):
@@ -70,6 +81,13 @@ def step_direction(a: Member, b: Member) -> int:
     if dl <= 1e-9 and dd <= 0:
         return -1
     return 0
+
+
+def width_step(a: Member, b: Member) -> int:
+    """+1 if b has twice a's units at the same regularization, -1 half, 0 otherwise."""
+    if not (a.units and b.units) or a.penalty != b.penalty or a.dropout != b.dropout:
+        return 0
+    return 1 if b.units == 2 * a.units else -1 if 2 * b.units == a.units else 0
 
 
 def change_name(member: Member, kind: str) -> str:
@@ -95,6 +113,10 @@ def label_run(path: list[Member], index: int, epochs: int, kind: str = "l2") -> 
         if direction:
             side = more if direction > 0 else less
             side[change_name(other, kind)] = gain(mean_at(other.test_error, epochs))
+        wider = width_step(me, other)
+        if wider:
+            # Twice the units is less constraint (capacity); half the units is more.
+            (less if wider > 0 else more)[f"units={other.units}"] = gain(mean_at(other.test_error, epochs))
     best_more = max(more, key=lambda k: more[k])
     best_less = max(less, key=lambda k: less[k])
     g_more, g_less = more[best_more], less[best_less]
@@ -102,7 +124,13 @@ def label_run(path: list[Member], index: int, epochs: int, kind: str = "l2") -> 
         cause = "early stop" if best_more == "stop at E/2" else "more regularization"
         label, change = "overfit", best_more
     elif g_less >= 0.10 and g_less > g_more:
-        cause = "not converged" if best_less == "train to 2E" else "over-regularized"
+        cause = (
+            "not converged"
+            if best_less == "train to 2E"
+            else "capacity"
+            if best_less.startswith("units=")
+            else "over-regularized"
+        )
         label, change = "underfit", best_less
     elif max(g_more, g_less) < 0.05:
         label, cause, change = "balanced", "", "no neighbouring change helps by 5%"

@@ -85,11 +85,27 @@ def early_stop_epochs(val_loss: np.ndarray, patience: int, limit: int) -> int:
     return limit
 
 
+def members_of(path: dict[str, Any]) -> list[Member]:
+    """The path's nets as labelling members: its own nets first, then its width steps
+    (`width_nets`: twice and half the units at some of its settings), when it has them."""
+    kind = path["path_kind"]
+    return [
+        Member(
+            net[kind],
+            net["dropout"],
+            np.asarray(net["test_error"], dtype=float),
+            net.get("units", path["units"]),
+        )
+        for net in (*path["nets"], *path.get("width_nets", ()))
+    ]
+
+
 def runs_of(path: dict[str, Any]) -> Iterator[Run]:
-    """Every labelled run cut from one stored path (ambiguous ones included)."""
+    """Every labelled run cut from one stored path (ambiguous ones included); the width
+    steps are neighbours only, not runs."""
     kind = path["path_kind"]
     nets = path["nets"]
-    members = [Member(net[kind], net["dropout"], np.asarray(net["test_error"], dtype=float)) for net in nets]
+    members = members_of(path)
     metric = "mae" if path["task"] == "regression" else "accuracy"
     for index, net in enumerate(nets):
         cuts = [(e, False) for e in path["cuts"]]

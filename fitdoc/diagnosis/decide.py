@@ -19,14 +19,16 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from fitdoc.diagnosis.features import Features, compute_features
+from fitdoc.diagnosis.gains import CHANGES, KINDS, GainModel, default_gain_model
 from fitdoc.diagnosis.rules._config import Regularization, regularization
 from fitdoc.diagnosis.rules.base import Rule
 from fitdoc.diagnosis.rules.combiner import Combiner, default_combiner, evidence
 from fitdoc.diagnosis.rules.decision import DECISION, DecisionThresholds
 from fitdoc.diagnosis.rules.registry import all_rules, decision_thresholds
-from fitdoc.diagnosis.suggest import LadderNumbers, suggest
+from fitdoc.diagnosis.suggest import Knobs, LadderNumbers, RunPoint, step, suggest
+from fitdoc.formatting import value_text
 from fitdoc.history.curves import Curves
-from fitdoc.verdict import Cause, Diagnosis, Finding, Verdict
+from fitdoc.verdict import Cause, Change, Diagnosis, Finding, Suggestion, Verdict
 
 if TYPE_CHECKING:
     from fitdoc.config import AnyConfig
@@ -39,6 +41,8 @@ OVERRIDES = ("FD206",)
 # rising at each of the last evaluations, 10 % above its minimum while train falls
 # (83 % of such corpus runs are labelled overfit), decides alone.
 SHORT_RUN_OVERRIDES = ("FD103",)
+# The ladder's own first step, when it is not one of the gain model's change kinds.
+LADDER_STEP = "ladder"
 PLATEAU_NOTE = (
     "val is level with train on a flat plateau and the config is unknown: a noise floor (balanced) "
     "and a stalled fit (underfit) look alike here; the run's config (--config) or its data's noise "
@@ -63,6 +67,10 @@ def diagnose_curves(
     findings = run_rules(rules, features, reg)
     verdict, cause, confidence, notes = combine(findings, features, reg, combiner or default_combiner(), t)
     suggestion = suggest(verdict, cause, config, features, t.ladder)
+    ranked = rank_by_gain(verdict, config, features, findings, reg, suggestion, cause)
+    if ranked is not None:
+        cause, suggestion, note = ranked
+        notes = (*notes, note)
     return Diagnosis(
         source=curves.source,
         verdict=verdict,
@@ -97,6 +105,48 @@ class DecisionNumbers:
         )
 
 
+def rank_by_gain(
+    verdict: Verdict,
+    config: Any,
+    features: Features,
+    findings: Sequence[Finding],
+    reg: Regularization | None,
+    ladder_suggestion: Suggestion | None,
+    ladder_cause: Cause | None = None,
+    model: GainModel | None = None,
+) -> tuple[Cause | None, Suggestion, str] | None:
+    """With the config known, the ladder's steps in the verdict's direction ordered by the gain
+    model's predicted gain (`fitdoc.diagnosis.gains`): (cause of the best step, the suggestion,
+    a note quoting the predicted gains). None when there is nothing to rank."""
+    knobs = Knobs.of_config(config)
+    if knobs is None or ladder_suggestion is None or verdict not in (Verdict.OVERFIT, Verdict.UNDERFIT):
+        return None
+    model = model or default_gain_model()  # loaded only when there is something to rank
+    if model is None or model.use != "ranker":
+        return None
+    point = RunPoint.of_features(features)
+    steps = {kind.name: step(kind.name, knobs, point) for kind in CHANGES if kind.verdict is verdict}
+    available = {name: change for name, change in steps.items() if change is not None}
+    gains = model.predict(evidence(features, findings, reg), tuple(available))
+    ladder = ladder_suggestion.primary
+    incumbent = next((n for n, c in available.items() if c == ladder), LADDER_STEP)
+    order = model.rank(gains, verdict, incumbent)
+    if not order:
+        return None
+    chosen = [ladder if name == LADDER_STEP else available[name] for name in order]
+    rest = [c for c in (ladder, *ladder_suggestion.alternatives) if c not in chosen]
+    predicted = ", ".join(
+        f"{available[n].key} {_to_text(available[n])} {gains[n]:+.0%}" for n in order if n in gains
+    )
+    note = f"predicted change in held-out error, best first: {predicted}"
+    cause = ladder_cause if order[0] in (LADDER_STEP, incumbent) else KINDS[order[0]].cause
+    return cause, Suggestion(chosen[0], (*chosen[1:], *rest)), note
+
+
+def _to_text(change: Change) -> str:
+    return f"-> {value_text(change.to, none='none')}"
+
+
 def run_rules(
     rules: Sequence[Rule], features: Features, reg: Regularization | None = None
 ) -> tuple[Finding, ...]:
@@ -113,19 +163,32 @@ def combine(
 ) -> tuple[Verdict, Cause | None, float, tuple[str, ...]]:
     """(verdict, cause, confidence, notes): the gates, then the overrides, then the fitted combiner."""
     t = numbers or DecisionNumbers()
-    gates = [f for f in findings if f.verdict is Verdict.INCONCLUSIVE]
-    if gates:
-        return Verdict.INCONCLUSIVE, None, round(max(f.strength for f in gates), 3), ()
-    deciding = OVERRIDES + (SHORT_RUN_OVERRIDES if features.n_epochs < combiner.min_evaluations else ())
-    overrides = [f for f in findings if f.rule_id in deciding]
-    if overrides:
-        best = max(overrides, key=lambda f: f.strength)
-        return best.verdict or Verdict.INCONCLUSIVE, best.cause, round(best.strength, 3), ()
+    alone = decided_alone(findings, features, combiner.min_evaluations)
+    if alone is not None:
+        return (*alone, ())
     verdict, confidence, _ = combiner.decide(evidence(features, findings, reg))
     notes: tuple[str, ...] = ()
     if verdict is Verdict.BALANCED and reg is None and _flat_and_level(features, t):
         notes = (PLATEAU_NOTE,)
     return verdict, _cause(verdict, findings, features, reg, t), round(confidence, 3), notes
+
+
+def decided_alone(
+    findings: Sequence[Finding], features: Features, min_evaluations: int
+) -> tuple[Verdict, Cause | None, float] | None:
+    """(verdict, cause, confidence) when a gate or an override decides alone, else None.
+
+    Gates (an inconclusive finding) first; then `OVERRIDES`; below `min_evaluations`
+    (the shortest runs the combiner was fitted on) also `SHORT_RUN_OVERRIDES`."""
+    gates = [f for f in findings if f.verdict is Verdict.INCONCLUSIVE]
+    if gates:
+        return Verdict.INCONCLUSIVE, None, round(max(f.strength for f in gates), 3)
+    deciding = OVERRIDES + (SHORT_RUN_OVERRIDES if features.n_epochs < min_evaluations else ())
+    overrides = [f for f in findings if f.rule_id in deciding]
+    if overrides:
+        best = max(overrides, key=lambda f: f.strength)
+        return best.verdict or Verdict.INCONCLUSIVE, best.cause, round(best.strength, 3)
+    return None
 
 
 def _cause(

@@ -175,6 +175,64 @@ def ladder(
     return [c for c in changes if c is not None]
 
 
+def step(kind: str, knobs: Knobs | None, run: RunPoint | None) -> Change | None:
+    """The ladder's one step of a kind (`fitdoc.diagnosis.gains.CHANGES`) from these knobs,
+    or None where the ladder has no such step (no L2 to lower, dropout at the top).
+
+    Without knobs the step is the generic wording of the same change.
+    """
+    if knobs is None:
+        return _generic_step(kind, run)
+    key, penalty = ("model.l1", knobs.l1) if knobs.l1 > 0 and knobs.l2 == 0 else ("model.l2", knobs.l2)
+    name = "L1" if key == "model.l1" else "L2"
+    if kind == "penalty_up":
+        up = l2_up(penalty)
+        return (
+            None if up is None else _change(key, penalty, up, f"raise {name}" if penalty else f"add {name}")
+        )
+    if kind == "penalty_down":
+        down = l2_down(penalty)
+        verb = f"lower {name} tenfold" if down else f"remove {name}"
+        return None if down is None else _change(key, penalty, down, verb)
+    if kind == "dropout_up":
+        up = dropout_up(knobs.dropout)
+        verb = "raise dropout" if knobs.dropout else "add dropout"
+        return None if up is None else _change("model.dropout", knobs.dropout, up, verb)
+    if kind == "dropout_down":
+        down = dropout_down(knobs.dropout)
+        return None if down is None else _change("model.dropout", knobs.dropout, down, "lower dropout")
+    if kind == "stop_at_min":
+        return _early_stop(knobs, run)
+    if kind == "epochs_x2":
+        epochs = knobs.epochs
+        return _change(
+            "training.epochs",
+            epochs,
+            min(schema_max("TrainingConfig", "epochs"), epochs * 2),
+            "train twice as long",
+        )
+    if kind == "units_x2":
+        return _units(knobs, 2.0)
+    raise ValueError(f"unknown change kind {kind!r}")
+
+
+def _generic_step(kind: str, run: RunPoint | None) -> Change | None:
+    if kind in ("penalty_up", "dropout_up", "stop_at_min"):
+        cause = Cause.REBOUND if kind == "stop_at_min" else Cause.GAP
+        generic = _generic_overfit(cause, run)
+        index = {"penalty_up": 0, "dropout_up": 1, "stop_at_min": 0}[kind]
+        if kind != "stop_at_min":
+            generic = [c for c in generic if c is not None and c.key != "training.early_stopping"]
+        return generic[index]
+    if kind in ("penalty_down", "dropout_down"):
+        return _generic_underfit(Cause.OVER_REGULARIZED)
+    if kind == "epochs_x2":
+        return _generic_underfit(Cause.NOT_CONVERGED)
+    if kind == "units_x2":
+        return _generic_underfit(Cause.CAPACITY)
+    raise ValueError(f"unknown change kind {kind!r}")
+
+
 def next_config(config: AnyConfig, suggestion: Suggestion) -> AnyConfig:
     """The config to train next: the primary change applied (and validated)."""
     change = suggestion.primary

@@ -77,6 +77,62 @@ def render_combiner(combiner: Combiner, console: Console) -> None:
     console.print(f"confidence = calibration map of the winning probability: {pairs}")
 
 
+def gain_model_rows(model: Any, top: int = 5) -> list[dict[str, Any]]:
+    """`[{"change", "direction", "description", "weighs"}]`: per change, the evidence terms its
+    trees split on most (share of splits), what the gain model weighs."""
+    from fitdoc.diagnosis.gains import KINDS
+
+    rows = []
+    for name, shares in model.importance().items():
+        kind = KINDS[name]
+        best = sorted(shares.items(), key=lambda kv: -kv[1])[:top]
+        rows.append(
+            {
+                "change": name,
+                "direction": f"{kind.verdict.value} ({kind.cause.value})",
+                "description": kind.text,
+                "weighs": {k: round(v, 3) for k, v in best},
+            }
+        )
+    return rows
+
+
+def gain_model_summary(model: Any) -> dict[str, Any]:
+    return {
+        "use": model.use,
+        "min_gain": model.min_gain,
+        "fitted_on": model.fitted_on,
+        "changes": gain_model_rows(model),
+    }
+
+
+def render_gain_model(model: Any, console: Console) -> None:
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True, show_edge=False)
+    for name in ("change", "direction", "weighs most (share of splits)"):
+        table.add_column(name, no_wrap=name != "weighs most (share of splits)")
+    for row in gain_model_rows(model):
+        weighs = ", ".join(f"{k} {v:.0%}" for k, v in row["weighs"].items())
+        table.add_row(row["change"], row["direction"], weighs)
+    use = {
+        "ranker": "orders the ladder's steps in the verdict's direction (config known)",
+        "decision": "decides the verdict and the step",
+        "off": "is not used",
+    }.get(model.use, model.use)
+    console.print(
+        "\nThe gain model (per change, boosted trees predicting the relative change in held-out error; "
+        f"fitted by benchmarks/fit_gains.py on {model.fitted_on}; it {use}; a gain counts as clear "
+        f"from {model.min_gain:+.0%}):"
+    )
+    console.print(table)
+
+
+_CLASSES = (
+    "overfit",
+    "underfit",
+    "balanced",
+)  # fitdoc.diagnosis.rules.combiner.CLASSES, as strings (no import at load)
+
+
 def render_rules(
     rules: Sequence[Declared], console: Console, decision: DecisionThresholds | None = None
 ) -> None:
@@ -97,13 +153,18 @@ def render_rules(
 
 
 def rules_to_json(
-    rules: Sequence[Declared], combiner: Combiner | None = None, decision: DecisionThresholds | None = None
+    rules: Sequence[Declared],
+    combiner: Combiner | None = None,
+    decision: DecisionThresholds | None = None,
+    gain_model: Any = None,
 ) -> str:
     extra: dict[str, Any] = {}
     if combiner is not None:
         extra["combiner"] = {**combiner.to_dict(), "rows": combiner_rows(combiner)}
     if decision is not None:
         extra["decision"] = {"description": decision.description, "thresholds": rule_thresholds(decision)}
+    if gain_model is not None:
+        extra["gain_model"] = gain_model_summary(gain_model)
     return dumps(
         {
             "schema_version": SCHEMA_VERSION,
@@ -123,7 +184,10 @@ def rules_to_json(
 
 
 def rules_to_markdown(
-    rules: Sequence[Declared], combiner: Combiner | None = None, decision: DecisionThresholds | None = None
+    rules: Sequence[Declared],
+    combiner: Combiner | None = None,
+    decision: DecisionThresholds | None = None,
+    gain_model: Any = None,
 ) -> str:
     lines = ["## fitdoc rules", "", "| id | name | description | thresholds |", "| --- | --- | --- | --- |"]
     for rule in (*rules, *(() if decision is None else (decision,))):
@@ -138,6 +202,12 @@ def rules_to_markdown(
         for row in combiner_rows(combiner):
             weights = " | ".join(f"{row[c]:+.2f}" for c in _CLASSES)
             lines.append(f"| `{row['evidence']}` | {weights} | {cell(row['description'])} |")
+    if gain_model is not None:
+        lines += ["", f"### Gain model (use: {gain_model.use}; fitted on {gain_model.fitted_on})", ""]
+        lines += ["| change | direction | weighs most (share of splits) |", "| --- | --- | --- |"]
+        for row in gain_model_rows(gain_model):
+            weighs = ", ".join(f"`{k}` {v:.0%}" for k, v in row["weighs"].items())
+            lines.append(f"| `{row['change']}` | {row['direction']} | {weighs} |")
     return "\n".join(lines) + "\n"
 
 

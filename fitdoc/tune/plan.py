@@ -331,10 +331,20 @@ def _moves_from(trial: Trial, trials: Sequence[Trial], base: Mapping[str, Any]) 
     moves: list[Move | None] = []
     if verdict is not None:
         changes = ladder(verdict, cause, Knobs.of_settings(trial.settings), run_point(trial))
-        moves = [_change_move(trial, change, trials, base, head) for change in changes]
+        moves = [
+            _change_move(trial, change, trials, base, head) for change in _suggested_first(changes, trial)
+        ]
     if trial.verdict is Verdict.INCONCLUSIVE:
         moves.append(_grow(trial, base, "training.epochs", None, f"{head} -> a longer history"))
     return [m for m in moves if m is not None]
+
+
+def _suggested_first(changes: Sequence[Change], trial: Trial) -> list[Change]:
+    """The ladder's changes with the trial's own suggestion first: where the gain model
+    reordered diagnose's steps (`fitdoc.diagnosis.decide.rank_by_gain`), tune follows it."""
+    said = trial.suggestion or {}
+    first = [c for c in changes if c.key == said.get("key") and c.to == said.get("to")]
+    return [*first, *(c for c in changes if c not in first)]
 
 
 def run_point(trial: Trial) -> RunPoint | None:

@@ -1,0 +1,544 @@
+"""Fit the gain model (what each ladder change would gain) and score it against the combiner.
+
+For every labelled corpus run, each change the ladder could propose from its
+config (one rung more or less L2/L1, one dropout step more or less, stopping
+at the val minimum, training twice as long) is looked up on the trained grid,
+where its held-out error is known: the target is `1 - new / old`. One small
+gradient-boosted tree ensemble per change predicts it from the run's evidence
+(the combiner's vector, with the config and from curves alone). The decision
+it gives: the change with the best predicted gain; its direction is the
+verdict; balanced when no change is predicted to gain at least `min_gain`
+(chosen on the training families only, for macro-F1).
+
+Scored leave-one-family-out against the fitted combiner (both use the
+package's own gates and overrides), three ways:
+
+- `combiner + ladder`: today's product (the combiner's verdict, the ladder's
+  first step);
+- `combiner + gain ranker`: the combiner's verdict, and among the ladder's
+  steps in that direction the one with the best predicted gain;
+- `gain model`: verdict and change both from the predicted gains.
+
+Label agreement (macro-F1 with configs and from curves alone, per-class
+recall), advice (share of the best one-step gain captured where some change
+gains >= 10 %, share of suggestions >= 5 % harmful), and the noise of each
+difference (a bootstrap over paths, paired).
+
+    python benchmarks/fit_gains.py [--write]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import math
+import os
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from benchmarks.calibrate import (  # noqa: E402
+    SHARED_CORPUS,
+    Prediction,
+    Sample,
+    advice_outcome,
+    change_outcome,
+    leave_one_family_out,
+    load_samples,
+    load_shared_samples,
+    scores,
+)
+from benchmarks.corpus.labels import Member  # noqa: E402
+from benchmarks.corpus.store import DATA_DIR  # noqa: E402
+
+# The trees: shallow and few, so that the JSON stays small and inference stays cheap.
+TREES = {"max_depth": 3, "max_iter": 150, "learning_rate": 0.06, "min_samples_leaf": 40}
+GAIN_CLIP = (-1.0, 1.0)
+MIN_GAIN_GRID = tuple(round(v, 3) for v in np.arange(0.0, 0.121, 0.01))
+
+
+def kinds() -> tuple[str, ...]:
+    from fitdoc.diagnosis.gains import CHANGES
+
+    return tuple(c.name for c in CHANGES)
+
+
+def candidate_changes(sample: Sample, with_config: bool) -> dict[str, Any]:
+    """Every ladder step the run allows, by kind (concrete with the config, generic without)."""
+    from fitdoc.diagnosis.suggest import Knobs, RunPoint, step
+
+    knobs = Knobs.of_config(sample.config) if with_config else None
+    run = RunPoint.of_features(sample.features)
+    out = {}
+    for kind in kinds():
+        change = step(kind, knobs, run)
+        if change is not None:
+            out[kind] = change
+    return out
+
+
+def targets(sample: Sample, members: dict[str, list[Member]]) -> dict[str, float]:
+    """Each concrete step's measured gain on the grid (steps off the grid are absent)."""
+    if sample.run.path_key not in members:
+        return {}
+    out = {}
+    for kind, change in candidate_changes(sample, True).items():
+        gain = change_outcome(sample.run, change, members)
+        if gain is not None and math.isfinite(gain):
+            out[kind] = float(np.clip(gain, *GAIN_CLIP))
+    return out
+
+
+# ---------------------------------------------------------------- fitting
+
+
+def fit_trees(xs: np.ndarray, ys: np.ndarray) -> Any:
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    model = HistGradientBoostingRegressor(**TREES, random_state=0)
+    model.fit(xs, ys)
+    return export_trees(model)
+
+
+def export_trees(model: Any) -> Any:
+    """A fitted HistGradientBoostingRegressor as the package's flat `Trees` arrays."""
+    from fitdoc.diagnosis.gains import Trees
+
+    roots, feature, threshold, left, right, value = [], [], [], [], [], []
+    for (predictor,) in model._predictors:
+        nodes = predictor.nodes
+        offset = len(feature)
+        roots.append(offset)
+        for node in nodes:
+            leaf = bool(node["is_leaf"])
+            feature.append(-1 if leaf else int(node["feature_idx"]))
+            threshold.append(0.0 if leaf else float(node["num_threshold"]))
+            left.append(-1 if leaf else offset + int(node["left"]))
+            right.append(-1 if leaf else offset + int(node["right"]))
+            value.append(float(node["value"]) if leaf else 0.0)
+    return Trees(
+        base=float(np.ravel(model._baseline_prediction)[0]),
+        roots=np.asarray(roots, dtype=np.int64),
+        feature=np.asarray(feature, dtype=np.int64),
+        threshold=np.asarray(threshold),
+        left=np.asarray(left, dtype=np.int64),
+        right=np.asarray(right, dtype=np.int64),
+        value=np.asarray(value),
+    )
+
+
+def fit_model(samples: Sequence[Sample], goals: dict[str, dict[str, float]], label: str = "") -> Any:
+    """Per change, trees on every run (with config and curves alone) whose step is on the grid;
+    then `min_gain`, the clear-gain margin that maximizes macro-F1 on these same runs."""
+    from fitdoc.diagnosis.gains import GainModel
+    from fitdoc.diagnosis.rules.combiner import EVIDENCE_NAMES
+
+    trees = {}
+    for kind in kinds():
+        xs, ys = [], []
+        for s in samples:
+            gain = goals.get(s.run.name, {}).get(kind)
+            if gain is None:
+                continue
+            for x in (s.x_config, s.x_curves):
+                if x is not None:
+                    xs.append(x)
+                    ys.append(gain)
+        if len(ys) >= 200:
+            trees[kind] = fit_trees(np.asarray(xs), np.asarray(ys))
+    model = GainModel(EVIDENCE_NAMES, trees, 0.05, {}, label)
+    predicted = [predict_all(model, s) for s in samples]
+    best, best_f1 = 0.05, -1.0
+    for min_gain in MIN_GAIN_GRID:
+        trial = GainModel(EVIDENCE_NAMES, trees, min_gain, {}, label)
+        preds = [p for s, g in zip(samples, predicted, strict=True) for p in gain_predictions(trial, s, g)]
+        f1 = scores(preds)["macro_f1"]
+        if f1 > best_f1:
+            best, best_f1 = min_gain, f1
+    return GainModel(EVIDENCE_NAMES, trees, best, {}, label)
+
+
+def predict_all(model: Any, s: Sample) -> dict[bool, dict[str, float]]:
+    """Predicted gains of the run's available steps, with config and from curves alone."""
+    out = {}
+    for with_config, x in ((True, s.x_config), (False, s.x_curves)):
+        if x is not None:
+            out[with_config] = model.predict(x, tuple(candidate_changes(s, with_config)))
+    return out
+
+
+@dataclass
+class GainPrediction(Prediction):
+    change: str | None = None
+    margin: float = math.nan
+
+
+def gain_predictions(model: Any, s: Sample, predicted: dict[bool, dict[str, float]]) -> list[Prediction]:
+    from benchmarks.calibrate import _decided_alone
+
+    out: list[Prediction] = []
+    for with_config in (True, False):
+        if with_config not in predicted:
+            out.append(_decided_alone(s, with_config))
+            continue
+        gains = predicted[with_config]
+        verdict, cause, change, _ = model.decide(gains)
+        best = max(gains.values()) if gains else -math.inf
+        margin = best - model.min_gain
+        out.append(
+            GainPrediction(
+                s,
+                with_config,
+                verdict.value,
+                "" if cause is None else cause.value,
+                abs(margin),
+                change=change,
+                margin=margin,
+            )
+        )
+    return out
+
+
+# ---------------------------------------------------------------- scoring
+
+
+def lofo(
+    samples: list[Sample], goals: dict[str, dict[str, float]]
+) -> tuple[list[Prediction], dict[str, Any]]:
+    """Held-out gain-model predictions per family, and each held-out run's predicted gains."""
+    preds: list[Prediction] = []
+    predicted_gains: dict[str, Any] = {}
+    for family in sorted({s.run.family for s in samples}):
+        start = time.perf_counter()
+        model = fit_model([s for s in samples if s.run.family != family], goals)
+        for s in (s for s in samples if s.run.family == family):
+            g = predict_all(model, s)
+            predicted_gains[s.run.name] = g
+            preds += gain_predictions(model, s, g)
+        predicted_gains[f"min_gain:{family}"] = model.min_gain
+        print(
+            f"  {family:<16} min_gain {model.min_gain:.2f}  ({time.perf_counter() - start:.0f} s)", flush=True
+        )
+    return preds, predicted_gains
+
+
+def outcome(
+    pred: Prediction, members: dict[str, list[Member]], ranked: dict[str, Any] | None
+) -> float | None:
+    """Held-out gain from following this prediction's suggestion.
+
+    `ranked` (predicted gains per run) makes the combiner's verdict choose, among the
+    ladder's steps in its direction, the one with the best predicted gain."""
+
+    if isinstance(pred, GainPrediction):
+        if pred.change is None:
+            return 0.0
+        change = candidate_changes(pred.sample, True)[pred.change]
+        return change_outcome(pred.sample.run, change, members)
+    if ranked is None or pred.verdict == "balanced":
+        return advice_outcome(pred, members)
+    from fitdoc.diagnosis.decide import LADDER_STEP
+    from fitdoc.diagnosis.gains import GainModel
+    from fitdoc.diagnosis.rules.combiner import EVIDENCE_NAMES
+    from fitdoc.diagnosis.suggest import suggest
+    from fitdoc.verdict import Cause, Verdict
+
+    verdict = Verdict(pred.verdict)
+    ladder = suggest(
+        verdict, Cause(pred.cause) if pred.cause else None, pred.sample.config, pred.sample.features
+    )
+    if ladder is None:
+        return 0.0
+    gains = ranked.get(pred.sample.run.name, {}).get(True, {})
+    candidates = candidate_changes(pred.sample, True)
+    incumbent = next((k for k, c in candidates.items() if c == ladder.primary), LADDER_STEP)
+    min_gain = ranked[f"min_gain:{pred.sample.run.family}"]
+    order = GainModel(EVIDENCE_NAMES, {}, min_gain, {}).rank(gains, verdict, incumbent)
+    if not order or order[0] == LADDER_STEP:
+        return advice_outcome(pred, members)
+    return change_outcome(pred.sample.run, candidates[order[0]], members)
+
+
+def advice(
+    preds: Sequence[Prediction], members: dict[str, list[Member]], ranked: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    rows = []  # (path key, captured or nan, harmful, scored)
+    unscored = 0
+    for pred in preds:
+        if not pred.with_config or pred.verdict == "inconclusive" or pred.sample.run.path_key not in members:
+            continue
+        gain = outcome(pred, members, ranked)
+        if gain is None:
+            unscored += 1
+            continue
+        best = max(pred.sample.run.label.gains.values())
+        captured = max(-1.0, gain / best) if best >= 0.10 else math.nan
+        rows.append((pred.sample.run.path_key, captured, gain <= -0.05))
+    return {"rows": rows, "unscored": unscored}
+
+
+def advice_summary(rows: Sequence[tuple[str, float, bool]]) -> tuple[float, float]:
+    captured = [c for _, c, _ in rows if math.isfinite(c)]
+    return float(np.mean(captured)), float(np.mean([h for _, _, h in rows]))
+
+
+def bootstrap_noise(a: Sequence[Prediction], b: Sequence[Prediction], metric: Any, draws: int = 100) -> float:
+    """Std of metric(b) - metric(a) over resamples of paths (both sets resampled alike)."""
+    rng = np.random.default_rng(0)
+    keys = sorted({p.sample.run.path_key for p in a})
+    by_a: dict[str, list[Prediction]] = {k: [] for k in keys}
+    by_b: dict[str, list[Prediction]] = {k: [] for k in keys}
+    for p in a:
+        by_a[p.sample.run.path_key].append(p)
+    for p in b:
+        by_b.setdefault(p.sample.run.path_key, []).append(p)
+    diffs = []
+    for _ in range(draws):
+        pick = rng.choice(len(keys), size=len(keys))
+        sa = [p for i in pick for p in by_a[keys[i]]]
+        sb = [p for i in pick for p in by_b[keys[i]]]
+        diffs.append(metric(sb) - metric(sa))
+    return float(np.std(diffs))
+
+
+def bootstrap_rows_noise(ra: Sequence[Any], rb: Sequence[Any], index: int, draws: int = 100) -> float:
+    rng = np.random.default_rng(1)
+    keys = sorted({r[0] for r in ra} | {r[0] for r in rb})
+    ga: dict[str, list[Any]] = {k: [] for k in keys}
+    gb: dict[str, list[Any]] = {k: [] for k in keys}
+    for r in ra:
+        ga[r[0]].append(r)
+    for r in rb:
+        gb[r[0]].append(r)
+    diffs = []
+    for _ in range(draws):
+        pick = rng.choice(len(keys), size=len(keys))
+        sa = [r for i in pick for r in ga[keys[i]]]
+        sb = [r for i in pick for r in gb[keys[i]]]
+        diffs.append(advice_summary(sb)[index] - advice_summary(sa)[index])
+    return float(np.std(diffs))
+
+
+def held_out_calibration(preds: Sequence[Prediction]) -> None:
+    """Each family's confidences from a margin -> share-right map fitted on the other families."""
+    judged = [p for p in preds if isinstance(p, GainPrediction)]
+    for family in sorted({p.sample.run.family for p in judged}):
+        others = [p for p in judged if p.sample.run.family != family]
+        maps = {which: margin_map(others, which) for which in ("directed", "balanced")}
+        for p in judged:
+            if p.sample.run.family == family:
+                which = "balanced" if p.verdict == "balanced" else "directed"
+                xs, ys = maps[which]
+                p.confidence = float(np.interp(abs(p.margin), xs, ys)) if xs else 0.5
+
+
+def margin_map(preds: Sequence[Any], which: str) -> tuple[list[float], list[float]]:
+    """Monotone map |margin| -> share right, for directed or balanced verdicts (PAV over deciles)."""
+    chosen = [p for p in preds if (p.verdict == "balanced") == (which == "balanced")]
+    if len(chosen) < 50:
+        return [], []
+    margins = np.array([abs(p.margin) for p in chosen])
+    right = np.array([p.verdict == p.sample.run.label.label for p in chosen], dtype=float)
+    edges = np.quantile(margins, np.linspace(0, 1, 11))
+    blocks = []
+    for lo, hi in itertools.pairwise(edges):
+        inside = (margins >= lo) & (margins <= hi)
+        if inside.sum():
+            blocks.append([float(margins[inside].mean()), float(right[inside].mean()), int(inside.sum())])
+    merged: list[list[float]] = []
+    for block in blocks:
+        merged.append(block)
+        while len(merged) > 1 and merged[-2][1] > merged[-1][1]:
+            b, a = merged.pop(), merged.pop()
+            n = a[2] + b[2]
+            merged.append([(a[0] * a[2] + b[0] * b[2]) / n, (a[1] * a[2] + b[1] * b[2]) / n, n])
+    return [round(m[0], 4) for m in merged], [round(m[1], 4) for m in merged]
+
+
+def reliability_rows(preds: Sequence[Prediction]) -> list[tuple[str, int, float, float]]:
+    judged = [p for p in preds if isinstance(p, GainPrediction) and math.isfinite(p.confidence)]
+    rows = []
+    edges = (0.0, 0.5, 0.6, 0.7, 0.8, 0.9, 1.01)
+    for lo, hi in itertools.pairwise(edges):
+        inside = [p for p in judged if lo <= p.confidence < hi]
+        if inside:
+            right = float(np.mean([p.verdict == p.sample.run.label.label for p in inside]))
+            rows.append(
+                (
+                    f"{lo:.1f}-{min(hi, 1.0):.1f}",
+                    len(inside),
+                    float(np.mean([p.confidence for p in inside])),
+                    right,
+                )
+            )
+    return rows
+
+
+# ---------------------------------------------------------------- report
+
+
+def print_comparison(
+    base: list[Prediction], gain: list[Prediction], members: dict[str, list[Member]], ranked: dict[str, Any]
+) -> dict[str, Any]:
+    def f1(with_config: bool) -> Any:
+        return lambda ps: scores([p for p in ps if p.with_config is with_config])["macro_f1"]
+
+    print()
+    print("Leave-one-family-out, every family held out in turn")
+    print(
+        f"{'decision':<26}{'F1 config':>10}{'F1 curves':>10}{'R over':>8}{'R under':>8}{'R bal':>7}{'captured':>10}{'harmful':>9}"
+    )
+    adv = {
+        "combiner + ladder": advice(base, members),
+        "combiner + gain ranker": advice(base, members, ranked),
+        "gain model": advice(gain, members),
+    }
+    for name, preds in (("combiner + ladder", base), ("combiner + gain ranker", base), ("gain model", gain)):
+        sc, sr = scores([p for p in preds if p.with_config]), scores([p for p in preds if not p.with_config])
+        cap, harm = advice_summary(adv[name]["rows"])
+        print(
+            f"{name:<26}{sc['macro_f1']:>10.3f}{sr['macro_f1']:>10.3f}"
+            f"{sc['overfit'][1]:>8.2f}{sc['underfit'][1]:>8.2f}{sc['balanced'][1]:>7.2f}{cap:>10.0%}{harm:>9.1%}"
+        )
+    print(
+        f"(advice over {len(adv['gain model']['rows'])} scored runs; "
+        + ", ".join(f"{k}: {v['unscored']} off the grid" for k, v in adv.items())
+        + ")"
+    )
+    print()
+    print("Differences (gain model - combiner + ladder) and their noise (bootstrap over paths, 1 sd)")
+    out = {}
+    for label, metric in (("macro-F1 with config", f1(True)), ("macro-F1 curves only", f1(False))):
+        d = metric(gain) - metric(base)
+        noise = bootstrap_noise(base, gain, metric)
+        out[label] = (d, noise)
+        print(f"  {label:<24}{d:+.3f}  (noise {noise:.3f})")
+    for index, label in ((0, "advice captured"), (1, "advice harmful")):
+        for name in ("combiner + gain ranker", "gain model"):
+            d = (
+                advice_summary(adv[name]["rows"])[index]
+                - advice_summary(adv["combiner + ladder"]["rows"])[index]
+            )
+            noise = bootstrap_rows_noise(adv["combiner + ladder"]["rows"], adv[name]["rows"], index)
+            out[f"{label} ({name})"] = (d, noise)
+            print(f"  {label + ' (' + name + ')':<48}{d:+.3f}  (noise {noise:.3f})")
+    print()
+    print(
+        f"{'family (held out)':<18}{'combiner cfg':>13}{'gain cfg':>10}{'combiner curves':>16}{'gain curves':>12}"
+    )
+    for fam in sorted({p.sample.run.family for p in base}):
+        row = []
+        for preds in (base, gain):
+            for wc in (True, False):
+                row.append(
+                    scores([p for p in preds if p.with_config is wc and p.sample.run.family == fam])[
+                        "macro_f1"
+                    ]
+                )
+        print(f"{fam:<18}{row[0]:>13.3f}{row[2]:>10.3f}{row[1]:>16.3f}{row[3]:>12.3f}")
+    print()
+    print("Gain model confidence (held out twice: the margin map is fitted without the family it maps)")
+    print(f"{'confidence':<12}{'verdicts':>9}{'mean conf':>11}{'right':>8}")
+    for name, n, conf, right in reliability_rows(gain):
+        print(f"{name:<12}{n:>9}{conf:>11.2f}{right:>8.2f}")
+    return out
+
+
+def prediction_quality(
+    samples: list[Sample], goals: dict[str, dict[str, float]], ranked: dict[str, Any]
+) -> None:
+    """Per change, held-out: correlation of predicted with measured gain, and MAE."""
+    print()
+    print("Held-out gain predictions per change (with config)")
+    print(f"{'change':<14}{'runs':>6}{'corr':>7}{'MAE':>7}{'mean gain':>10}")
+    for kind in kinds():
+        pairs = [
+            (ranked[s.run.name][True][kind], goals[s.run.name][kind])
+            for s in samples
+            if s.run.name in ranked
+            and True in ranked[s.run.name]
+            and kind in ranked[s.run.name][True]
+            and kind in goals.get(s.run.name, {})
+        ]
+        if len(pairs) < 10:
+            continue
+        p, t = np.array(pairs).T
+        corr = float(np.corrcoef(p, t)[0, 1])
+        print(f"{kind:<14}{len(pairs):>6}{corr:>7.2f}{np.mean(np.abs(p - t)):>7.3f}{np.mean(t):>+10.3f}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", type=Path, default=DATA_DIR)
+    parser.add_argument("--write", action="store_true", help="fit on every family and write gains.json")
+    args = parser.parse_args(argv)
+
+    start = time.perf_counter()
+    samples, members = load_samples(args.data_dir)
+    samples += load_shared_samples(SHARED_CORPUS)
+    goals = {s.run.name: targets(s, members) for s in samples}
+    print(f"read, measured and looked up in {time.perf_counter() - start:.1f} s: {len(samples)} runs")
+    base = leave_one_family_out(samples)
+    print("fitting the gain model, one family held out at a time:")
+    gain, ranked = lofo(samples, goals)
+    held_out_calibration(gain)
+    prediction_quality(samples, goals, ranked)
+    diffs = print_comparison(base, gain, members, ranked)
+    use = choose_use(diffs)
+    print(f"\nuse in the product: {use}")
+    if args.write:
+        write_model(samples, goals, gain, use)
+    return 0
+
+
+def choose_use(diffs: dict[str, tuple[float, float]]) -> str:
+    """'ranker' when ranking the combiner's direction by predicted gain gives better advice
+    beyond noise without more harm; else 'off'.
+
+    The gain model's own verdicts ('decision') are scored beside it for comparison; the
+    product would take them only if they gave better advice beyond noise and lost no label
+    agreement beyond noise (with configs and from curves alone), and the product does not
+    implement that mode until they do."""
+
+    def better(name: str) -> bool:
+        captured, c_noise = diffs[f"advice captured ({name})"]
+        harmful, h_noise = diffs[f"advice harmful ({name})"]
+        return captured > c_noise and harmful <= h_noise
+
+    labels_kept = all(
+        d > -noise for d, noise in (diffs["macro-F1 with config"], diffs["macro-F1 curves only"])
+    )
+    if better("gain model") and labels_kept:
+        print("the gain model's own verdicts would qualify as the decision: not implemented in the product")
+    return "ranker" if better("combiner + gain ranker") else "off"
+
+
+def write_model(
+    samples: list[Sample], goals: dict[str, dict[str, float]], held_out: list[Prediction], use: str
+) -> None:
+    import json
+
+    from fitdoc.diagnosis.gains import WEIGHTS_FILE, GainModel
+
+    paths = len({s.run.path_key for s in samples})
+    model = fit_model(samples, goals, f"{len(samples)} labelled runs, {paths} paths")
+    judged = [p for p in held_out if isinstance(p, GainPrediction)]
+    calibration = {which: tuple(map(tuple, margin_map(judged, which))) for which in ("directed", "balanced")}
+    model = GainModel(model.evidence, model.trees, model.min_gain, calibration, model.fitted_on, use)  # type: ignore[arg-type]
+    WEIGHTS_FILE.write_text(json.dumps(model.to_dict(), separators=(",", ":")) + "\n")
+    print(f"wrote {WEIGHTS_FILE.relative_to(REPO)} (min_gain {model.min_gain:.2f})")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

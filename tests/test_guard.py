@@ -1,0 +1,25 @@
+"""The regression guard (benchmarks/guard.py): a refit that loses more than its noise is refused."""
+
+from __future__ import annotations
+
+import math
+
+from benchmarks.guard import Measure, print_table
+
+
+def test_a_drop_within_noise_passes_and_beyond_it_is_refused() -> None:
+    assert not Measure("F1", 0.74, 0.73, 0.013).refused(1.0)
+    assert Measure("F1", 0.74, 0.70, 0.013).refused(1.0)
+    assert not Measure("F1", 0.74, 0.70, 0.013).refused(4.0)
+
+
+def test_lower_is_better_measures_are_refused_when_they_rise() -> None:
+    assert Measure("harmful", 0.047, 0.060, 0.002, higher_is_better=False).refused(1.0)
+    assert not Measure("harmful", 0.047, 0.030, 0.002, higher_is_better=False).refused(1.0)
+
+
+def test_a_measure_with_no_record_yet_is_new_not_refused() -> None:
+    fresh = Measure("digits left out, F1 config", math.nan, 0.6, 0.02)
+    assert not fresh.refused(1.0)
+    assert print_table([fresh, Measure("F1", 0.74, 0.75, 0.01)], 1.0)
+    assert not print_table([Measure("F1", 0.74, 0.60, 0.01)], 1.0)

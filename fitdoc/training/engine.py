@@ -113,17 +113,21 @@ class StackedEngine:
         self.k = k
         self._classes = classes
         self._activation = keras.activations.get(activation)
-        self._kernels = [
-            keras.Variable(np.repeat(np.asarray(w, np.float32)[None], k, axis=0)) for w in initial[0::2]
-        ]
-        self._biases = [
-            keras.Variable(np.repeat(np.asarray(b, np.float32).reshape(1, 1, -1), k, axis=0))
-            for b in initial[1::2]
-        ]
+        # One net (a plain run) keeps Keras' 2-D kernels: a batched matmul over a batch of one
+        # costs about 1.5x a plain one on CPU at these sizes (benchmarks/train_speed.py).
+        self._stacked = k > 1
+        kernels = [np.asarray(w, np.float32) for w in initial[0::2]]
+        biases = [np.asarray(b, np.float32).reshape(-1) for b in initial[1::2]]
+        if self._stacked:
+            kernels = [np.repeat(w[None], k, axis=0) for w in kernels]
+            biases = [np.repeat(b.reshape(1, 1, -1), k, axis=0) for b in biases]
+        self._kernels = [keras.Variable(w) for w in kernels]
+        self._biases = [keras.Variable(b) for b in biases]
         self._vars = [*self._kernels, *self._biases]
         self._l2 = tf.constant([s.l2 for s in specs], tf.float32)
         self._l1 = tf.constant([s.l1 for s in specs], tf.float32)
-        self._keep = tf.constant([1.0 - s.dropout for s in specs], tf.float32)[:, None, None]
+        keep = tf.constant([1.0 - s.dropout for s in specs], tf.float32)
+        self._keep = keep[:, None, None] if self._stacked else keep[0]
         self._any_dropout = any(s.dropout > 0 for s in specs)
         self._any_penalty = any(s.l2 > 0 or s.l1 > 0 for s in specs)
         self._opt = optimizer
@@ -148,18 +152,18 @@ class StackedEngine:
     def _forward(self, x: Any, training: bool, seed: Any = None) -> Any:
         """[K, B, out] outputs of the K nets for inputs x [B, in] (broadcast to every net)."""
         tf = self._tf
-        h = tf.matmul(x[None], self._kernels[0]) + self._biases[0]
+        h = tf.matmul(x[None] if self._stacked else x, self._kernels[0]) + self._biases[0]
         hidden = len(self._kernels) - 1
         for i in range(1, len(self._kernels)):
             h = self._activation(h)
             # Dropout after each hidden layer except the last, as fitdoc's model; one draw
             # shared by the K nets ([1, B, units]), each keeping units under its own rate.
             if training and self._any_dropout and i < hidden:
-                shape = tf.concat([[1], tf.shape(h)[1:]], axis=0)
+                shape = tf.concat([[1], tf.shape(h)[1:]], axis=0) if self._stacked else tf.shape(h)
                 draw = tf.random.stateless_uniform(shape, seed=seed + tf.constant([0, 1], tf.int32) * i)
                 h = tf.where(draw < self._keep, h / self._keep, 0.0)
             h = tf.matmul(h, self._kernels[i]) + self._biases[i]
-        return h
+        return h if self._stacked else h[None]
 
     def _per_net(self, y: Any, out: Any) -> tuple[Any, Any]:
         """([K] mean loss, [K] sum over rows of the metric) for labels y and outputs [K, B, out]."""
@@ -181,9 +185,10 @@ class StackedEngine:
         total = tf.zeros([self.k])
         if not self._any_penalty:
             return total
+        axes = [1, 2] if self._stacked else None
         for w in self._kernels[:-1]:
-            total += self._l2 * tf.reduce_sum(tf.square(w), axis=[1, 2])
-            total += self._l1 * tf.reduce_sum(tf.abs(w), axis=[1, 2])
+            total += self._l2 * tf.reduce_sum(tf.square(w), axis=axes)
+            total += self._l1 * tf.reduce_sum(tf.abs(w), axis=axes)
         return total
 
     def _step(self, xb: Any, yb: Any, seed: Any) -> tuple[Any, Any, Any]:
@@ -213,7 +218,9 @@ class StackedEngine:
             xs = tf.reshape(x[: self._steps * b], [self._steps, b, -1])
             ys = tf.reshape(y[: self._steps * b], [self._steps, b, -1])
             for i in tf.range(self._steps):
-                loss, metric, reg = self._step(xs[i], ys[i], base + tf.stack([0, i * 17]))
+                # Dropout draws need a per-step seed; without dropout no op is spent on it.
+                step_seed = base + tf.stack([0, i * 17]) if self._any_dropout else None
+                loss, metric, reg = self._step(xs[i], ys[i], step_seed)
                 loss_sum += loss * b
                 metric_sum += metric
                 reg_sum += reg * b
@@ -264,6 +271,7 @@ class StackedEngine:
         """Net `net`'s weights in Keras' order, for `keras_model.set_weights`."""
         out: list[np.ndarray] = []
         for w, b in zip(self._kernels, self._biases, strict=True):
-            out.append(np.array(w.numpy()[net]))
-            out.append(np.array(b.numpy()[net].reshape(-1)))
+            kernel, bias = w.numpy(), b.numpy()
+            out.append(np.array(kernel[net] if self._stacked else kernel))
+            out.append(np.array((bias[net] if self._stacked else bias).reshape(-1)))
         return out

@@ -86,9 +86,13 @@ def test_an_mlflow_run_logged_without_regularization_gets_the_concrete_l2_step(t
     assert d["verdict"] == "overfit"
     change = d["suggestion"]
     assert isinstance(change, dict)
-    assert (change["key"], change["from"], change["to"]) == ("model.l2", 0.0, 0.0001)
-    assert change["alternatives"][0]["key"] == "model.dropout"
-    assert change["alternatives"][0]["to"] == 0.2
+    # The ladder's first rung from the logged knobs (not the generic wording): L2 0 -> 1e-4 or
+    # dropout 0 -> 0.2, whichever the gain model ranks first, the other among the alternatives.
+    first_rung = {("model.l2", 0.0, 0.0001), ("model.dropout", 0.0, 0.2)}
+    primary = (change["key"], change["from"], change["to"])
+    assert primary in first_rung
+    others = [(a["key"], a["from"], a["to"]) for a in change["alternatives"]]
+    assert all(step in others for step in first_rung - {primary})
     notes = d["notes"]
     assert isinstance(notes, list)
     assert (

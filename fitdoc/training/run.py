@@ -508,6 +508,9 @@ def run_training(
     data = load_data(config.data, seed=config.seed, validation_split=config.training.validation_split)
     for note in data.notes:
         console.print(f"note: {data.source}: {note}", highlight=False, soft_wrap=True)
+    if probe:
+        said = ", ".join(p.slug for p in plans) or "none: the config is at the end of every ladder"
+        console.print(f"probe: neighbours trained beside the run: {said}", highlight=False, soft_wrap=True)
     output_dir = prepare_output_dir(config.output.dir)
     keras = import_keras()
     import tensorflow as tf

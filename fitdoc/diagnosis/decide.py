@@ -138,7 +138,7 @@ def rank_by_gain(
     predicted = ", ".join(
         f"{available[n].key} {_to_text(available[n])} {gains[n]:+.0%}" for n in order if n in gains
     )
-    note = f"predicted change in held-out error, best first: {predicted}"
+    note = f"predicted fall in held-out error (negative: worse), best first: {predicted}"
     cause = ladder_cause if order[0] in (LADDER_STEP, incumbent) else KINDS[order[0]].cause
     return cause, Suggestion(chosen[0], (*chosen[1:], *rest)), note
 

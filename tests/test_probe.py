@@ -289,7 +289,7 @@ def probed_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
         app,
         ["train", str(write_tiny(folder)), "--probe", "--quiet", "--format", "json", "--fail-on", "overfit"],
     )
-    run_dir = Path(result.output.strip().splitlines()[-1])
+    run_dir = Path(result.stdout.strip().splitlines()[-1])
     return run_dir, result
 
 
@@ -307,7 +307,7 @@ def test_train_probe_writes_each_neighbour_and_a_measured_verdict(probed_run: tu
         assert Config.model_validate(__import__("yaml").safe_load((folder / "config.yaml").read_text()))
     # The run keeps its own record as without --probe.
     assert (run_dir / "model.keras").is_file() and (run_dir / "history.csv").is_file()
-    output = result.output  # type: ignore[attr-defined]
+    output = result.stdout  # type: ignore[attr-defined]
     payload = json.loads(output[: output.rindex("}") + 1])
     (diagnosis,) = payload["results"]
     assert diagnosis["basis"] == "measured"

@@ -219,14 +219,7 @@ def calibration_map(probs: Sequence[float], right: Sequence[bool]) -> tuple[list
             counts.append(int(inside.sum()))
     # Pool adjacent violators so confidence never falls as probability rises.
     blocks = [[c, v, n] for c, v, n in zip(centers, rates, counts, strict=True)]
-    merged: list[list[float]] = []
-    for block in blocks:
-        merged.append(block)
-        while len(merged) > 1 and merged[-2][1] > merged[-1][1]:
-            b, a = merged.pop(), merged.pop()
-            n = a[2] + b[2]
-            merged.append([(a[0] * a[2] + b[0] * b[2]) / n, (a[1] * a[2] + b[1] * b[2]) / n, n])
-    return [round(m[0], 4) for m in merged], [round(m[1], 4) for m in merged]
+    return pool_adjacent_violators(blocks)
 
 
 # ---------------------------------------------------------------- scoring
@@ -661,6 +654,18 @@ def refit_combiner(samples: list[Sample], preds: list[Prediction]) -> Any:
         f"{len(samples)} labelled runs, {paths} paths, {families} families",
         min_evaluations=min_evaluations(samples),
     )
+
+
+def pool_adjacent_violators(blocks: list[list[float]]) -> tuple[list[float], list[float]]:
+    """Blocks [center, rate, count] merged until rates never fall: an isotonic calibration map."""
+    merged: list[list[float]] = []
+    for block in blocks:
+        merged.append(block)
+        while len(merged) > 1 and merged[-2][1] > merged[-1][1]:
+            b, a = merged.pop(), merged.pop()
+            n = a[2] + b[2]
+            merged.append([(a[0] * a[2] + b[0] * b[2]) / n, (a[1] * a[2] + b[1] * b[2]) / n, n])
+    return [round(m[0], 4) for m in merged], [round(m[1], 4) for m in merged]
 
 
 if __name__ == "__main__":

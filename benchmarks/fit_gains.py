@@ -57,6 +57,7 @@ from benchmarks.calibrate import (  # noqa: E402
     leave_one_family_out,
     load_samples,
     load_shared_samples,
+    pool_adjacent_violators,
     scores,
 )
 from benchmarks.corpus.labels import Member  # noqa: E402
@@ -356,14 +357,7 @@ def margin_map(preds: Sequence[Any], which: str) -> tuple[list[float], list[floa
         inside = (margins >= lo) & (margins <= hi)
         if inside.sum():
             blocks.append([float(margins[inside].mean()), float(right[inside].mean()), int(inside.sum())])
-    merged: list[list[float]] = []
-    for block in blocks:
-        merged.append(block)
-        while len(merged) > 1 and merged[-2][1] > merged[-1][1]:
-            b, a = merged.pop(), merged.pop()
-            n = a[2] + b[2]
-            merged.append([(a[0] * a[2] + b[0] * b[2]) / n, (a[1] * a[2] + b[1] * b[2]) / n, n])
-    return [round(m[0], 4) for m in merged], [round(m[1], 4) for m in merged]
+    return pool_adjacent_violators(blocks)
 
 
 def reliability_rows(preds: Sequence[Prediction]) -> list[tuple[str, int, float, float]]:

@@ -229,6 +229,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1, help="TensorFlow threads per worker")
     parser.add_argument("--shard", help="shard file name under --data-dir (default paths-s<seed>-w<worker>)")
     parser.add_argument("--only-width", action="store_true", help="train only the paths with width steps")
+    parser.add_argument(
+        "--only-narrow", action="store_true", help="train only the width paths of narrow nets (2-8 units)"
+    )
     parser.add_argument("--max-seconds", type=float, default=math.inf, help="stop starting paths after this")
     args = parser.parse_args(argv)
 
@@ -244,7 +247,8 @@ def main(argv: list[str] | None = None) -> int:
     began = time.perf_counter()
     for i in todo:
         path = draw_path(args.seed, i)
-        if path["key"] in done or (args.only_width and not path["width_steps"]):
+        wanted = path["width_steps"] and (path["narrow_units"] or not args.only_narrow)
+        if path["key"] in done or ((args.only_width or args.only_narrow) and not wanted):
             continue
         if time.perf_counter() - began > args.max_seconds:
             print(f"stopping: {args.max_seconds:g} s spent")

@@ -183,6 +183,19 @@ def test_twice_the_units_winning_is_underfit_capacity_and_half_is_overfit() -> N
     assert small_wins is not None and small_wins.label == "overfit"
 
 
+def test_on_a_path_with_width_steps_balanced_needs_the_width_step_seen() -> None:
+    # No step helps by 5 %; the 1e-4 net was never trained at other widths, so
+    # twice the units might have helped it: ambiguous, not balanced.
+    me, more_l2 = Member(0.0, 0.0, flat(1.0), units=8), Member(1e-4, 0.0, flat(1.0), units=8)
+    widths = [Member(0.0, 0.0, flat(0.99), units=16), Member(0.0, 0.0, flat(1.01), units=4)]
+    seen, unseen = label_run([me, more_l2, *widths], 0, 20), label_run([me, more_l2, *widths], 1, 20)
+    assert seen is not None and seen.label == "balanced"
+    assert unseen is not None and unseen.label == "ambiguous"
+    # A path without width steps keeps its balanced labels.
+    plain = label_run([me, more_l2], 1, 20)
+    assert plain is not None and plain.label == "balanced"
+
+
 def test_width_nets_are_neighbours_not_runs() -> None:
     path = stored_path()
     base = path["nets"][0]

@@ -22,7 +22,9 @@ Width steps (DESIGN.md, "Predicting what a change gains"): where the path also
 trained the net with twice and half the units at the same regularization,
 twice the units is a step toward less constraint (`underfit`, cause
 `capacity`, when it wins by 10 % and more than any step the other way) and
-half the units a step toward more (`overfit`).
+half the units a step toward more (`overfit`). On such a path, a net whose own
+setting was not trained at other widths cannot be called `balanced` (twice the
+units, unseen, might have helped): it is `ambiguous`.
 """
 
 from __future__ import annotations
@@ -132,8 +134,14 @@ def label_run(path: list[Member], index: int, epochs: int, kind: str = "l2") -> 
             else "over-regularized"
         )
         label, change = "underfit", best_less
-    elif max(g_more, g_less) < 0.05:
+    elif max(g_more, g_less) < 0.05 and not _width_unseen(path, me):
         label, cause, change = "balanced", "", "no neighbouring change helps by 5%"
     else:
         label, cause, change = "ambiguous", "", best_more if g_more >= g_less else best_less
     return Label(label, cause, change, base, g_more, g_less, {**more, **less})
+
+
+def _width_unseen(path: list[Member], me: Member) -> bool:
+    """The path trained other widths, but not at this member's setting."""
+    widths = any(other.units != me.units for other in path)
+    return widths and not any(width_step(me, other) for other in path)

@@ -10,7 +10,10 @@ file, the reading next to fitdoc's verdict, then:
 - the share of `inconclusive` answers;
 - a confusion table (reading x verdict) on the clear files;
 - the files fitdoc refuses (a FitdocError: exit 2 on the CLI) and the ones
-  that crash (any other exception: exit 4 on the CLI).
+  that crash (any other exception: exit 4 on the CLI);
+- agreement on clear files per reading class, per gathering, and per kind of
+  run the later gatherings looked for (`GATHERINGS.tsv`; files not listed
+  there are the first gathering).
 
 The series a practitioner judged are the manifest's `train_col`/`val_col`;
 when fitdoc's automatic pick is a different column, the file is diagnosed
@@ -33,6 +36,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE / "real_logs"
 MANIFEST = ROOT / "MANIFEST.tsv"
+GATHERINGS = ROOT / "GATHERINGS.tsv"
 FILES = ROOT / "files"
 CLASSES = ("overfit", "underfit", "balanced")
 VERDICTS = (*CLASSES, "inconclusive")
@@ -50,6 +54,17 @@ class Row:
     used_cols: str = ""
     overridden: bool = False
     message: str = ""
+    gathering: str = "1"
+    kind: str = ""
+
+
+def read_gatherings(path: Path = GATHERINGS) -> dict[str, tuple[str, str]]:
+    """name -> (gathering, kind) for the files of later gatherings; the rest are gathering 1."""
+    if not path.exists():
+        return {}
+    with path.open(newline="", encoding="utf-8") as fh:
+        rows = csv.DictReader(fh, delimiter="\t", quoting=csv.QUOTE_NONE)
+        return {r["name"]: (r["gathering"], r["kind"]) for r in rows}
 
 
 def read_manifest(path: Path = MANIFEST) -> list[dict[str, str]]:
@@ -153,6 +168,29 @@ def summarize(rows: list[Row]) -> Totals:
     )
 
 
+def print_breakdown(rows: list[Row], out=sys.stdout) -> None:
+    """Agreement on clear files by reading class, by gathering, and by the kind of run gathered."""
+    clear = [r for r in rows if r.clarity == "clear"]
+
+    def line(label: str, group: list[Row]) -> str:
+        n_inc = sum(r.verdict == "inconclusive" for r in group)
+        agree = sum(r.verdict == r.reading for r in group)
+        return f"  {label:<38} {_pct(agree, len(group)):<14} inconclusive {n_inc}"
+
+    print("\nAgreement on clear files by reading, gathering and kind:", file=out)
+    for reading in CLASSES:
+        print(line(f"reading {reading}", [r for r in clear if r.reading == reading]), file=out)
+    for g in sorted({r.gathering for r in rows}):
+        group = [r for r in clear if r.gathering == g]
+        print(line(f"gathering {g}", group), file=out)
+        for reading in CLASSES:
+            sub = [r for r in group if r.reading == reading]
+            if sub and g != "1":
+                print(line(f"  gathering {g}, reading {reading}", sub), file=out)
+        for kind in sorted({r.kind for r in group if r.kind}):
+            print(line(f"  gathering {g}, kind {kind}", [r for r in group if r.kind == kind]), file=out)
+
+
 def print_report(rows: list[Row], only_disagreements: bool = False, out=sys.stdout) -> Totals:
     w = max(len(r.name) for r in rows)
     print(f"{'file':<{w}}  {'reading':<9} {'clarity':<7}  {'fitdoc':<12} {'conf':>5}  columns", file=out)
@@ -198,6 +236,7 @@ def print_report(rows: list[Row], only_disagreements: bool = False, out=sys.stdo
     print("\nTotals", file=out)
     for line in lines:
         print("  " + line, file=out)
+    print_breakdown(rows, out=out)
     return t
 
 
@@ -208,7 +247,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--json", type=Path, help="also write every row and the totals to this JSON file")
     args = parser.parse_args(argv)
+    gatherings = read_gatherings()
     rows = [diagnose_row(entry) for entry in read_manifest()]
+    for r in rows:
+        r.gathering, r.kind = gatherings.get(r.name, ("1", ""))
     summary = print_report(rows, only_disagreements=args.only_disagreements)
     if args.json is not None:
         args.json.write_text(

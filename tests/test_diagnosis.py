@@ -343,7 +343,19 @@ def test_every_evidence_term_is_declared_once_with_its_function() -> None:
     x = evidence(f, [], None)
     for i, term in enumerate(CURVE_TERMS):
         assert x[i] == pytest.approx(term.value(f)), term.name
-    assert x[len(CURVE_TERMS) : len(names)].tolist() == [0.0, 0.0, 0.0]  # config unknown
+    assert x[len(CURVE_TERMS) : len(names)].tolist() == [0.0] * len(CONFIG_TERMS)  # config unknown
+
+
+def test_the_nets_width_is_config_evidence_narrow_below_32_units() -> None:
+    from fitdoc.diagnosis.rules._config import Regularization
+    from fitdoc.diagnosis.rules.combiner import CONFIG_TERMS
+
+    (narrow,) = (t for t in CONFIG_TERMS if t.name == "net_narrow")
+    assert narrow.value(Regularization(0.0, 0.0, 0.0, 2)) == pytest.approx(1.0)
+    assert narrow.value(Regularization(0.0, 0.0, 0.0, 8)) == pytest.approx(0.5)
+    assert narrow.value(Regularization(0.0, 0.0, 0.0, 32)) == 0.0
+    assert narrow.value(Regularization(0.0, 0.0, 0.0, 512)) == 0.0
+    assert narrow.value(Regularization(0.0, 0.0, 0.0)) == 0.0  # width not said
 
 
 def test_fd301_reads_the_measured_fall_of_val() -> None:

@@ -1,4 +1,6 @@
-"""What rules may read from a run's config: its regularization, nothing else."""
+"""What rules may read from a run's config: its regularization and how wide its hidden
+layers are (a net too narrow for its data looks, on its curves alone, like one at the
+noise floor), nothing else."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ class Regularization(NamedTuple):
     l2: float
     l1: float
     dropout: float
+    units: int = 0  # units per hidden layer; 0 when the config does not say
 
     @property
     def any(self) -> bool:
@@ -23,4 +26,4 @@ def regularization(config: AnyConfig | None) -> Regularization | None:
     if config is None:
         return None
     model = config.model
-    return Regularization(float(model.l2), float(model.l1), float(model.dropout))
+    return Regularization(float(model.l2), float(model.l1), float(model.dropout), int(model.units))

@@ -60,6 +60,8 @@ GAP_CLOSED_WITHIN = 0.05  # `gap_closed` falls from 1 to 0 as |log(val/train)| g
 PENALTY_FLOOR = 1e-6  # L2/L1 factors at or below this count as none (0 on the log scale)
 PENALTY_DECADES = 4.0  # decades from the floor to 1 on the log scale (1e-6 -> 0, 1e-2 -> 1)
 PENALTY_MAX = 1.5  # the log-scale penalty is clipped here
+NARROW_FROM = 32  # hidden layers this wide or wider count as not narrow (0) ...
+NARROW_FULL = 2  # ... and this narrow as fully narrow (1), on a log scale between
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,12 @@ def _known(reg: Regularization) -> float:
 def _penalty(reg: Regularization) -> float:
     penalty = max(reg.l2, reg.l1, PENALTY_FLOOR)
     return _clip((math.log10(penalty) - math.log10(PENALTY_FLOOR)) / PENALTY_DECADES, 0.0, PENALTY_MAX)
+
+
+def _narrow(reg: Regularization) -> float:
+    if reg.units <= 0:
+        return 0.0
+    return _clip(math.log2(NARROW_FROM / reg.units) / math.log2(NARROW_FROM / NARROW_FULL), 0.0, 1.0)
 
 
 # Each term a (name, what it measures, function) of the features, in weight-vector order.
@@ -177,6 +185,12 @@ CONFIG_TERMS: tuple[ConfigTerm, ...] = (
         "dropout rate (config known)",
         lambda r: _clip(r.dropout, 0.0, 1.0),
     ),
+    ConfigTerm(
+        "net_narrow",
+        f"how narrow the hidden layers are, on a log scale: 0 at {NARROW_FROM} units or more, "
+        f"1 at {NARROW_FULL} or fewer (config known)",
+        _narrow,
+    ),
 )
 # Products of two evidence terms, where one changes what the other means.
 INTERACTIONS: tuple[tuple[str, str, str], ...] = (
@@ -188,6 +202,10 @@ INTERACTIONS: tuple[tuple[str, str, str], ...] = (
     ("gap_squared", "log_gap_end", "log_gap_end"),
     ("penalty_x_gap_closed", "reg_penalty", "gap_closed"),
     ("dropout_x_gap_closed", "reg_dropout", "gap_closed"),
+    # A narrow net level with train on a flat plateau has no room left (capacity); a wide
+    # one there is at the data's noise floor.
+    ("narrow_x_gap_closed", "net_narrow", "gap_closed"),
+    ("narrow_x_train_drop", "net_narrow", "train_half_drop"),
 )
 # The rules' own reading: the first verdict in this order that has a finding.
 PRECEDENCE = ("FD101", "FD201", "FD204", "FD205", "FD102", "FD103", "FD202", "FD203", "FD301")

@@ -175,3 +175,87 @@ def test_fitdoc_rules_shows_what_the_gain_model_weighs() -> None:
     assert all(set(row["weighs"]) <= set(EVIDENCE_NAMES) for row in changes.values())
     text = CliRunner().invoke(app, ["rules"]).stdout
     assert "The gain model" in text and "epochs_x2" in text
+
+
+def test_twice_the_units_is_predicted_only_for_a_known_narrow_net() -> None:
+    from fitdoc.diagnosis.gains import UNITS_X2_BELOW, predictable
+
+    assert predictable("units_x2", 2) and predictable("units_x2", UNITS_X2_BELOW - 1)
+    assert not predictable("units_x2", UNITS_X2_BELOW) and not predictable("units_x2", None)
+    assert predictable("penalty_up", None) and predictable("epochs_x2", 512)
+
+
+def test_overturn_needs_the_best_predicted_gain_at_the_threshold() -> None:
+    m = GainModel(EVIDENCE_NAMES, {}, 0.05, {}, override_gain=0.15)
+    assert m.overturn({"units_x2": 0.2, "epochs_x2": 0.16}) == "units_x2"
+    assert m.overturn({"units_x2": 0.14, "penalty_up": 0.1}) is None
+    assert GainModel(EVIDENCE_NAMES, {}, 0.05, {}).overturn({"units_x2": 0.9}) is None  # never
+    assert GainModel.from_dict({**m.to_dict(), "trees": {}}).override_gain == 0.15
+
+
+def tiny_run() -> tuple[object, object]:
+    """A 1-layer net of 2 units that stalled level with train (the issue's too-small net)."""
+    from fitdoc.config import validate_config
+    from fitdoc.history.load import curves_from_mapping
+
+    epochs = np.arange(200)
+    train = 1.22 + 2.0 * np.exp(-epochs / 25.0)
+    history = {"epoch": list(epochs), "mae": list(train), "val_mae": list(train * 1.03)}
+    curves = curves_from_mapping(history, source="tiny")
+    config = validate_config(
+        {"model": {"hidden_layers": 1, "units": 2}, "training": {"epochs": 200}}, model_only=True
+    )
+    return curves, config
+
+
+def test_a_balanced_verdict_is_overturned_by_a_clear_predicted_gain_and_says_why() -> None:
+    from fitdoc.diagnosis.decide import diagnose_curves, overturn_balanced, run_rules
+    from fitdoc.diagnosis.features import compute_features
+    from fitdoc.diagnosis.rules._config import regularization
+    from fitdoc.diagnosis.rules.registry import all_rules
+
+    curves, config = tiny_run()
+    features = compute_features(curves)  # type: ignore[arg-type]
+    reg = regularization(config)  # type: ignore[arg-type]
+    findings = run_rules(all_rules(), features, reg)
+    calibration = {"directed": ((0.0, 0.3), (0.6, 0.9))}
+    wide_gain = GainModel(EVIDENCE_NAMES, {"units_x2": constant(0.3)}, 0.05, calibration, override_gain=0.2)
+    out = overturn_balanced(config, features, findings, reg, model=wide_gain)
+    assert out is not None
+    finding, change, confidence = out
+    assert (finding.rule_id, finding.verdict, finding.cause) == ("FD601", Verdict.UNDERFIT, Cause.CAPACITY)
+    assert "30%" in finding.message and ">= 20%" in finding.message
+    assert (change.key, change.to) == ("model.units", 4)
+    assert confidence == pytest.approx(0.85)
+    # Below the threshold, or for a wide net (twice the units is not predicted there): nothing.
+    small = GainModel(EVIDENCE_NAMES, {"units_x2": constant(0.1)}, 0.05, calibration, override_gain=0.2)
+    assert overturn_balanced(config, features, findings, reg, model=small) is None
+    from fitdoc.config import validate_config
+
+    wide = validate_config({"model": {"hidden_layers": 1, "units": 64}}, model_only=True)
+    assert overturn_balanced(wide, features, findings, regularization(wide), model=wide_gain) is None
+    # The committed model, end to end: whatever it says, a verdict it overturned names FD601.
+    d = diagnose_curves(curves, config)  # type: ignore[arg-type]
+    if any(f.rule_id == "FD601" for f in d.findings):
+        assert d.verdict is not Verdict.BALANCED and d.suggestion is not None
+
+
+def test_a_balanced_narrow_net_on_a_flat_plateau_gets_a_note_naming_twice_the_units() -> None:
+    from fitdoc.config import validate_config
+    from fitdoc.diagnosis.decide import capacity_note, diagnose_curves, run_rules
+    from fitdoc.diagnosis.features import compute_features
+    from fitdoc.diagnosis.rules._config import regularization
+    from fitdoc.diagnosis.rules.registry import all_rules
+
+    curves, config = tiny_run()
+    features = compute_features(curves)  # type: ignore[arg-type]
+    reg = regularization(config)  # type: ignore[arg-type]
+    findings = run_rules(all_rules(), features, reg)
+    assert any(f.rule_id == "FD203" for f in findings)
+    (note,) = capacity_note(findings, reg)
+    assert "2 units per hidden layer" in note and "model.units: 2 -> 4" in note
+    wide = validate_config({"model": {"units": 64}}, model_only=True)
+    assert capacity_note(findings, regularization(wide)) == ()
+    assert capacity_note(findings, None) == ()
+    d = diagnose_curves(curves, config)  # type: ignore[arg-type]
+    assert d.verdict is not Verdict.BALANCED or note in d.notes

@@ -19,7 +19,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from fitdoc.diagnosis.features import Features, compute_features
-from fitdoc.diagnosis.gains import CHANGES, KINDS, GainModel, default_gain_model
+from fitdoc.diagnosis.gains import (
+    CHANGES,
+    KINDS,
+    UNITS_X2_BELOW,
+    GainModel,
+    default_gain_model,
+    predictable,
+)
 from fitdoc.diagnosis.rules._config import Regularization, regularization
 from fitdoc.diagnosis.rules.base import Rule
 from fitdoc.diagnosis.rules.combiner import Combiner, default_combiner, evidence
@@ -41,6 +48,8 @@ OVERRIDES = ("FD206",)
 # rising at each of the last evaluations, 10 % above its minimum while train falls
 # (83 % of such corpus runs are labelled overfit), decides alone.
 SHORT_RUN_OVERRIDES = ("FD103",)
+# The finding of a balanced verdict overturned by a predicted gain (`overturn_balanced`).
+OVERTURN_ID = "FD601"
 # The ladder's own first step, when it is not one of the gain model's change kinds.
 LADDER_STEP = "ladder"
 PLATEAU_NOTE = (
@@ -65,9 +74,24 @@ def diagnose_curves(
     features = compute_features(curves)
     reg = regularization(config)
     findings = run_rules(rules, features, reg)
-    verdict, cause, confidence, notes = combine(findings, features, reg, combiner or default_combiner(), t)
+    combiner = combiner or default_combiner()
+    verdict, cause, confidence, notes = combine(findings, features, reg, combiner, t)
     suggestion = suggest(verdict, cause, config, features, t.ladder)
-    ranked = rank_by_gain(verdict, config, features, findings, reg, suggestion, cause)
+    overturned = None
+    if verdict is Verdict.BALANCED and decided_alone(findings, features, combiner.min_evaluations) is None:
+        overturned = overturn_balanced(config, features, findings, reg)
+    if overturned is not None:
+        finding, change, confidence = overturned
+        verdict, cause, findings = finding.verdict or verdict, finding.cause, (*findings, finding)
+        ladder = suggest(verdict, cause, config, features, t.ladder)
+        rest = (
+            () if ladder is None else tuple(c for c in (ladder.primary, *ladder.alternatives) if c != change)
+        )
+        suggestion = Suggestion(change, rest)
+        notes = tuple(n for n in notes if n != PLATEAU_NOTE)
+    if verdict is Verdict.BALANCED:
+        notes = (*notes, *capacity_note(findings, reg))
+    ranked = None if overturned else rank_by_gain(verdict, config, features, findings, reg, suggestion, cause)
     if ranked is not None:
         cause, suggestion, note = ranked
         notes = (*notes, note)
@@ -105,6 +129,64 @@ class DecisionNumbers:
         )
 
 
+def capacity_note(findings: Sequence[Finding], reg: Regularization | None) -> tuple[str, ...]:
+    """For a balanced verdict on a known narrow net with FD203's plateau (no regularization,
+    train flat, val level with it): a note that only twice the units can tell a noise floor
+    from too small a net (the corpus' narrow nets on such plateaus were both)."""
+    if reg is None or not 0 < reg.units < UNITS_X2_BELOW or not any(f.rule_id == "FD203" for f in findings):
+        return ()
+    return (
+        f"{reg.units} units per hidden layer, level with train on a flat plateau: a noise floor "
+        f"(balanced) and too small a net look alike here; twice the units (model.units: {reg.units} -> "
+        f"{2 * reg.units}) would tell",
+    )
+
+
+def available_steps(config: Any, features: Features) -> dict[str, Change]:
+    """Every ladder step of the gain model's change kinds this run allows (concrete with the
+    config, generic without), where the gain model predicts it (`gains.predictable`)."""
+    knobs = Knobs.of_config(config)
+    point = RunPoint.of_features(features)
+    units = None if knobs is None else knobs.units
+    steps = {kind.name: step(kind.name, knobs, point) for kind in CHANGES if predictable(kind.name, units)}
+    return {name: change for name, change in steps.items() if change is not None}
+
+
+def overturn_balanced(
+    config: Any,
+    features: Features,
+    findings: Sequence[Finding],
+    reg: Regularization | None,
+    model: GainModel | None = None,
+) -> tuple[Finding, Change, float] | None:
+    """When the gain model predicts some change to gain at least its `override_gain`, the
+    combiner's balanced verdict is overturned: (the finding that says so, the change, its
+    calibrated confidence). None when nothing is predicted to gain that much."""
+    model = model or default_gain_model()
+    if model is None or model.override_gain is None:
+        return None
+    available = available_steps(config, features)
+    gains = model.predict(evidence(features, findings, reg), tuple(available))
+    best = model.overturn(gains)
+    if best is None:
+        return None
+    kind, gain = KINDS[best], gains[best]
+    finding = Finding(
+        rule_id=OVERTURN_ID,
+        name=f"gains.{best}",
+        verdict=kind.verdict,
+        cause=kind.cause,
+        strength=1.0,
+        value=gain,
+        threshold=model.override_gain,
+        message=(
+            f"the gain model predicts {kind.text} to lower held-out error {gain:.0%} "
+            f"(>= {model.override_gain:.0%} overturns balanced)"
+        ),
+    )
+    return finding, available[best], round(model.confidence("directed", gain - model.min_gain), 3)
+
+
 def rank_by_gain(
     verdict: Verdict,
     config: Any,
@@ -124,9 +206,8 @@ def rank_by_gain(
     model = model or default_gain_model()  # loaded only when there is something to rank
     if model is None or model.use != "ranker":
         return None
-    point = RunPoint.of_features(features)
-    steps = {kind.name: step(kind.name, knobs, point) for kind in CHANGES if kind.verdict is verdict}
-    available = {name: change for name, change in steps.items() if change is not None}
+    steps = available_steps(config, features)
+    available = {name: change for name, change in steps.items() if KINDS[name].verdict is verdict}
     gains = model.predict(evidence(features, findings, reg), tuple(available))
     ladder = ladder_suggestion.primary
     incumbent = next((n for n, c in available.items() if c == ladder), LADDER_STEP)

@@ -52,6 +52,15 @@ CHANGES: tuple[ChangeKind, ...] = (
     ChangeKind("units_x2", Verdict.UNDERFIT, Cause.CAPACITY, "twice the units per hidden layer"),
 )
 KINDS = {c.name: c for c in CHANGES}
+# Twice the units is predicted only for nets known to be narrower than this: the corpus'
+# width steps are mostly narrow nets (2-16 units), so for a wider or unknown width the
+# trees would extrapolate.
+UNITS_X2_BELOW = 32
+
+
+def predictable(kind: str, units: int | None) -> bool:
+    """Whether the gain model predicts this change for a net of `units` (None: unknown)."""
+    return kind != "units_x2" or (units is not None and units < UNITS_X2_BELOW)
 
 
 @dataclass(frozen=True)
@@ -126,6 +135,9 @@ class GainModel:
     # "ranker" (the combiner's verdict, the best-predicted step in its direction),
     # "decision" (verdict and step from the predicted gains) or "off".
     use: str = "ranker"
+    # A balanced verdict of the combiner is overturned when some change is predicted to gain
+    # at least this (chosen by `benchmarks/fit_gains.py` on held-out families); None: never.
+    override_gain: float | None = None
 
     def predict(self, x: np.ndarray, available: Sequence[str] | None = None) -> dict[str, float]:
         """Predicted relative gain of each available change (positive: lower held-out error)."""
@@ -155,6 +167,14 @@ class GainModel:
         kind = KINDS[best]
         return kind.verdict, kind.cause, best, self.confidence("directed", margin)
 
+    def overturn(self, gains: Mapping[str, float]) -> str | None:
+        """The change that overturns a balanced verdict: the best predicted one, when it is
+        predicted to gain at least `override_gain`; else None."""
+        if self.override_gain is None or not gains:
+            return None
+        best = max(gains, key=lambda n: gains[n])
+        return best if gains[best] >= self.override_gain else None
+
     def confidence(self, which: str, margin: float) -> float:
         xs, ys = self.calibration.get(which, ((), ()))
         if not xs:
@@ -170,6 +190,7 @@ class GainModel:
             },
             "fitted_on": self.fitted_on,
             "use": self.use,
+            "override_gain": self.override_gain,
             "trees": {name: t.to_dict() for name, t in self.trees.items()},
         }
 
@@ -193,6 +214,7 @@ class GainModel:
             },
             fitted_on=str(raw.get("fitted_on", "")),
             use=str(raw.get("use", "ranker")),
+            override_gain=None if raw.get("override_gain") is None else float(raw["override_gain"]),
         )
 
     def importance(self) -> dict[str, dict[str, float]]:

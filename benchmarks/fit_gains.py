@@ -76,17 +76,11 @@ def kinds() -> tuple[str, ...]:
 
 
 def candidate_changes(sample: Sample, with_config: bool) -> dict[str, Any]:
-    """Every ladder step the run allows, by kind (concrete with the config, generic without)."""
-    from fitdoc.diagnosis.suggest import Knobs, RunPoint, step
+    """Every ladder step the run allows, by kind (concrete with the config, generic without),
+    as the package offers them to the gain model (`fitdoc.diagnosis.decide.available_steps`)."""
+    from fitdoc.diagnosis.decide import available_steps
 
-    knobs = Knobs.of_config(sample.config) if with_config else None
-    run = RunPoint.of_features(sample.features)
-    out = {}
-    for kind in kinds():
-        change = step(kind, knobs, run)
-        if change is not None:
-            out[kind] = change
-    return out
+    return available_steps(sample.config if with_config else None, sample.features)
 
 
 def targets(sample: Sample, members: dict[str, list[Member]]) -> dict[str, float]:
@@ -250,7 +244,20 @@ def outcome(
     if ranked is None or pred.verdict == "balanced":
         return advice_outcome(pred, members)
     from fitdoc.diagnosis.decide import LADDER_STEP
-    from fitdoc.diagnosis.gains import GainModel
+
+    first = ranked_first(pred, ranked)
+    if first is None:
+        return 0.0
+    if first == LADDER_STEP:
+        return advice_outcome(pred, members)
+    return change_outcome(pred.sample.run, candidate_changes(pred.sample, True)[first], members)
+
+
+def ranked_first(pred: Prediction, ranked: dict[str, Any]) -> str | None:
+    """The change kind the gain ranker puts first for this (combiner) prediction, as
+    `fitdoc.diagnosis.decide.rank_by_gain` does (LADDER_STEP: the ladder's own; None: no step)."""
+    from fitdoc.diagnosis.decide import LADDER_STEP
+    from fitdoc.diagnosis.gains import KINDS, GainModel
     from fitdoc.diagnosis.rules.combiner import EVIDENCE_NAMES
     from fitdoc.diagnosis.suggest import suggest
     from fitdoc.verdict import Cause, Verdict
@@ -260,15 +267,14 @@ def outcome(
         verdict, Cause(pred.cause) if pred.cause else None, pred.sample.config, pred.sample.features
     )
     if ladder is None:
-        return 0.0
+        return None
     gains = ranked.get(pred.sample.run.name, {}).get(True, {})
     candidates = candidate_changes(pred.sample, True)
+    gains = {k: v for k, v in gains.items() if KINDS[k].verdict is verdict}
     incumbent = next((k for k, c in candidates.items() if c == ladder.primary), LADDER_STEP)
     min_gain = ranked[f"min_gain:{pred.sample.run.family}"]
     order = GainModel(EVIDENCE_NAMES, {}, min_gain, {}).rank(gains, verdict, incumbent)
-    if not order or order[0] == LADDER_STEP:
-        return advice_outcome(pred, members)
-    return change_outcome(pred.sample.run, candidates[order[0]], members)
+    return order[0] if order else LADDER_STEP
 
 
 def advice(
@@ -379,11 +385,103 @@ def reliability_rows(preds: Sequence[Prediction]) -> list[tuple[str, int, float,
     return rows
 
 
+# ---------------------------------------------------------------- overturning balanced
+
+# Predicted gains at which a balanced verdict of the combiner is overturned (None: never).
+OVERRIDE_GRID: tuple[float | None, ...] = (None, 0.10, 0.12, 0.15, 0.18, 0.2, 0.25, 0.3, 0.4)
+
+
+def overturned(base: Sequence[Prediction], ranked: dict[str, Any], theta: float | None) -> list[Prediction]:
+    """The combiner's held-out predictions, each balanced one (not decided by a gate or an
+    override) overturned when its best held-out predicted gain is at least `theta`
+    (the package's `GainModel.overturn`)."""
+    from fitdoc.diagnosis.gains import KINDS, GainModel
+    from fitdoc.diagnosis.rules.combiner import EVIDENCE_NAMES
+
+    model = GainModel(EVIDENCE_NAMES, {}, 0.0, {}, override_gain=theta)
+    out: list[Prediction] = []
+    for p in base:
+        gains = ranked.get(p.sample.run.name, {}).get(p.with_config, {})
+        best = model.overturn(gains) if p.verdict == "balanced" and not p.decided_alone else None
+        if best is None:
+            out.append(p)
+            continue
+        kind = KINDS[best]
+        out.append(
+            GainPrediction(
+                p.sample,
+                p.with_config,
+                kind.verdict.value,
+                kind.cause.value,
+                p.p,
+                change=best,
+                margin=gains[best],
+            )
+        )
+    return out
+
+
+def mean_f1(preds: Sequence[Prediction]) -> float:
+    """Macro-F1 with configs and from curves alone, averaged: what `theta` is chosen for."""
+    return float(
+        np.mean([scores([p for p in preds if p.with_config is wc])["macro_f1"] for wc in (True, False)])
+    )
+
+
+def choose_theta(preds_by_theta: dict[float | None, list[Prediction]], families: set[str]) -> float | None:
+    """The threshold with the best mean macro-F1 on these families' held-out predictions."""
+
+    def score(theta: float | None) -> float:
+        return mean_f1([p for p in preds_by_theta[theta] if p.sample.run.family in families])
+
+    return max(OVERRIDE_GRID, key=lambda t: (score(t), t is None))
+
+
+def override_lofo(
+    base: Sequence[Prediction], ranked: dict[str, Any]
+) -> tuple[list[Prediction], float | None]:
+    """Each family overturned at the threshold chosen on the other families' held-out
+    predictions; and the threshold chosen on all of them (the product's)."""
+    by_theta = {theta: overturned(base, ranked, theta) for theta in OVERRIDE_GRID}
+    families = {p.sample.run.family for p in base}
+    out: list[Prediction] = []
+    for family in sorted(families):
+        theta = choose_theta(by_theta, families - {family})
+        out += [p for p in by_theta[theta] if p.sample.run.family == family]
+        print(f"  {family:<16} overturn balanced from {'never' if theta is None else f'{theta:+.0%}'}")
+    return out, choose_theta(by_theta, families)
+
+
+def capacity_recall(
+    preds: Sequence[Prediction], with_config: bool, ranked: dict[str, Any] | None = None
+) -> tuple[float, float, int]:
+    """Of the runs labelled underfit (capacity): the share called underfit (capacity), and underfit."""
+    from fitdoc.diagnosis.gains import KINDS
+
+    mine = [p for p in preds if p.with_config is with_config and p.sample.run.label.cause == "capacity"]
+    if not mine:
+        return math.nan, math.nan, 0
+
+    def cause(p: Prediction) -> str:
+        if isinstance(p, GainPrediction) or p.verdict != "underfit" or not with_config or ranked is None:
+            return p.cause
+        first = ranked_first(p, ranked)
+        return KINDS[first].cause.value if first in KINDS else p.cause
+
+    cap = float(np.mean([p.verdict == "underfit" and cause(p) == "capacity" for p in mine]))
+    under = float(np.mean([p.verdict == "underfit" for p in mine]))
+    return cap, under, len(mine)
+
+
 # ---------------------------------------------------------------- report
 
 
 def print_comparison(
-    base: list[Prediction], gain: list[Prediction], members: dict[str, list[Member]], ranked: dict[str, Any]
+    base: list[Prediction],
+    gain: list[Prediction],
+    over: list[Prediction],
+    members: dict[str, list[Member]],
+    ranked: dict[str, Any],
 ) -> dict[str, Any]:
     def f1(with_config: bool) -> Any:
         return lambda ps: scores([p for p in ps if p.with_config is with_config])["macro_f1"]
@@ -397,8 +495,15 @@ def print_comparison(
         "combiner + ladder": advice(base, members),
         "combiner + gain ranker": advice(base, members, ranked),
         "gain model": advice(gain, members),
+        "ranker + overturn": advice(over, members, ranked),
     }
-    for name, preds in (("combiner + ladder", base), ("combiner + gain ranker", base), ("gain model", gain)):
+    rows = (
+        ("combiner + ladder", base),
+        ("combiner + gain ranker", base),
+        ("gain model", gain),
+        ("ranker + overturn", over),
+    )
+    for name, preds in rows:
         sc, sr = scores([p for p in preds if p.with_config]), scores([p for p in preds if not p.with_config])
         cap, harm = advice_summary(adv[name]["rows"])
         print(
@@ -411,15 +516,25 @@ def print_comparison(
         + ")"
     )
     print()
-    print("Differences (gain model - combiner + ladder) and their noise (bootstrap over paths, 1 sd)")
+    print("Runs labelled underfit (capacity): called underfit (capacity) / underfit")
+    for name, preds in rows[1:]:
+        parts = []
+        for wc in (True, False):
+            cap, under, n = capacity_recall(preds, wc, ranked if name != "gain model" else None)
+            parts.append(f"{'config' if wc else 'curves'} {cap:.0%} / {under:.0%}")
+        print(f"  {name:<26}" + "   ".join(parts) + f"   (of {n})")
+    print()
+    print("Differences (vs combiner + ladder) and their noise (bootstrap over paths, 1 sd)")
     out = {}
     for label, metric in (("macro-F1 with config", f1(True)), ("macro-F1 curves only", f1(False))):
-        d = metric(gain) - metric(base)
-        noise = bootstrap_noise(base, gain, metric)
-        out[label] = (d, noise)
-        print(f"  {label:<24}{d:+.3f}  (noise {noise:.3f})")
+        for name, preds in (("gain model", gain), ("ranker + overturn", over)):
+            d = metric(preds) - metric(base)
+            noise = bootstrap_noise(base, preds, metric)
+            key = label if name == "gain model" else f"{label} ({name})"
+            out[key] = (d, noise)
+            print(f"  {label + ' (' + name + ')':<48}{d:+.3f}  (noise {noise:.3f})")
     for index, label in ((0, "advice captured"), (1, "advice harmful")):
-        for name in ("combiner + gain ranker", "gain model"):
+        for name in ("combiner + gain ranker", "gain model", "ranker + overturn"):
             d = (
                 advice_summary(adv[name]["rows"])[index]
                 - advice_summary(adv["combiner + ladder"]["rows"])[index]
@@ -429,18 +544,21 @@ def print_comparison(
             print(f"  {label + ' (' + name + ')':<48}{d:+.3f}  (noise {noise:.3f})")
     print()
     print(
-        f"{'family (held out)':<18}{'combiner cfg':>13}{'gain cfg':>10}{'combiner curves':>16}{'gain curves':>12}"
+        f"{'family (held out)':<18}{'combiner cfg':>13}{'gain cfg':>10}{'overturn cfg':>13}"
+        f"{'combiner curves':>16}{'gain curves':>12}{'overturn curves':>16}"
     )
     for fam in sorted({p.sample.run.family for p in base}):
         row = []
-        for preds in (base, gain):
+        for preds in (base, gain, over):
             for wc in (True, False):
                 row.append(
                     scores([p for p in preds if p.with_config is wc and p.sample.run.family == fam])[
                         "macro_f1"
                     ]
                 )
-        print(f"{fam:<18}{row[0]:>13.3f}{row[2]:>10.3f}{row[1]:>16.3f}{row[3]:>12.3f}")
+        print(
+            f"{fam:<18}{row[0]:>13.3f}{row[2]:>10.3f}{row[4]:>13.3f}{row[1]:>16.3f}{row[3]:>12.3f}{row[5]:>16.3f}"
+        )
     print()
     print("Gain model confidence (held out twice: the margin map is fitted without the family it maps)")
     print(f"{'confidence':<12}{'verdicts':>9}{'mean conf':>11}{'right':>8}")
@@ -488,11 +606,16 @@ def main(argv: list[str] | None = None) -> int:
     gain, ranked = lofo(samples, goals)
     held_out_calibration(gain)
     prediction_quality(samples, goals, ranked)
-    diffs = print_comparison(base, gain, members, ranked)
+    print("overturning the combiner's balanced verdicts, threshold chosen on the other families:")
+    over, theta = override_lofo(base, ranked)
+    diffs = print_comparison(base, gain, over, members, ranked)
     use = choose_use(diffs)
-    print(f"\nuse in the product: {use}")
+    override = choose_override(diffs, theta) if use == "ranker" else None
+    print(
+        f"\nuse in the product: {use}; overturn balanced from: {'never' if override is None else f'{override:+.0%}'}"
+    )
     if args.write:
-        write_model(samples, goals, gain, use)
+        write_model(samples, goals, gain, use, override)
     return 0
 
 
@@ -518,8 +641,31 @@ def choose_use(diffs: dict[str, tuple[float, float]]) -> str:
     return "ranker" if better("combiner + gain ranker") else "off"
 
 
+def choose_override(diffs: dict[str, tuple[float, float]], theta: float | None) -> float | None:
+    """`theta` when overturning balanced verdicts (on top of the ranker) loses no label
+    agreement beyond noise, with configs or from curves alone, and its advice is no worse
+    beyond noise (captured and harmful); else None (never overturn)."""
+    if theta is None:
+        return None
+    name = "ranker + overturn"
+    kept = all(
+        diffs[f"{m} ({name})"][0] > -diffs[f"{m} ({name})"][1]
+        for m in ("macro-F1 with config", "macro-F1 curves only")
+    )
+    captured, c_noise = diffs[f"advice captured ({name})"]
+    ranker_captured = diffs["advice captured (combiner + gain ranker)"][0]
+    harmful, h_noise = diffs[f"advice harmful ({name})"]
+    ranker_harmful = diffs["advice harmful (combiner + gain ranker)"][0]
+    advice_kept = captured - ranker_captured > -c_noise and harmful - ranker_harmful <= h_noise
+    return theta if kept and advice_kept else None
+
+
 def write_model(
-    samples: list[Sample], goals: dict[str, dict[str, float]], held_out: list[Prediction], use: str
+    samples: list[Sample],
+    goals: dict[str, dict[str, float]],
+    held_out: list[Prediction],
+    use: str,
+    override: float | None = None,
 ) -> None:
     import json
 
@@ -529,7 +675,9 @@ def write_model(
     model = fit_model(samples, goals, f"{len(samples)} labelled runs, {paths} paths")
     judged = [p for p in held_out if isinstance(p, GainPrediction)]
     calibration = {which: tuple(map(tuple, margin_map(judged, which))) for which in ("directed", "balanced")}
-    model = GainModel(model.evidence, model.trees, model.min_gain, calibration, model.fitted_on, use)  # type: ignore[arg-type]
+    model = GainModel(
+        model.evidence, model.trees, model.min_gain, calibration, model.fitted_on, use, override
+    )  # type: ignore[arg-type]
     WEIGHTS_FILE.write_text(json.dumps(model.to_dict(), separators=(",", ":")) + "\n")
     print(f"wrote {WEIGHTS_FILE.relative_to(REPO)} (min_gain {model.min_gain:.2f})")
 

@@ -188,23 +188,42 @@ def real_log_measures(combiner: Any) -> dict[str, tuple[float, float]]:
 def compare(
     samples: list[Sample], preds: list[Prediction], members: dict[str, list[Member]], refit: Any
 ) -> list[Measure]:
-    from fitdoc.diagnosis.rules.combiner import default_combiner
-
-    committed = default_combiner()
-    recorded = json.loads(BASELINE.read_text())["held_out"] if BASELINE.is_file() else {}
+    baseline = json.loads(BASELINE.read_text()) if BASELINE.is_file() else {}
+    recorded = baseline.get("held_out", {})
+    committed = committed_combiner()
     measures = []
     for name, (value, noise) in held_out_measures(preds, members).items():
         measures.append(Measure(name, recorded.get(name, math.nan), value, noise, name != "advice harmful"))
     shared = [s for s in samples if s.run.family == SHARED_FAMILY]
     if shared:
-        old, new = shared_measures(committed, shared), shared_measures(refit, shared)
+        new = shared_measures(refit, shared)
+        old = shared_measures(committed, shared) if committed else as_recorded(baseline, new)
         measures += [Measure(k, old[k][0], new[k][0], new[k][1]) for k in new]
-    old, new = real_log_measures(committed), real_log_measures(refit)
+    new = real_log_measures(refit)
+    old = real_log_measures(committed) if committed else as_recorded(baseline, new)
     for k in new:
         measures.append(
             Measure(k, old[k][0], new[k][0], max(old[k][1], new[k][1]), k != "real logs, crashes")
         )
     return measures
+
+
+def committed_combiner() -> Any:
+    """The committed combiner, or None when it was fitted on other evidence terms than
+    today's code builds (then its measures as fitted, recorded in the baseline, stand in)."""
+    from fitdoc.diagnosis.rules.combiner import default_combiner
+
+    try:
+        return default_combiner()
+    except ValueError:
+        print("the committed combiner is for other evidence: its recorded measures stand in")
+        return None
+
+
+def as_recorded(baseline: dict[str, Any], names: dict[str, Any]) -> dict[str, tuple[float, float]]:
+    """The committed model's shared-corpus and real-log measures as recorded when it was written."""
+    fitted = baseline.get("as_fitted", {})
+    return {k: tuple(fitted.get(k, (math.nan, math.nan))) for k in names}  # type: ignore[misc]
 
 
 def print_table(measures: Sequence[Measure], tolerance: float) -> bool:
@@ -242,7 +261,11 @@ def check_and_write(
     if write:
         WEIGHTS_FILE.write_text(json.dumps(refit.to_dict(), indent=1) + "\n")
         held_out = {m.name: round(m.refit, 4) for m in measures if m.name in held_out_names(measures)}
-        BASELINE.write_text(json.dumps({"model": refit.fitted_on, "held_out": held_out}, indent=1) + "\n")
+        as_fitted = {
+            m.name: [round(m.refit, 4), round(m.noise, 4)] for m in measures if m.name not in held_out
+        }
+        record = {"model": refit.fitted_on, "held_out": held_out, "as_fitted": as_fitted}
+        BASELINE.write_text(json.dumps(record, indent=1) + "\n")
         print(f"wrote {WEIGHTS_FILE.relative_to(REPO)} and {BASELINE.relative_to(REPO)}")
     else:
         print("the refit passes the guard (not written: --write)")

@@ -23,3 +23,13 @@ def test_a_measure_with_no_record_yet_is_new_not_refused() -> None:
     assert not fresh.refused(1.0)
     assert print_table([fresh, Measure("F1", 0.74, 0.75, 0.01)], 1.0)
     assert not print_table([Measure("F1", 0.74, 0.60, 0.01)], 1.0)
+
+
+def test_a_committed_model_for_other_evidence_is_stood_in_for_by_its_record() -> None:
+    from benchmarks.guard import as_recorded
+
+    baseline = {"as_fitted": {"shared corpus, F1 config": [0.67, 0.02]}}
+    names = {"shared corpus, F1 config": (0.7, 0.02), "shared corpus, F1 curves": (0.6, 0.02)}
+    old = as_recorded(baseline, names)
+    assert old["shared corpus, F1 config"] == (0.67, 0.02)
+    assert all(math.isnan(v) for v in old["shared corpus, F1 curves"])  # no record: new

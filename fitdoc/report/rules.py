@@ -101,9 +101,18 @@ def gain_model_summary(model: Any) -> dict[str, Any]:
     return {
         "use": model.use,
         "min_gain": model.min_gain,
+        "override_gain": model.override_gain,
         "fitted_on": model.fitted_on,
         "changes": gain_model_rows(model),
     }
+
+
+def _overturn_text(model: Any) -> str:
+    if model.override_gain is None:
+        return "it never overturns a balanced verdict (FD601 off: held out, it cost label agreement)"
+    return (
+        f"a change predicted to gain {model.override_gain:+.0%} or more overturns a balanced verdict (FD601)"
+    )
 
 
 def render_gain_model(model: Any, console: Console) -> None:
@@ -121,7 +130,7 @@ def render_gain_model(model: Any, console: Console) -> None:
     console.print(
         "\nThe gain model (per change, boosted trees predicting the relative change in held-out error; "
         f"fitted by benchmarks/fit_gains.py on {model.fitted_on}; it {use}; a gain counts as clear "
-        f"from {model.min_gain:+.0%}):"
+        f"from {model.min_gain:+.0%}; {_overturn_text(model)}):"
     )
     console.print(table)
 

@@ -514,6 +514,18 @@ def print_report(samples: list[Sample], preds: list[Prediction], members: dict[s
             f"underfit {sum(p.verdict == 'underfit' for p in cfg) / len(cfg):.0%}; "
             f"curves only underfit {sum(p.verdict == 'underfit' for p in raw) / len(raw):.0%}"
         )
+    # FD207 decides alone: its declared confidence should match how often it is right here.
+    narrow = [
+        p for p in preds if p.with_config and any(f.rule_id == "FD207" for f in p.sample.findings_config)
+    ]
+    if narrow:
+        labels = Counter(f"{p.sample.run.label.label} ({p.sample.run.label.cause})" for p in narrow)
+        right = sum(p.sample.run.label.label == "underfit" for p in narrow)
+        print(
+            f"FD207 (a narrow net too small) fired on {len(narrow)} runs: labelled underfit "
+            f"{right}/{len(narrow)} = {right / len(narrow):.0%}; labels "
+            + ", ".join(f"{k} {n}" for k, n in labels.most_common())
+        )
     print()
     print("Reliability (held-out families; calibration map fitted without the family it maps)")
     print(f"{'confidence':<12}{'verdicts':>9}{'mean conf':>11}{'right':>8}")

@@ -35,7 +35,7 @@ from fitdoc.errors import ConfigError
 from fitdoc.history.curves import Curves
 
 CASES_DIR = Path(__file__).parent / "rules"
-UNITS = {"ratio", "fraction", "fraction of the run", "epochs", "noise units", "L2 factor", "dropout rate"}
+UNITS = {"ratio", "fraction", "fraction of the run", "epochs", "noise units", "L2 factor", "dropout rate", "units per layer"}
 
 
 def series(spec: Any) -> np.ndarray | None:
@@ -61,7 +61,7 @@ def series(spec: Any) -> np.ndarray | None:
 
 def case_curves(case: dict[str, Any]) -> Curves:
     train, val = series(case["train"]), series(case.get("val"))
-    return Curves(epochs=np.arange(len(train)), train=train, val=val, metric="mae")
+    return Curves(epochs=np.arange(len(train)), train=train, val=val, metric=case.get("metric", "mae"))
 
 
 def case_config(case: dict[str, Any]) -> Any:

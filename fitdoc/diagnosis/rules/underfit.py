@@ -216,6 +216,53 @@ def capacity(f: Features, reg: Regularization | None, t: Mapping[str, float]) ->
     )
 
 
+# Regression errors: where a narrow net on a plateau was measured too small (FD207).
+REGRESSION_METRICS = frozenset({"mae", "mse", "rmse", "mape", "msle"})
+
+
+@rule(
+    "FD207",
+    "underfit.too_narrow",
+    "A known narrow net, no regularization, train flat and val level with it on a regression "
+    "error: too small for its data; decides alone.",
+    max_units=(
+        8,
+        "units per layer",
+        "units per hidden layer at or below which the net counts as narrow (the corpus' narrow widths)",
+    ),
+    max_gap=(1.05, "ratio", "val/train ratio at or below which there is no overfitting at all"),
+    max_train_drop=(0.05, "fraction", "fall of train over the second half below which train is flat"),
+    confidence=(
+        0.67,
+        "fraction",
+        "its confidence: the share of such corpus runs labelled underfit (benchmarks/calibrate.py prints it)",
+    ),
+)
+def too_narrow(f: Features, reg: Regularization | None, t: Mapping[str, float]) -> Vote | None:
+    # On the corpus' regression runs of nets of 2-8 units, FD203's plateau was mostly a net
+    # too small (twice the units gained >= 10 %); on classification runs mostly balanced, and
+    # on wider nets the width steps were too few to say: so only here does it decide alone.
+    if reg is None or reg.any or not 0 < reg.units <= t["max_units"] or f.metric not in REGRESSION_METRICS:
+        return None
+    ratio, drop = f.gap_ratio_end, f.train_half_drop
+    if (
+        not (math.isfinite(ratio) and math.isfinite(drop))
+        or ratio > t["max_gap"]
+        or drop >= t["max_train_drop"]
+    ):
+        return None
+    return Vote(
+        Verdict.UNDERFIT,
+        Cause.CAPACITY,
+        t["confidence"],
+        float(reg.units),
+        t["max_units"],
+        f"{reg.units} units per hidden layer (<= {t['max_units']:g}) and no regularization, train "
+        f"{f.metric} flat ({drop:.1%} over the second half < {t['max_train_drop']:.0%}) and val/train "
+        f"{ratio:.2f} <= {t['max_gap']:.2f}: the net is too small for its data",
+    )
+
+
 @rule(
     "FD206",
     "underfit.not_learning",

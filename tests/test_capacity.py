@@ -1,0 +1,53 @@
+"""A network too small for its data (issue 19): a 1-layer, 2-unit net on a sine plus
+quadratic target with noise 0.3 levels off far above the noise, val level with train.
+Trained by fitdoc and diagnosed with its config it is underfit (capacity), and the
+suggestion doubles the units; with no regularization there is nothing to lower."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from fitdoc.cli import app
+
+
+def sine_quadratic(path: Path, rows: int = 3000, noise: float = 0.3) -> None:
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-3, 3, (rows, 2))
+    y = 2 * np.sin(2 * x[:, 0]) + x[:, 1] ** 2 + rng.normal(0, noise, rows)
+    pd.DataFrame({"a": x[:, 0], "b": x[:, 1], "y": y}).to_csv(path, index=False)
+
+
+@pytest.mark.training
+def test_a_two_unit_net_is_diagnosed_too_small(tmp_path: Path) -> None:
+    sine_quadratic(tmp_path / "data.csv")
+    config = {
+        "name": "tiny",
+        "seed": 1,
+        "data": {"path": str(tmp_path / "data.csv"), "target": "y"},
+        "model": {"hidden_layers": 1, "units": 2},
+        "training": {"epochs": 300, "batch_size": 64},
+        "output": {"dir": str(tmp_path / "runs")},
+    }
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(config))
+    result = CliRunner().invoke(app, ["train", str(tmp_path / "tiny.yaml"), "--format", "json", "--quiet"])
+    assert result.exit_code == 0, result.output
+    # The JSON, then the run directory on the last line.
+    text, run_line = result.stdout.strip().rsplit("\n", 1)
+    (diagnosis,) = json.loads(text)["results"]
+    assert (diagnosis["verdict"], diagnosis["cause"]) == ("underfit", "capacity"), diagnosis["summary"]
+    assert {f["rule_id"] for f in diagnosis["findings"]} >= {"FD203", "FD207"}
+    suggestion = diagnosis["suggestion"]
+    assert (suggestion["key"], suggestion["from"], suggestion["to"]) == ("model.units", 2, 4)
+    # The history alone (no config): the width is unknown, so no capacity claim.
+    bare_csv = tmp_path / "history.csv"
+    bare_csv.write_bytes((Path(run_line) / "history.csv").read_bytes())
+    bare = CliRunner().invoke(app, ["diagnose", str(bare_csv), "--format", "json"])
+    (alone,) = json.loads(bare.stdout)["results"]
+    assert not any(f["rule_id"] == "FD207" for f in alone["findings"])

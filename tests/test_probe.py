@@ -184,6 +184,21 @@ def test_a_disagreement_with_the_curves_is_a_note() -> None:
     assert any(f"the curves alone said {said}" in note for note in d.notes)
 
 
+def test_no_regularization_neighbour_winning_leaves_a_too_narrow_verdict_standing() -> None:
+    # A 2-unit net level with train on a plateau: FD207 says too small; L2 does not help, and
+    # the probe does not vary the width, so the measurement cannot call it balanced.
+    epochs = np.arange(200)
+    train = 1.22 + 2.0 * np.exp(-epochs / 25.0)
+    run = mae_curves(train * 1.03, train=train)
+    probe = Probe("l2-0.0001", L2_UP, "completed", mae_curves(train * 1.031, train=train))
+    d = diagnose_run(run, config(hidden_layers=1, units=2), [probe])
+    assert (d.verdict, d.cause, d.basis) == (Verdict.UNDERFIT, Cause.CAPACITY, "curves")
+    assert d.summary.startswith("underfit (capacity): 2 units per hidden layer")
+    assert d.suggestion is not None and d.suggestion.primary.key == "model.units"
+    assert any(m.change.key == "model.l2" for m in d.measured)  # what was measured is kept
+    assert any("the probe does not vary the width" in note for note in d.notes)
+
+
 def test_unprobed_histories_keep_the_curves_basis() -> None:
     d = diagnose_run(mae_curves(flat(0.06)), config(), [])
     assert d.basis == "curves" and "measured" not in d.to_dict()

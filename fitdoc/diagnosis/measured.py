@@ -322,12 +322,28 @@ def diagnose_run(
         return curves_diagnosis
     val = np.asarray(curves.val, float)
     decision = decide(val, neighbours, values, epochs=_planned_epochs(config, len(curves)))
+    if decision.verdict is Verdict.BALANCED and _too_narrow(curves_diagnosis):
+        # The probe varies regularization, not width: no neighbour winning says nothing about
+        # twice the units, so the curves' too-small verdict (FD207) stands, with what was measured.
+        note = (
+            f"{_summary(decision, 0.0)}; the probe does not vary the width, so the curves' "
+            "verdict (a net too small, FD207) stands"
+        )
+        return replace(
+            curves_diagnosis,
+            notes=(*curves_diagnosis.notes, note),
+            measured=decision.measurements,
+        )
     return measured_diagnosis(
         curves_diagnosis,
         decision,
         final_value(val, smoothing_window(val.size)),
         _planned_epochs(config, len(curves)),
     )
+
+
+def _too_narrow(d: Diagnosis) -> bool:
+    return d.cause is Cause.CAPACITY and any(f.rule_id == "FD207" for f in d.findings)
 
 
 def _planned_epochs(config: AnyConfig | None, default: int) -> int:

@@ -234,3 +234,30 @@ def test_a_tiny_path_with_width_steps_trains_and_labels(tmp_path: Path) -> None:
     runs = list(runs_of(stored))
     with_width = [r for r in runs if r.model["l2"] == 0.0 and r.model["dropout"] == 0.0]
     assert with_width and all("units=8" in r.label.gains and "units=2" in r.label.gains for r in with_width)
+
+
+@pytest.mark.training
+def test_two_seed_labels_average_the_test_error_of_two_trainings_on_the_same_data() -> None:
+    from benchmarks.corpus_factory import draw_path, train_path
+
+    path = {
+        **draw_path(1, 0),
+        "family": "wave",
+        "task": "regression",
+        "n": 120,
+        "layers": 1,
+        "units": 4,
+        "narrow_units": None,
+        "e_max": 10,
+        "batch": 32,
+        "optimizer": "adam",
+        "lr": 0.01,
+        "width_steps": False,
+    }
+    one, other = train_path(path), train_path({**path, "train_seed": path["seed"] + 1})
+    both = train_path(path, seeds=2)
+    assert both["label_seeds"] == 2
+    a, b, mean = (np.asarray(r["nets"][0]["test_error"], float) for r in (one, other, both))
+    assert not np.allclose(a, b)  # another initialization and row order
+    assert np.allclose(mean, (a + b) / 2, rtol=1e-4)
+    assert both["nets"][0]["val_metric"] == one["nets"][0]["val_metric"]  # the curves: the first seed's

@@ -53,6 +53,7 @@ WIDTH_SHARE = 1 / 3
 WIDTH_SETTINGS = ((0.0, 0.0), (1e-4, 0.0))
 WIDTH_FACTORS = (2.0, 0.5)
 LR_RANGES = {"adam": (1e-4, 1e-2), "rmsprop": (1e-4, 1e-2), "sgd": (1e-3, 1e-1)}
+SLOW_SGD_LR = (1e-4, 1e-2)  # plain SGD (`--slow-sgd`): small steps, no momentum
 
 
 def draw_path(seed: int, index: int) -> dict[str, Any]:
@@ -135,9 +136,21 @@ def glorot_weights(sizes: list[int], seed: int) -> list[np.ndarray]:
     return weights
 
 
+def slow_sgd(path: dict[str, Any]) -> dict[str, Any]:
+    """The same draw trained with plain SGD (no momentum) at a small learning rate: the slow
+    runs whose val is still falling at the end, which real logs show and momentum hides.
+    Its own key (`p1s-...`), so it never collides with the momentum path of the same index."""
+    rng = random.Random(f"{path['key']}-slow-sgd")
+    lr = float(f"{10 ** rng.uniform(math.log10(SLOW_SGD_LR[0]), math.log10(SLOW_SGD_LR[1])):.2g}")
+    seed, index = path["key"][1:].split("-")
+    return {**path, "key": f"p{seed}s-{index}", "optimizer": "sgd_plain", "lr": lr}
+
+
 def make_optimizer(name: str, lr: float) -> Any:
     import keras
 
+    if name == "sgd_plain":
+        return keras.optimizers.SGD(lr)
     if name == "adam":
         return keras.optimizers.Adam(lr)
     if name == "rmsprop":
@@ -271,6 +284,8 @@ def main(argv: list[str] | None = None) -> int:
     began = time.perf_counter()
     for i in todo:
         path = draw_path(args.seed, i)
+        if args.slow_sgd:
+            path = slow_sgd(path)
         wanted = path["width_steps"] and (path["narrow_units"] or not args.only_narrow)
         if path["key"] in done or ((args.only_width or args.only_narrow) and not wanted):
             continue

@@ -261,3 +261,16 @@ def test_two_seed_labels_average_the_test_error_of_two_trainings_on_the_same_dat
     assert not np.allclose(a, b)  # another initialization and row order
     assert np.allclose(mean, (a + b) / 2, rtol=1e-4)
     assert both["nets"][0]["val_metric"] == one["nets"][0]["val_metric"]  # the curves: the first seed's
+
+
+def test_slow_sgd_paths_are_the_same_draw_with_plain_sgd_at_a_small_rate_under_their_own_key() -> None:
+    from benchmarks.corpus_factory import SLOW_SGD_LR, draw_path, slow_sgd
+
+    path = draw_path(1, 42)
+    slow = slow_sgd(path)
+    assert slow["key"] == "p1s-00042" and slow["key"] != path["key"]
+    assert slow["optimizer"] == "sgd_plain" and SLOW_SGD_LR[0] <= slow["lr"] <= SLOW_SGD_LR[1]
+    assert {k: v for k, v in slow.items() if k not in ("key", "optimizer", "lr")} == {
+        k: v for k, v in path.items() if k not in ("key", "optimizer", "lr")
+    }
+    assert slow_sgd(draw_path(1, 42)) == slow  # seeded by the path alone

@@ -264,6 +264,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--max-seconds", type=float, default=math.inf, help="stop starting paths after this")
     parser.add_argument(
+        "--slow-sgd",
+        action="store_true",
+        help="train each drawn path with plain SGD at a small learning rate",
+    )
+    parser.add_argument(
         "--seeds",
         type=int,
         default=1,

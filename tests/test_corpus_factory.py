@@ -274,3 +274,14 @@ def test_slow_sgd_paths_are_the_same_draw_with_plain_sgd_at_a_small_rate_under_t
         k: v for k, v in path.items() if k not in ("key", "optimizer", "lr")
     }
     assert slow_sgd(draw_path(1, 42)) == slow  # seeded by the path alone
+
+
+@pytest.mark.training
+def test_the_factory_command_line_takes_every_flag(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from benchmarks.corpus_factory import main
+
+    flags = ["--paths", "0", "--data-dir", str(tmp_path), "--only-narrow", "--slow-sgd", "--seeds", "2"]
+    assert main(flags) == 0
+    assert "trained 0 paths" in capsys.readouterr().out

@@ -208,24 +208,19 @@ def test_width_nets_are_neighbours_not_runs() -> None:
     assert others and not any(k.startswith("units=") for r in others for k in r.label.gains)
 
 
+def tiny_path(**changes: object) -> dict[str, object]:
+    """A path small enough to train in seconds: 120 wave rows, one layer of 4 units, 10 epochs."""
+    from benchmarks.corpus_factory import draw_path
+
+    tiny = {"family": "wave", "task": "regression", "n": 120, "layers": 1, "units": 4, "narrow_units": None}
+    return {**draw_path(1, 0), **tiny, "e_max": 10, "batch": 32, "optimizer": "adam", "lr": 0.01, **changes}
+
+
 @pytest.mark.training
 def test_a_tiny_path_with_width_steps_trains_and_labels(tmp_path: Path) -> None:
-    from benchmarks.corpus_factory import draw_path, train_path
+    from benchmarks.corpus_factory import train_path
 
-    path = {
-        **draw_path(1, 0),
-        "family": "wave",
-        "task": "regression",
-        "n": 120,
-        "layers": 1,
-        "units": 4,
-        "narrow_units": None,
-        "e_max": 10,
-        "batch": 32,
-        "optimizer": "adam",
-        "lr": 0.01,
-        "width_steps": True,
-    }
+    path = tiny_path(width_steps=True)
     record = train_path(path)
     assert [n["units"] for n in record["width_nets"]] == [8, 8, 2, 2]
     assert all(len(n["test_error"]) == 20 for n in record["width_nets"])
@@ -238,22 +233,9 @@ def test_a_tiny_path_with_width_steps_trains_and_labels(tmp_path: Path) -> None:
 
 @pytest.mark.training
 def test_two_seed_labels_average_the_test_error_of_two_trainings_on_the_same_data() -> None:
-    from benchmarks.corpus_factory import draw_path, train_path
+    from benchmarks.corpus_factory import train_path
 
-    path = {
-        **draw_path(1, 0),
-        "family": "wave",
-        "task": "regression",
-        "n": 120,
-        "layers": 1,
-        "units": 4,
-        "narrow_units": None,
-        "e_max": 10,
-        "batch": 32,
-        "optimizer": "adam",
-        "lr": 0.01,
-        "width_steps": False,
-    }
+    path = tiny_path(width_steps=False)
     one, other = train_path(path), train_path({**path, "train_seed": path["seed"] + 1})
     both = train_path(path, seeds=2)
     assert both["label_seeds"] == 2

@@ -35,7 +35,16 @@ from fitdoc.errors import ConfigError
 from fitdoc.history.curves import Curves
 
 CASES_DIR = Path(__file__).parent / "rules"
-UNITS = {"ratio", "fraction", "fraction of the run", "epochs", "noise units", "L2 factor", "dropout rate", "units per layer"}
+UNITS = {
+    "ratio",
+    "fraction",
+    "fraction of the run",
+    "epochs",
+    "noise units",
+    "L2 factor",
+    "dropout rate",
+    "units per layer",
+}
 
 
 def series(spec: Any) -> np.ndarray | None:

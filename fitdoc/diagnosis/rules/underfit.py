@@ -185,6 +185,13 @@ def not_converged(f: Features, reg: Regularization | None, t: Mapping[str, float
     return None
 
 
+def _plateau(f: Features, t: Mapping[str, float]) -> bool:
+    """Train flat over the second half (< `max_train_drop`) and val level with it (<= `max_gap`)."""
+    ratio, drop = f.gap_ratio_end, f.train_half_drop
+    finite = math.isfinite(ratio) and math.isfinite(drop)
+    return finite and ratio <= t["max_gap"] and drop < t["max_train_drop"]
+
+
 @rule(
     "FD203",
     "underfit.capacity",
@@ -198,13 +205,9 @@ def not_converged(f: Features, reg: Regularization | None, t: Mapping[str, float
     ),
 )
 def capacity(f: Features, reg: Regularization | None, t: Mapping[str, float]) -> Vote | None:
-    if reg is None or reg.any:
+    if reg is None or reg.any or not _plateau(f, t):
         return None
     ratio, drop = f.gap_ratio_end, f.train_half_drop
-    if not (math.isfinite(ratio) and math.isfinite(drop)):
-        return None
-    if ratio > t["max_gap"] or drop >= t["max_train_drop"]:
-        return None
     return Vote(
         Verdict.UNDERFIT,
         Cause.CAPACITY,
@@ -244,13 +247,9 @@ def too_narrow(f: Features, reg: Regularization | None, t: Mapping[str, float]) 
     # on wider nets the width steps were too few to say: so only here does it decide alone.
     if reg is None or reg.any or not 0 < reg.units <= t["max_units"] or f.metric not in REGRESSION_METRICS:
         return None
-    ratio, drop = f.gap_ratio_end, f.train_half_drop
-    if (
-        not (math.isfinite(ratio) and math.isfinite(drop))
-        or ratio > t["max_gap"]
-        or drop >= t["max_train_drop"]
-    ):
+    if not _plateau(f, t):
         return None
+    ratio, drop = f.gap_ratio_end, f.train_half_drop
     return Vote(
         Verdict.UNDERFIT,
         Cause.CAPACITY,

@@ -171,6 +171,13 @@ def test_the_measured_diagnosis_keeps_the_curves_verdict_and_words_the_gain() ->
     assert m["clear"] and m["gain"] == pytest.approx(0.776, abs=0.001) and m["noise"] == 0
     assert out["curves_verdict"]["verdict"] in {"overfit", "underfit", "balanced", "inconclusive"}
     assert any(f["rule_id"] == "FD501" for f in out["findings"])
+    # The curves' diagnosis carries the gain ranker's predictions; the measured one drops them.
+    from fitdoc.diagnosis.decide import PREDICTED_NOTE, diagnose_curves
+
+    assert any(
+        n.startswith(PREDICTED_NOTE) for n in diagnose_curves(mae_curves(np.full(100, 0.067)), config()).notes
+    )
+    assert not any(note.startswith(PREDICTED_NOTE) for note in d.notes)
 
 
 def test_a_disagreement_with_the_curves_is_a_note() -> None:

@@ -53,6 +53,8 @@ OVERRIDES = ("FD206", "FD207")
 SHORT_RUN_OVERRIDES = ("FD103",)
 # The finding of a balanced verdict overturned by a predicted gain (`overturn_balanced`).
 OVERTURN_ID = "FD601"
+# The gain ranker's note starts so (a measured diagnosis drops it: measured gains replace it).
+PREDICTED_NOTE = "predicted fall in held-out error (negative: worse)"
 # The ladder's own first step, when it is not one of the gain model's change kinds.
 LADDER_STEP = "ladder"
 PLATEAU_NOTE = (
@@ -222,7 +224,7 @@ def rank_by_gain(
     predicted = ", ".join(
         f"{available[n].key} {_to_text(available[n])} {gains[n]:+.0%}" for n in order if n in gains
     )
-    note = f"predicted fall in held-out error (negative: worse), best first: {predicted}"
+    note = f"{PREDICTED_NOTE}, best first: {predicted}"
     cause = ladder_cause if order[0] in (LADDER_STEP, incumbent) else KINDS[order[0]].cause
     return cause, Suggestion(chosen[0], (*chosen[1:], *rest)), note
 

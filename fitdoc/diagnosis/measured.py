@@ -231,8 +231,12 @@ def measured_diagnosis(
     curves_diagnosis: Diagnosis, decision: Decision, run_final: float, epochs: int | None = None
 ) -> Diagnosis:
     """The probed run's diagnosis: the measured verdict and change, the curves-only one kept beside it."""
+    from fitdoc.diagnosis.decide import PREDICTED_NOTE
+
     d = curves_diagnosis
-    notes = list(d.notes)
+    # The neighbours were measured: the gain model's predictions for the same steps would
+    # only contradict the measurement.
+    notes = [n for n in d.notes if not n.startswith(PREDICTED_NOTE)]
     if (d.verdict, d.cause) != (decision.verdict, decision.cause) and d.verdict is not Verdict.INCONCLUSIVE:
         curves_said = d.verdict.value + (f" ({d.cause.value})" if d.cause else "")
         notes.append(f"the curves alone said {curves_said}; the measurement decides")

@@ -185,6 +185,14 @@ def not_converged(f: Features, reg: Regularization | None, t: Mapping[str, float
     return None
 
 
+# FD203's and FD207's plateau: the same two thresholds, declared once (each rule still
+# carries its own values, overridable per rule).
+PLATEAU = {
+    "max_gap": (1.05, "ratio", "val/train ratio at or below which there is no overfitting at all"),
+    "max_train_drop": (0.05, "fraction", "fall of train over the second half below which train is flat"),
+}
+
+
 def _plateau(f: Features, t: Mapping[str, float]) -> bool:
     """Train flat over the second half (< `max_train_drop`) and val level with it (<= `max_gap`)."""
     ratio, drop = f.gap_ratio_end, f.train_half_drop
@@ -196,8 +204,7 @@ def _plateau(f: Features, t: Mapping[str, float]) -> bool:
     "FD203",
     "underfit.capacity",
     "No regularization left, train flat and val as low as train: the network is too small.",
-    max_gap=(1.05, "ratio", "val/train ratio at or below which there is no overfitting at all"),
-    max_train_drop=(0.05, "fraction", "fall of train over the second half below which train is flat"),
+    **PLATEAU,
     full_train_drop=(
         0.0,
         "fraction",
@@ -233,8 +240,7 @@ REGRESSION_METRICS = frozenset({"mae", "mse", "rmse", "mape", "msle"})
         "units per layer",
         "units per hidden layer at or below which the net counts as narrow (the corpus' narrow widths)",
     ),
-    max_gap=(1.05, "ratio", "val/train ratio at or below which there is no overfitting at all"),
-    max_train_drop=(0.05, "fraction", "fall of train over the second half below which train is flat"),
+    **PLATEAU,
     confidence=(
         0.67,
         "fraction",

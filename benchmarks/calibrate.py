@@ -526,6 +526,23 @@ def print_report(samples: list[Sample], preds: list[Prediction], members: dict[s
             f"{right}/{len(narrow)} = {right / len(narrow):.0%}; labels "
             + ", ".join(f"{k} {n}" for k, n in labels.most_common())
         )
+    # FD208 names the cause of an underfit narrow net: its declared strength is the share of
+    # such underfit runs labelled capacity.
+    suspects = [
+        p for p in preds if p.with_config and any(f.rule_id == "FD208" for f in p.sample.findings_config)
+    ]
+    under = [p for p in suspects if p.sample.run.label.label == "underfit"]
+    if under:
+        cap = sum(p.sample.run.label.cause == "capacity" for p in under)
+        called = [p for p in suspects if p.verdict == "underfit"]
+        right = sum(
+            p.sample.run.label.label == "underfit" and p.sample.run.label.cause == "capacity" for p in called
+        )
+        print(
+            f"FD208 (a narrow net, no regularization) fired on {len(suspects)} runs: of the {len(under)} "
+            f"labelled underfit, {cap} = {cap / len(under):.0%} capacity; of the {len(called)} called underfit "
+            f"(capacity), {right} = {right / max(1, len(called)):.0%} labelled so"
+        )
     print()
     print("Reliability (held-out families; calibration map fitted without the family it maps)")
     print(f"{'confidence':<12}{'verdicts':>9}{'mean conf':>11}{'right':>8}")

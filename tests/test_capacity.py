@@ -15,6 +15,10 @@ import yaml
 from typer.testing import CliRunner
 
 from fitdoc.cli import app
+from fitdoc.config import validate_config
+from fitdoc.diagnosis.decide import diagnose_curves
+from fitdoc.history.curves import Curves
+from fitdoc.verdict import Cause, Diagnosis, Verdict
 
 
 def sine_quadratic(path: Path, rows: int = 3000, noise: float = 0.3) -> None:
@@ -51,3 +55,31 @@ def test_a_two_unit_net_is_diagnosed_too_small(tmp_path: Path) -> None:
     bare = CliRunner().invoke(app, ["diagnose", str(bare_csv), "--format", "json"])
     (alone,) = json.loads(bare.stdout)["results"]
     assert not any(f["rule_id"] == "FD207" for f in alone["findings"])
+
+
+def _still_falling(units: int, metric: str = "mae", **model: float) -> Diagnosis:
+    # Train and val level and still falling: the combiner calls it underfit; the cause then
+    # depends on what the config says of the net.
+    epochs = np.arange(100)
+    train = 0.5 + 2.0 * np.exp(-epochs / 150.0)
+    config = validate_config({"model": {"hidden_layers": 2, "units": units, **model}}, model_only=True)
+    return diagnose_curves(Curves(epochs, train, train * 1.02, metric), config)
+
+
+@pytest.mark.parametrize("metric", ["mae", "loss"])
+def test_an_underfit_narrow_net_without_regularization_is_first_too_small(metric: str) -> None:
+    d = _still_falling(4, metric)
+    assert (d.verdict, d.cause) == (Verdict.UNDERFIT, Cause.CAPACITY)
+    assert d.summary.startswith("underfit (capacity): 4 units per hidden layer (<= 8)")
+    assert d.suggestion is not None
+    assert (d.suggestion.primary.key, d.suggestion.primary.to) == ("model.units", 8)
+    # Val still falls, so training longer stays on offer.
+    assert "training.epochs" in [c.key for c in d.suggestion.alternatives]
+    assert any(f.cause is Cause.NOT_CONVERGED for f in d.findings)
+
+
+def test_a_wide_or_regularized_net_still_falling_is_not_converged() -> None:
+    assert _still_falling(64).cause is Cause.NOT_CONVERGED
+    regularized = _still_falling(4, dropout=0.2)
+    assert regularized.cause is not Cause.CAPACITY
+    assert not any(f.rule_id == "FD208" for f in regularized.findings)

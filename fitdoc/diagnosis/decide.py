@@ -47,6 +47,10 @@ if TYPE_CHECKING:
 # the corpus such runs were mostly labelled underfit, capacity; the combiner, fitted on
 # thousands of wider nets, outvotes them).
 OVERRIDES = ("FD206", "FD207")
+# Findings that name the cause whenever the verdict is theirs, over a stronger finding of
+# another cause: a known narrow net with no regularization is first too small (FD208), even
+# while val still falls (on the corpus twice the units beat twice the epochs there).
+CAUSE_FIRST = ("FD208",)
 # Below the shortest runs the combiner was fitted on, it would extrapolate; there val
 # rising at each of the last evaluations, 10 % above its minimum while train falls
 # (83 % of such corpus runs are labelled overfit), decides alone.
@@ -292,6 +296,9 @@ def _cause(
     """
     t = numbers or DecisionNumbers()
     own = [f for f in findings if f.verdict is verdict and f.cause is not None]
+    first = [f for f in own if f.rule_id in CAUSE_FIRST]
+    if first:
+        return first[0].cause
     # Without a config, "over-regularized" is read off the curves alone (train above val,
     # which a running mean over an epoch also gives early on): a val still falling says more.
     if reg is None and any(f.cause is Cause.NOT_CONVERGED for f in own):

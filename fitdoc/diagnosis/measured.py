@@ -326,12 +326,13 @@ def diagnose_run(
         return curves_diagnosis
     val = np.asarray(curves.val, float)
     decision = decide(val, neighbours, values, epochs=_planned_epochs(config, len(curves)))
-    if decision.verdict is Verdict.BALANCED and _too_narrow(curves_diagnosis):
+    narrow = _too_narrow(curves_diagnosis)
+    if decision.verdict is Verdict.BALANCED and narrow:
         # The probe varies regularization, not width: no neighbour winning says nothing about
-        # twice the units, so the curves' too-small verdict (FD207) stands, with what was measured.
+        # twice the units, so the curves' too-small verdict (FD207, FD208) stands, with what was measured.
         note = (
             f"{_summary(decision, 0.0)}; the probe does not vary the width, so the curves' "
-            "verdict (a net too small, FD207) stands"
+            f"verdict (a net too small, {narrow}) stands"
         )
         return replace(
             curves_diagnosis,
@@ -346,8 +347,11 @@ def diagnose_run(
     )
 
 
-def _too_narrow(d: Diagnosis) -> bool:
-    return d.cause is Cause.CAPACITY and any(f.rule_id == "FD207" for f in d.findings)
+def _too_narrow(d: Diagnosis) -> str:
+    """The rule that named a too-small net the curves' cause (FD207 or FD208), else ''."""
+    if d.verdict is not Verdict.UNDERFIT or d.cause is not Cause.CAPACITY:
+        return ""
+    return next((f.rule_id for f in d.findings if f.rule_id in ("FD207", "FD208")), "")
 
 
 def _planned_epochs(config: AnyConfig | None, default: int) -> int:

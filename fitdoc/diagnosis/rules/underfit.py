@@ -226,6 +226,21 @@ def capacity(f: Features, reg: Regularization | None, t: Mapping[str, float]) ->
     )
 
 
+# FD207's and FD208's narrow net, declared once (each rule still carries its own value).
+NARROW = {
+    "max_units": (
+        8,
+        "units per layer",
+        "units per hidden layer at or below which the net counts as narrow (the corpus' narrow widths)",
+    ),
+}
+
+
+def _narrow(reg: Regularization | None, t: Mapping[str, float]) -> bool:
+    """A known net of at most `max_units` units per hidden layer, with no regularization."""
+    return reg is not None and not reg.any and 0 < reg.units <= t["max_units"]
+
+
 # Regression errors: where a narrow net on a plateau was measured too small (FD207).
 REGRESSION_METRICS = frozenset({"mae", "mse", "rmse", "mape", "msle"})
 
@@ -235,11 +250,7 @@ REGRESSION_METRICS = frozenset({"mae", "mse", "rmse", "mape", "msle"})
     "underfit.too_narrow",
     "A known narrow net, no regularization, train flat and val level with it on a regression "
     "error: too small for its data; decides alone.",
-    max_units=(
-        8,
-        "units per layer",
-        "units per hidden layer at or below which the net counts as narrow (the corpus' narrow widths)",
-    ),
+    **NARROW,
     **PLATEAU,
     confidence=(
         0.67,
@@ -251,9 +262,7 @@ def too_narrow(f: Features, reg: Regularization | None, t: Mapping[str, float]) 
     # On the corpus' regression runs of nets of 2-8 units, FD203's plateau was mostly a net
     # too small (twice the units gained >= 10 %); on classification runs mostly balanced, and
     # on wider nets the width steps were too few to say: so only here does it decide alone.
-    if reg is None or reg.any or not 0 < reg.units <= t["max_units"] or f.metric not in REGRESSION_METRICS:
-        return None
-    if not _plateau(f, t):
+    if reg is None or not _narrow(reg, t) or f.metric not in REGRESSION_METRICS or not _plateau(f, t):
         return None
     ratio, drop = f.gap_ratio_end, f.train_half_drop
     return Vote(
@@ -265,6 +274,38 @@ def too_narrow(f: Features, reg: Regularization | None, t: Mapping[str, float]) 
         f"{reg.units} units per hidden layer (<= {t['max_units']:g}) and no regularization, train "
         f"{f.metric} flat ({drop:.1%} over the second half < {t['max_train_drop']:.0%}) and val/train "
         f"{ratio:.2f} <= {t['max_gap']:.2f}: the net is too small for its data",
+    )
+
+
+@rule(
+    "FD208",
+    "underfit.narrow_net",
+    "A known narrow net with no regularization: if it underfits, too little capacity is the "
+    "cause to try first; names the cause, never the verdict.",
+    **NARROW,
+    confidence=(
+        0.63,
+        "fraction",
+        "its strength: the share of such underfit corpus nets whose best change was twice the units "
+        "(benchmarks/calibrate.py prints it)",
+    ),
+)
+def narrow_net(f: Features, reg: Regularization | None, t: Mapping[str, float]) -> Vote | None:
+    # Of the corpus' underfit nets of 2-8 units with no regularization (all on width paths),
+    # twice the units beat twice the epochs 166 to 99, whether val was still falling or not,
+    # on regression and classification alike. It is not evidence for the verdict (not in the
+    # combiner's EVIDENCE_RULES): it only names the cause once the verdict is underfit.
+    if reg is None or not _narrow(reg, t):
+        return None
+    return Vote(
+        Verdict.UNDERFIT,
+        Cause.CAPACITY,
+        t["confidence"],
+        float(reg.units),
+        t["max_units"],
+        f"{reg.units} units per hidden layer (<= {t['max_units']:g}) and no regularization: too narrow "
+        f"a net is the first suspect (twice the units beat twice the epochs on {t['confidence']:.0%} "
+        "of such underfit corpus runs)",
     )
 
 

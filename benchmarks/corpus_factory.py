@@ -54,6 +54,9 @@ WIDTH_SETTINGS = ((0.0, 0.0), (1e-4, 0.0))
 WIDTH_FACTORS = (2.0, 0.5)
 LR_RANGES = {"adam": (1e-4, 1e-2), "rmsprop": (1e-4, 1e-2), "sgd": (1e-3, 1e-1)}
 SLOW_SGD_LR = (1e-4, 1e-2)  # plain SGD (`--slow-sgd`): small steps, no momentum
+# Short classification runs (`--short-classification`): the few-epoch fits real classification
+# logs mostly are (fine-tuning, a quick CNN), where the corpus' 50-200 epoch paths are thin.
+SHORT_EPOCHS = (10, 20, 40)
 
 
 def draw_path(seed: int, index: int) -> dict[str, Any]:
@@ -96,20 +99,22 @@ def draw_path(seed: int, index: int) -> dict[str, Any]:
 def fit_budget(path: dict[str, Any], n_train: int, n_eval: int, n_inputs: int) -> dict[str, Any]:
     """Shrink the batch count, then the epochs, then the width until a path fits the budgets."""
     e_max, batch, units = path["e_max"], min(path["batch"], n_train), path["units"]
+    floor = min(50, e_max)  # a short run (`SHORT_EPOCHS`) stays short, never shorter
     while math.ceil(n_train / batch) * 2 * e_max > STEP_BUDGET and batch < 512:
         batch *= 2
-    while math.ceil(n_train / batch) * 2 * e_max > STEP_BUDGET and e_max > 50:
+    while math.ceil(n_train / batch) * 2 * e_max > STEP_BUDGET and e_max > floor:
         e_max //= 2
 
     def flops(e: int, u: int) -> float:
         params = n_inputs * u + (path["layers"] - 1) * u * u + u
         return 2 * e * 8 * (3 * n_train + n_eval) * params * 2
 
-    while flops(e_max, units) > FLOP_BUDGET and e_max > 50:
+    while flops(e_max, units) > FLOP_BUDGET and e_max > floor:
         e_max //= 2
     while flops(e_max, units) > FLOP_BUDGET and units > 16:  # narrow nets are never widened
         units //= 2
-    cuts = sorted({max(10, e_max // 10), (3 * e_max) // 10, e_max})
+    # No cut below 10 epochs: too few evaluations to read (a short run's 3-epoch cut).
+    cuts = sorted({c for c in (max(10, e_max // 10), (3 * e_max) // 10, e_max) if c >= 10})
     return {**path, "batch": min(batch, n_train), "e_max": e_max, "units": units, "cuts": cuts}
 
 
@@ -144,6 +149,25 @@ def slow_sgd(path: dict[str, Any]) -> dict[str, Any]:
     lr = float(f"{10 ** rng.uniform(math.log10(SLOW_SGD_LR[0]), math.log10(SLOW_SGD_LR[1])):.2g}")
     seed, index = path["key"][1:].split("-")
     return {**path, "key": f"p{seed}s-{index}", "optimizer": "sgd_plain", "lr": lr}
+
+
+def short_classification(path: dict[str, Any]) -> dict[str, Any]:
+    """A classification draw trained for few epochs (`SHORT_EPOCHS`): the path at the same
+    index with its family, noise and row count redrawn among the classification families and
+    its longest cut short. Its own key (`p1c-...`), so it never collides with the long path."""
+    rng = random.Random(f"{path['key']}-short-classification")
+    family = FAMILIES[rng.choice(sorted(n for n, f in FAMILIES.items() if f.task == "classification"))]
+    n = 0 if family.is_real else round(10 ** rng.uniform(math.log10(100), math.log10(20_000)))
+    seed, index = path["key"][1:].split("-")
+    return {
+        **path,
+        "key": f"p{seed}c-{index}",
+        "family": family.name,
+        "task": family.task,
+        "noise": rng.choice(family.noises),
+        "n": n,
+        "e_max": rng.choice(SHORT_EPOCHS),
+    }
 
 
 def make_optimizer(name: str, lr: float) -> Any:
@@ -269,6 +293,11 @@ def main(argv: list[str] | None = None) -> int:
         help="train each drawn path with plain SGD at a small learning rate",
     )
     parser.add_argument(
+        "--short-classification",
+        action="store_true",
+        help="train each drawn path as a short classification run (10-40 epochs)",
+    )
+    parser.add_argument(
         "--seeds",
         type=int,
         default=1,
@@ -291,6 +320,8 @@ def main(argv: list[str] | None = None) -> int:
         path = draw_path(args.seed, i)
         if args.slow_sgd:
             path = slow_sgd(path)
+        if args.short_classification:
+            path = short_classification(path)
         wanted = path["width_steps"] and (path["narrow_units"] or not args.only_narrow)
         if path["key"] in done or ((args.only_width or args.only_narrow) and not wanted):
             continue

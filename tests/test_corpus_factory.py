@@ -258,6 +258,22 @@ def test_slow_sgd_paths_are_the_same_draw_with_plain_sgd_at_a_small_rate_under_t
     assert slow_sgd(draw_path(1, 42)) == slow  # seeded by the path alone
 
 
+def test_short_classification_paths_are_classification_draws_of_few_epochs_under_their_own_key() -> None:
+    from benchmarks.corpus.families import FAMILIES
+    from benchmarks.corpus_factory import SHORT_EPOCHS, draw_path, fit_budget, short_classification
+
+    paths = [short_classification(draw_path(1, i)) for i in range(60)]
+    assert paths[7]["key"] == "p1c-00007"
+    assert all(FAMILIES[p["family"]].task == "classification" == p["task"] for p in paths)
+    assert {p["e_max"] for p in paths} == set(SHORT_EPOCHS)
+    assert {p["family"] for p in paths} == {n for n, f in FAMILIES.items() if f.task == "classification"}
+    assert short_classification(draw_path(1, 7)) == paths[7]  # seeded by the path alone
+    # The budget never stretches a short run, nor cuts it below 10 epochs.
+    for e_max in SHORT_EPOCHS:
+        fitted = fit_budget({**paths[0], "e_max": e_max, "n": 20_000}, 16_000, 4_000, 20)
+        assert fitted["e_max"] == e_max and min(fitted["cuts"]) >= 10 and max(fitted["cuts"]) == e_max
+
+
 @pytest.mark.training
 def test_the_factory_command_line_takes_every_flag(tmp_path: Path) -> None:
     import subprocess
@@ -265,6 +281,7 @@ def test_the_factory_command_line_takes_every_flag(tmp_path: Path) -> None:
 
     script = Path(__file__).resolve().parents[1] / "benchmarks" / "corpus_factory.py"
     flags = ["--paths", "0", "--data-dir", str(tmp_path), "--only-narrow", "--slow-sgd", "--seeds", "2"]
+    flags.append("--short-classification")
     done = subprocess.run([sys.executable, str(script), *flags], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert "trained 0 paths" in done.stdout

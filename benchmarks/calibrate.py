@@ -39,7 +39,7 @@ import math
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -128,6 +128,16 @@ def min_evaluations(samples: Iterable[Sample]) -> int:
     """The fewest evaluations of a run the combiner is fitted on: its domain's lower edge."""
     return min(s.features.n_epochs for s in samples if s.x_config is not None or s.x_curves is not None)
 
+
+# Short classification runs (the factory's `--short-classification`, 10-40 epochs) are
+# scored apart: the fine-tuning-like runs real classification logs mostly are.
+SHORT_EPOCHS = 40
+RUN_KINDS: dict[str, Callable[[Run], bool]] = {
+    "regression": lambda r: r.task == "regression",
+    "classification": lambda r: r.task == "classification",
+    "  <= 40 epochs": lambda r: r.task == "classification" and r.epochs <= SHORT_EPOCHS,
+    "  > 40 epochs": lambda r: r.task == "classification" and r.epochs > SHORT_EPOCHS,
+}
 
 SHARED_CORPUS = REPO.parent / "shared" / "corpus" / "labeled"
 SHARED_FAMILY = "shared-labeled"
@@ -503,6 +513,13 @@ def print_report(samples: list[Sample], preds: list[Prediction], members: dict[s
         a = scores([p for p in preds if p.with_config and p.sample.run.order == order])
         b = scores([p for p in preds if not p.with_config and p.sample.run.order == order])
         print(f"{order:<18}{a['n']:>5}{a['macro_f1']:>8.3f}{b['macro_f1']:>10.3f}")
+    print()
+    print(f"{'task, length':<18}{'runs':>5}{'cfg F1':>8}{'curves F1':>10}")
+    for name, keep in RUN_KINDS.items():
+        a = scores([p for p in preds if p.with_config and keep(p.sample.run)])
+        b = scores([p for p in preds if not p.with_config and keep(p.sample.run)])
+        if a["n"]:
+            print(f"{name:<18}{a['n']:>5}{a['macro_f1']:>8.3f}{b['macro_f1']:>10.3f}")
     capacity = [p for p in preds if p.sample.run.label.cause == "capacity"]
     if capacity:
         cfg = [p for p in capacity if p.with_config]

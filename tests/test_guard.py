@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from benchmarks.guard import Measure, print_table
 
@@ -33,3 +34,19 @@ def test_a_committed_model_for_other_evidence_is_stood_in_for_by_its_record() ->
     old = as_recorded(baseline, names)
     assert old["shared corpus, F1 config"] == (0.67, 0.02)
     assert all(math.isnan(v) for v in old["shared corpus, F1 curves"])  # no record: new
+
+
+def test_a_grown_corpus_is_guarded_on_the_paths_the_baseline_was_measured_on() -> None:
+    from types import SimpleNamespace
+
+    from benchmarks.guard import split_by_baseline
+
+    def pred(key: str) -> Any:
+        return SimpleNamespace(sample=SimpleNamespace(run=SimpleNamespace(path_key=key)))
+
+    preds = [pred("p1-00001"), pred("p1c-00002"), pred("shared-labeled")]
+    seen, grown = split_by_baseline(preds, {"paths": ["p1-00001", "shared-labeled"]})
+    assert [p.sample.run.path_key for p in seen] == ["p1-00001", "shared-labeled"]
+    assert [p.sample.run.path_key for p in grown] == ["p1c-00002"]
+    # A baseline that recorded no paths was measured on all of them.
+    assert split_by_baseline(preds, {}) == (preds, [])

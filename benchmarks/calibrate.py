@@ -548,6 +548,8 @@ def print_report(samples: list[Sample], preds: list[Prediction], members: dict[s
     suspects = [
         p for p in preds if p.with_config and any(f.rule_id == "FD208" for f in p.sample.findings_config)
     ]
+    # Only where twice the units was trained at the run's own setting can the label say capacity.
+    suspects = [p for p in suspects if any(k.startswith("units=") for k in p.sample.run.label.gains)]
     under = [p for p in suspects if p.sample.run.label.label == "underfit"]
     if under:
         cap = sum(p.sample.run.label.cause == "capacity" for p in under)
@@ -556,7 +558,8 @@ def print_report(samples: list[Sample], preds: list[Prediction], members: dict[s
             p.sample.run.label.label == "underfit" and p.sample.run.label.cause == "capacity" for p in called
         )
         print(
-            f"FD208 (a narrow net, no regularization) fired on {len(suspects)} runs: of the {len(under)} "
+            f"FD208 (a narrow net, no or light regularization) fired on {len(suspects)} runs with "
+            f"twice the units trained: of the {len(under)} "
             f"labelled underfit, {cap} = {cap / len(under):.0%} capacity; of the {len(called)} called underfit "
             f"(capacity), {right} = {right / max(1, len(called)):.0%} labelled so"
         )

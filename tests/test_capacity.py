@@ -78,6 +78,12 @@ def test_an_underfit_narrow_net_without_regularization_is_first_too_small(metric
     assert any(f.cause is Cause.NOT_CONVERGED for f in d.findings)
 
 
+def test_light_l2_leaves_a_narrow_net_first_too_small() -> None:
+    d = _still_falling(4, l2=1e-4)
+    assert (d.verdict, d.cause) == (Verdict.UNDERFIT, Cause.CAPACITY)
+    assert "light regularization (L2/L1 <= 0.0001)" in d.summary
+
+
 def test_a_wide_or_regularized_net_still_falling_is_not_converged() -> None:
     assert _still_falling(64).cause is Cause.NOT_CONVERGED
     regularized = _still_falling(4, dropout=0.2)

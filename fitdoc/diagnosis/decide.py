@@ -48,8 +48,8 @@ if TYPE_CHECKING:
 # thousands of wider nets, outvotes them).
 OVERRIDES = ("FD206", "FD207")
 # Findings that name the cause whenever the verdict is theirs, over a stronger finding of
-# another cause: a known narrow net with no regularization is first too small (FD208), even
-# while val still falls (on the corpus twice the units beat twice the epochs there).
+# another cause: a known narrow net with no or light regularization is first too small
+# (FD208), even while val still falls (on the corpus twice the units beat twice the epochs there).
 CAUSE_FIRST = ("FD208",)
 # Below the shortest runs the combiner was fitted on, it would extrapolate; there val
 # rising at each of the last evaluations, 10 % above its minimum while train falls

@@ -265,15 +265,24 @@ def too_narrow(f: Features, reg: Regularization | None, t: Mapping[str, float]) 
     if reg is None or not _narrow(reg, t) or f.metric not in REGRESSION_METRICS or not _plateau(f, t):
         return None
     ratio, drop = f.gap_ratio_end, f.train_half_drop
+    return _narrow_vote(
+        reg,
+        t,
+        f"no regularization, train {f.metric} flat ({drop:.1%} over the second half < "
+        f"{t['max_train_drop']:.0%}) and val/train {ratio:.2f} <= {t['max_gap']:.2f}: the net is too "
+        "small for its data",
+    )
+
+
+def _narrow_vote(reg: Regularization, t: Mapping[str, float], why: str) -> Vote:
+    """FD207's and FD208's finding: underfit (capacity) at the rule's declared confidence."""
     return Vote(
         Verdict.UNDERFIT,
         Cause.CAPACITY,
         t["confidence"],
         float(reg.units),
         t["max_units"],
-        f"{reg.units} units per hidden layer (<= {t['max_units']:g}) and no regularization, train "
-        f"{f.metric} flat ({drop:.1%} over the second half < {t['max_train_drop']:.0%}) and val/train "
-        f"{ratio:.2f} <= {t['max_gap']:.2f}: the net is too small for its data",
+        f"{reg.units} units per hidden layer (<= {t['max_units']:g}) and {why}",
     )
 
 
@@ -307,15 +316,11 @@ def narrow_net(f: Features, reg: Regularization | None, t: Mapping[str, float]) 
     if reg.dropout > 0 or max(reg.l2, reg.l1) > t["max_penalty"]:
         return None
     what = "no regularization" if not reg.any else f"light regularization (L2/L1 <= {t['max_penalty']:g})"
-    return Vote(
-        Verdict.UNDERFIT,
-        Cause.CAPACITY,
-        t["confidence"],
-        float(reg.units),
-        t["max_units"],
-        f"{reg.units} units per hidden layer (<= {t['max_units']:g}) and {what}: too narrow "
-        f"a net is the first suspect (twice the units beat twice the epochs on {t['confidence']:.0%} "
-        "of such underfit corpus runs)",
+    return _narrow_vote(
+        reg,
+        t,
+        f"{what}: too narrow a net is the first suspect (twice the units beat twice the epochs on "
+        f"{t['confidence']:.0%} of such underfit corpus runs)",
     )
 
 

@@ -27,16 +27,18 @@ from fitdoc.history.readers import wandbrun
 TRAIN = [1.0 / (e + 1) for e in range(30)]
 VAL = [0.55 + 0.002 * (e - 10) ** 2 for e in range(30)]  # falls, then rises: an overfit
 
-# One subprocess writes both runs: importing wandb costs a second or two.
+# One subprocess writes both runs: importing wandb costs a second or two. Run directories
+# are named offline-run-<second>-<id>: both runs often start in the same second, so their
+# ids are set to sort in the order they were written.
 WRITER = """
 import sys, wandb
 train, val = eval(sys.argv[1]), eval(sys.argv[2])
-run = wandb.init(project="fitdoc", config={"l2": 0.0, "dropout": 0.0, "lr": 1e-3, "epochs": 30})
+run = wandb.init(project="fitdoc", id="fitdoc1", config={"l2": 0.0, "dropout": 0.0, "lr": 1e-3, "epochs": 30})
 for e, (t, v) in enumerate(zip(train, val)):
     wandb.log({"epoch": e, "train/loss": t, "val/loss": v})
 run.finish()
 # Train every batch (10 a epoch), validation at the end of each epoch, config updated later.
-run = wandb.init(project="fitdoc", config={"optimizer": {"lr": 0.01}})
+run = wandb.init(project="fitdoc", id="fitdoc2", config={"optimizer": {"lr": 0.01}})
 wandb.config.update({"weight_decay": 0.01})
 for e in range(8):
     for b in range(10):

@@ -288,7 +288,8 @@ def _cause(
     reg: Regularization | None,
     numbers: DecisionNumbers | None = None,
 ) -> Cause | None:
-    """The strongest own finding's cause; without one, the cause the verdict most likely has.
+    """A `CAUSE_FIRST` finding's cause, else the strongest own finding's; without one, the
+    cause the verdict most likely has.
 
     Overfit: a val minimum before the run's last part (FD202's `min_best_position`) is a
     missed early stop, else a gap. Underfit: a known regularizer is the first thing to

@@ -563,6 +563,21 @@ def print_report(samples: list[Sample], preds: list[Prediction], members: dict[s
             f"labelled underfit, {cap} = {cap / len(under):.0%} capacity; of the {len(called)} called underfit "
             f"(capacity), {right} = {right / max(1, len(called)):.0%} labelled so"
         )
+    # Where FD208 does not fire (wider or more regularized nets), how often capacity was the label.
+    others = [
+        p
+        for p in preds
+        if p.with_config
+        and p.sample.run.label.label == "underfit"
+        and any(k.startswith("units=") for k in p.sample.run.label.gains)
+        and not any(f.rule_id == "FD208" for f in p.sample.findings_config)
+    ]
+    if others:
+        cap = sum(p.sample.run.label.cause == "capacity" for p in others)
+        print(
+            f"  elsewhere (wider or more regularized nets, twice the units trained): {cap} of "
+            f"{len(others)} underfit runs labelled capacity"
+        )
     print()
     print("Reliability (held-out families; calibration map fitted without the family it maps)")
     print(f"{'confidence':<12}{'verdicts':>9}{'mean conf':>11}{'right':>8}")

@@ -667,6 +667,19 @@ def boosting_ceiling(samples: list[Sample], preds: list[Prediction]) -> dict[boo
     return {wc: scores([p for p in boosted if p.with_config is wc])["macro_f1"] for wc in (True, False)}
 
 
+def corpus_counts(data_dir: Path) -> str:
+    """The stored paths: how many, how many with width steps, how many short classification
+    paths (`p<seed>c-` keys) and how many labelled from two seeds."""
+    paths = list(read_paths(data_dir))
+    width = sum("width_nets" in p for p in paths)
+    short = sum(p["key"].split("-")[0].endswith("c") for p in paths)
+    seeds = sum(p.get("label_seeds", 1) == 2 for p in paths)
+    return (
+        f"{len(paths)} stored paths: {width} with width steps, {short} short classification, "
+        f"{seeds} labelled from two seeds"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", type=Path, default=DATA_DIR)
@@ -687,6 +700,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.without_shared:
         samples += load_shared_samples(SHARED_CORPUS)
     print(f"read and measured in {time.perf_counter() - start:.1f} s")
+    print(corpus_counts(args.data_dir))
     preds = leave_one_family_out(samples)
     print_report(samples, preds, members)
     if args.boosting:

@@ -89,3 +89,40 @@ def test_a_wide_or_regularized_net_still_falling_is_not_converged() -> None:
     regularized = _still_falling(4, dropout=0.2)
     assert regularized.cause is not Cause.CAPACITY
     assert not any(f.rule_id == "FD208" for f in regularized.findings)
+
+
+@pytest.mark.training
+def test_the_probe_measures_a_too_small_net_beside_a_wider_one(tmp_path: Path) -> None:
+    """`train --probe` of the 2-unit net trains a 32-unit one beside it: the capacity verdict
+    is measured, and the wider net's config.yaml repeats its probed history when trained alone."""
+    sine_quadratic(tmp_path / "data.csv", rows=1500)
+    config = {
+        "name": "tiny",
+        "seed": 1,
+        "data": {"path": str(tmp_path / "data.csv"), "target": "y"},
+        "model": {"hidden_layers": 1, "units": 2},
+        "training": {"epochs": 120, "batch_size": 64},
+        "output": {"dir": str(tmp_path / "runs")},
+    }
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(config))
+    result = CliRunner().invoke(
+        app, ["train", str(tmp_path / "tiny.yaml"), "--probe", "--format", "json", "--quiet"]
+    )
+    assert result.exit_code == 0, result.output
+    text, run_line = result.stdout.strip().rsplit("\n", 1)
+    (diagnosis,) = json.loads(text)["results"]
+    assert (diagnosis["verdict"], diagnosis["cause"], diagnosis["basis"]) == (
+        "underfit",
+        "capacity",
+        "measured",
+    )
+    suggestion = diagnosis["suggestion"]
+    assert (suggestion["key"], suggestion["from"], suggestion["to"]) == ("model.units", 2, 32)
+    wider = Path(run_line) / "probes" / "units-32"
+    assert json.loads((wider / "run.json").read_text())["status"] == "completed"
+    alone = CliRunner().invoke(app, ["train", str(wider / "config.yaml"), "--quiet", "--format", "json"])
+    assert alone.exit_code == 0, alone.output
+    repeated = pd.read_csv(Path(alone.stdout.strip().splitlines()[-1]) / "history.csv")
+    probed = pd.read_csv(wider / "history.csv")
+    for column in ("loss", "mae", "val_loss", "val_mae"):
+        np.testing.assert_allclose(repeated[column], probed[column], rtol=1e-4)

@@ -63,6 +63,18 @@ def test_one_hidden_layer_has_no_dropout_to_probe() -> None:
     assert [p.slug for p in plan_probes(config(hidden_layers=1))] == ["l2-0.0001"]
 
 
+def test_a_narrow_net_probes_twice_the_units_too() -> None:
+    plans = plan_probes(config(hidden_layers=1, units=4))
+    # At least WIDE_UNITS: one doubling of a very narrow net says little.
+    assert [p.slug for p in plans] == ["l2-0.0001", "units-32"]
+    wider = plans[-1]
+    assert (wider.change.key, wider.change.from_, wider.change.to) == ("model.units", 4, 32)
+    assert wider.config.model.units == 32 and wider.config.model.l2 == 0.0
+    full = plan_probes(config(units=20, l2=0.001, dropout=0.2))
+    assert len(full) == 5 and full[-1].slug == "units-40"
+    assert not any(p.change.key == "model.units" for p in plan_probes(config(units=32)))
+
+
 def test_an_l1_run_probes_the_l1_ladder() -> None:
     assert [p.slug for p in plan_probes(config(l1=0.0001))][:2] == ["l1-0.001", "l1-1e-05"]
 
@@ -206,6 +218,38 @@ def test_no_regularization_neighbour_winning_leaves_a_too_narrow_verdict_standin
     assert any("the probe does not vary the width" in note for note in d.notes)
 
 
+UNITS_UP = Change("model.units", 4, 8, "")
+
+
+def test_a_wider_neighbour_that_wins_is_capacity() -> None:
+    run = flat(0.6)
+    d = decide(
+        run, [Neighbour(L2_UP, flat(0.61, seed=1)), Neighbour(UNITS_UP, flat(0.3, seed=2))], thresholds()
+    )
+    assert (d.verdict, d.cause) == (Verdict.UNDERFIT, Cause.CAPACITY)
+    assert d.winner is not None and d.winner.change.key == "model.units" and d.winner.direction == -1
+
+
+def test_a_measured_width_step_overrules_the_curves_too_narrow_verdict() -> None:
+    # The same 2-unit plateau as above, but the probe trained 4 units too: what it measured decides.
+    epochs = np.arange(200)
+    train = 1.22 + 2.0 * np.exp(-epochs / 25.0)
+    run = mae_curves(train * 1.03, train=train)
+    l2 = Probe("l2-0.0001", L2_UP, "completed", mae_curves(train * 1.031, train=train))
+    same = Probe(
+        "units-4", Change("model.units", 2, 4, ""), "completed", mae_curves(train * 1.029, train=train)
+    )
+    d = diagnose_run(run, config(hidden_layers=1, units=2), [l2, same])
+    assert (d.verdict, d.basis) == (Verdict.BALANCED, "measured")
+    wide = Probe(
+        "units-4", Change("model.units", 2, 4, ""), "completed", mae_curves(train * 0.6, train=train * 0.6)
+    )
+    d = diagnose_run(run, config(hidden_layers=1, units=2), [l2, wide])
+    assert (d.verdict, d.cause, d.basis) == (Verdict.UNDERFIT, Cause.CAPACITY, "measured")
+    assert d.suggestion is not None and d.suggestion.primary.key == "model.units"
+    assert d.suggestion.primary.to == 4 and "measured" in d.suggestion.primary.text
+
+
 def test_unprobed_histories_keep_the_curves_basis() -> None:
     d = diagnose_run(mae_curves(flat(0.06)), config(), [])
     assert d.basis == "curves" and "measured" not in d.to_dict()
@@ -255,6 +299,63 @@ def test_net_zero_of_a_stack_trains_exactly_as_the_plain_run() -> None:
     # Same initial weights: the first epoch's nets differ only by their settings.
     same = run([NetSpec(), NetSpec()])
     np.testing.assert_array_equal(same[0], same[1])
+
+
+@pytest.mark.training
+@pytest.mark.parametrize("activation", ["relu", "sigmoid"])
+def test_a_narrower_net_padded_into_a_wider_stack_trains_as_it_would_alone(activation: str) -> None:
+    """The width probe: a 4-unit net stacked beside an 8-unit one (padded, masked) follows a
+    4-unit engine of its own step for step, dropout included; sigmoid's padded units would
+    leak 0.5 forward without the mask."""
+    keras = pytest.importorskip("keras")
+    from fitdoc.training.engine import Arrays, NetSpec, StackedEngine
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((120, 4)).astype(np.float32)
+    y = (np.sin(2 * x[:, :1]) + x[:, 1:2] ** 2).astype(np.float32)
+    arrays = Arrays(x[:90], y[:90], x[90:], y[90:], x[90:], y[90:])
+
+    def weights(units: int) -> list[np.ndarray]:
+        keras.utils.set_random_seed(1)
+        net = keras.Sequential(
+            [keras.Input((4,)), keras.layers.Dense(units), keras.layers.Dense(units), keras.layers.Dense(1)]
+        )
+        return list(net.get_weights())
+
+    def engine(specs: list[NetSpec], starts: dict[int, list[np.ndarray]] | None = None) -> StackedEngine:
+        return StackedEngine(
+            weights(4),
+            specs,
+            arrays,
+            optimizer=keras.optimizers.Adam(0.01),
+            batch_size=32,
+            seed=5,
+            activation=activation,
+            starts=starts,
+        )
+
+    narrow = [NetSpec(l2=1e-3, dropout=0.2), NetSpec(dropout=0.2)]
+    alone = engine(narrow)
+    stacked = engine([*narrow, NetSpec(dropout=0.2)], starts={2: weights(8)})
+    rows_alone, rows_stacked = alone.run(6), stacked.run(6)
+    np.testing.assert_allclose(rows_stacked[:2], rows_alone, rtol=1e-5, atol=1e-7)
+    assert not np.allclose(rows_stacked[2], rows_stacked[1])
+    # Each net's weights come back at its own shape.
+    assert [w.shape for w in stacked.weights(0)] == [w.shape for w in weights(4)]
+    assert [w.shape for w in stacked.weights(2)] == [w.shape for w in weights(8)]
+    for a, b in zip(stacked.weights(1), alone.weights(1), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_stacked_nets_of_another_depth_are_refused() -> None:
+    from fitdoc.training.engine import _stack_weights
+
+    two = [np.zeros((3, 4)), np.zeros(4), np.zeros((4, 1)), np.zeros(1)]
+    three = [np.zeros((3, 4)), np.zeros(4), np.zeros((4, 4)), np.zeros(4), np.zeros((4, 1)), np.zeros(1)]
+    with pytest.raises(ValueError, match="same depth"):
+        _stack_weights(two, {1: three}, 2)
+    with pytest.raises(ValueError, match="outside"):
+        _stack_weights(two, {2: two}, 2)
 
 
 @pytest.mark.training

@@ -1,8 +1,9 @@
 """The measured decision: a probed run's verdict read off its neighbours' validation curves.
 
 `fitdoc train --probe` trains, beside the run, the nets one ladder step away
-(L2 or L1 one rung up and down, dropout one step up and down), with the same
-data, initial weights and batch order. Here they are compared on what a
+(L2 or L1 one rung up and down, dropout one step up and down, and for a narrow
+net twice the units), with the same data and batch order (and the same
+initial weights, but for the wider net, which starts from its own seeded build). Here they are compared on what a
 user would compare them on, the final validation MAE (a mean over the last
 tenth of the epochs, as every figure fitdoc quotes; never `val_loss`, whose
 L2 term favours the less regularized net):
@@ -14,7 +15,8 @@ L2 term favours the less regularized net):
 - stopping at the validation minimum (the run's own smoothed curve) is a
   candidate too (FD502);
 - the best winner decides: a more regularized neighbour or early stopping
-  is `overfit`, a less regularized one `underfit (over-regularized)`;
+  is `overfit`, a less regularized one `underfit (over-regularized)`, the
+  wider net `underfit (capacity)`;
 - with no winner, a val that still fell clearly over the last doubling
   (FD503) is `underfit (not converged)`: train longer; else `balanced`.
 
@@ -46,6 +48,8 @@ if TYPE_CHECKING:
 CONFIDENCE = {"overfit": 0.69, "underfit": 0.87, "balanced": 0.88}
 
 REGULARIZATION_KEYS = ("model.l2", "model.l1", "model.dropout")
+# More units loosens the net's constraint as less regularization does (DESIGN.md's width step).
+WIDTH_KEY = "model.units"
 # Fewer epochs than this say too little for a measured comparison; the curves decide.
 MIN_EPOCHS = 10
 
@@ -70,10 +74,12 @@ class Decision:
 
 
 def direction(change: Change) -> int:
-    """+1 when the change regularizes more, -1 less, 0 when it is not a regularization step."""
-    if change.key not in REGULARIZATION_KEYS or change.from_ is None or change.to is None:
+    """+1 when the change constrains the net more (more regularization, fewer units), -1
+    less, 0 when it is neither."""
+    if change.key not in (*REGULARIZATION_KEYS, WIDTH_KEY) or change.from_ is None or change.to is None:
         return 0
-    return int(np.sign(float(change.to) - float(change.from_)))
+    sign = int(np.sign(float(change.to) - float(change.from_)))
+    return -sign if change.key == WIDTH_KEY else sign
 
 
 def final_value(values: np.ndarray, window: int) -> float:
@@ -176,7 +182,8 @@ def decide(
         if winner.direction > 0:
             verdict, cause = Verdict.OVERFIT, (Cause.REBOUND if winner is stop else Cause.GAP)
         else:
-            verdict, cause = Verdict.UNDERFIT, Cause.OVER_REGULARIZED
+            capacity = winner.change.key == WIDTH_KEY
+            verdict, cause = Verdict.UNDERFIT, (Cause.CAPACITY if capacity else Cause.OVER_REGULARIZED)
     elif falling:
         verdict, cause = Verdict.UNDERFIT, Cause.NOT_CONVERGED
         findings.append(
@@ -327,7 +334,8 @@ def diagnose_run(
     val = np.asarray(curves.val, float)
     decision = decide(val, neighbours, values, epochs=_planned_epochs(config, len(curves)))
     narrow = _too_narrow(curves_diagnosis)
-    if decision.verdict is Verdict.BALANCED and narrow:
+    widened = any(nb.change.key == WIDTH_KEY for nb in neighbours)
+    if decision.verdict is Verdict.BALANCED and narrow and not widened:
         # The probe varies regularization, not width: no neighbour winning says nothing about
         # twice the units, so the curves' too-small verdict (FD207, FD208) stands, with what was measured.
         note = (

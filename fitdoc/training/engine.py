@@ -17,6 +17,15 @@ layers; all K see the same batches in the same order and share one dropout
 draw (a unit is kept when the draw is under the net's keep rate), so two nets
 differ by their settings, not by their luck: a paired comparison.
 
+Nets of other widths stack too (`starts`: a net that begins from weights of
+its own, such as the seeded build of a net with twice the units): every
+kernel is zero-padded to the widest net's shape and each hidden layer's
+output is multiplied by the net's unit mask. A padded unit then carries 0
+forward and receives a zero gradient, so Adam never moves it and the
+narrower net trains exactly as it would alone (tests/test_engine.py checks
+it against a separate engine); the cost is that every net computes at the
+widest width.
+
 K = 1 is an ordinary `fitdoc train` run; `fitdoc train --probe` trains the
 run and its ladder neighbours as K > 1 (`fitdoc.training.probe`), and the
 corpus factory trains whole regularization paths with it.
@@ -40,7 +49,7 @@ looks for signals between epochs. TensorFlow is imported when an engine is built
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -79,6 +88,8 @@ class StackedEngine:
     `initial` is one net's weights in Keras' order (kernel, bias per Dense
     layer, output layer last), for example `keras_model.get_weights()` right
     after a seeded build, so each net starts exactly as the plain run would.
+    `starts` gives the nets that start from weights of their own, by index:
+    the same depth, inputs and outputs, hidden widths of their own.
 
     Example:
         >>> engine = StackedEngine(net.get_weights(), [NetSpec(), NetSpec(l2=1e-4)], arrays,
@@ -100,6 +111,7 @@ class StackedEngine:
         activation: str = "relu",
         classes: int = 0,
         jit_compile: bool = False,
+        starts: Mapping[int, Sequence[np.ndarray]] | None = None,
     ) -> None:
         import keras
         import tensorflow as tf
@@ -116,11 +128,8 @@ class StackedEngine:
         # One net (a plain run) keeps Keras' 2-D kernels: a batched matmul over a batch of one
         # costs about 1.5x a plain one on CPU at these sizes (benchmarks/train_speed.py).
         self._stacked = k > 1
-        kernels = [np.asarray(w, np.float32) for w in initial[0::2]]
-        biases = [np.asarray(b, np.float32).reshape(-1) for b in initial[1::2]]
-        if self._stacked:
-            kernels = [np.repeat(w[None], k, axis=0) for w in kernels]
-            biases = [np.repeat(b.reshape(1, 1, -1), k, axis=0) for b in biases]
+        kernels, biases, masks, self._shapes = _stack_weights(initial, starts or {}, k)
+        self._masks = [tf.constant(m) for m in masks]
         self._kernels = [keras.Variable(w) for w in kernels]
         self._biases = [keras.Variable(b) for b in biases]
         self._vars = [*self._kernels, *self._biases]
@@ -156,11 +165,26 @@ class StackedEngine:
         hidden = len(self._kernels) - 1
         for i in range(1, len(self._kernels)):
             h = self._activation(h)
+            if self._masks:
+                h = h * self._masks[i - 1]  # a narrower net's padded units carry nothing
             # Dropout after each hidden layer except the last, as fitdoc's model; one draw
             # shared by the K nets ([1, B, units]), each keeping units under its own rate.
             if training and self._any_dropout and i < hidden:
-                shape = tf.concat([[1], tf.shape(h)[1:]], axis=0) if self._stacked else tf.shape(h)
-                draw = tf.random.stateless_uniform(shape, seed=seed + tf.constant([0, 1], tf.int32) * i)
+                layer_seed = seed + tf.constant([0, 1], tf.int32) * i
+                if not self._stacked:
+                    draw = tf.random.stateless_uniform(tf.shape(h), seed=layer_seed)
+                else:
+                    # Net 0's units get the draw a plain run of it gets; a wider net's extra
+                    # units draw from a stream of their own, so the run stays as it is alone.
+                    own = self._shapes[0][i - 1][1]
+                    rows = tf.shape(h)[1]
+                    draw = tf.random.stateless_uniform(tf.stack([1, rows, own]), seed=layer_seed)
+                    extra = int(h.shape[-1]) - own
+                    if extra > 0:
+                        more = tf.random.stateless_uniform(
+                            tf.stack([1, rows, extra]), seed=layer_seed + tf.constant([104_729, 0], tf.int32)
+                        )
+                        draw = tf.concat([draw, more], axis=-1)
                 h = tf.where(draw < self._keep, h / self._keep, 0.0)
             h = tf.matmul(h, self._kernels[i]) + self._biases[i]
         return h if self._stacked else h[None]
@@ -270,8 +294,50 @@ class StackedEngine:
     def weights(self, net: int) -> list[np.ndarray]:
         """Net `net`'s weights in Keras' order, for `keras_model.set_weights`."""
         out: list[np.ndarray] = []
-        for w, b in zip(self._kernels, self._biases, strict=True):
+        for w, b, (rows, cols) in zip(self._kernels, self._biases, self._shapes[net], strict=True):
             kernel, bias = w.numpy(), b.numpy()
-            out.append(np.array(kernel[net] if self._stacked else kernel))
-            out.append(np.array((bias[net] if self._stacked else bias).reshape(-1)))
+            out.append(np.array((kernel[net] if self._stacked else kernel)[:rows, :cols]))
+            out.append(np.array((bias[net] if self._stacked else bias).reshape(-1)[:cols]))
         return out
+
+
+def _stack_weights(
+    initial: Sequence[np.ndarray], starts: Mapping[int, Sequence[np.ndarray]], k: int
+) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray], list[list[tuple[int, int]]]]:
+    """(kernels, biases, hidden unit masks, each net's kernel shapes) for K nets.
+
+    One net keeps Keras' 2-D kernels. K nets get [K, in, out] kernels and [K, 1, out]
+    biases, zero-padded to the widest net per layer; the masks ([K, 1, units] per hidden
+    layer) are empty when every net has the same shape.
+    """
+    if any(not 0 <= i < k for i in starts):
+        raise ValueError(f"starts names nets outside 0..{k - 1}: {sorted(starts)}")
+    per_net = [[np.asarray(w, np.float32) for w in starts.get(i, initial)] for i in range(k)]
+    kernels_of = [ws[0::2] for ws in per_net]
+    biases_of = [[b.reshape(-1) for b in ws[1::2]] for ws in per_net]
+    shapes = [[(int(w.shape[0]), int(w.shape[1])) for w in ws] for ws in kernels_of]
+    depth = len(shapes[0])
+    if any(len(s) != depth or s[0][0] != shapes[0][0][0] or s[-1][1] != shapes[0][-1][1] for s in shapes):
+        raise ValueError(
+            "stacked nets need the same depth, inputs and outputs; only hidden widths may differ"
+        )
+    if k == 1:
+        return kernels_of[0], biases_of[0], [], shapes
+    kernels, biases, masks = [], [], []
+    for layer in range(depth):
+        rows = max(s[layer][0] for s in shapes)
+        cols = max(s[layer][1] for s in shapes)
+        kernel = np.zeros((k, rows, cols), np.float32)
+        bias = np.zeros((k, 1, cols), np.float32)
+        mask = np.zeros((k, 1, cols), np.float32)
+        for n in range(k):
+            r, c = shapes[n][layer]
+            kernel[n, :r, :c] = kernels_of[n][layer]
+            bias[n, 0, :c] = biases_of[n][layer]
+            mask[n, 0, :c] = 1.0
+        kernels.append(kernel)
+        biases.append(bias)
+        if layer < depth - 1:
+            masks.append(mask)
+    uniform = all(s == shapes[0] for s in shapes)
+    return kernels, biases, [] if uniform else masks, shapes

@@ -5,8 +5,11 @@ in either direction from the run's config, where that step exists: the
 penalty the run uses (L1 when it chose L1 alone, else L2) one rung up and
 down (0 -> 1e-4, x10 / 10, 1e-5 -> 0), dropout one step up and down
 (0 / 0.2 / 0.5; only with two or more hidden layers, as dropout sits between
-them). At most four. Each becomes a run directory of its own under
-`RUN/probes/<slug>/`, named by its change (`l2-0.0001`, `dropout-0.2`).
+them), and, for a net narrower than `WIDE_UNITS`, a wider net at the same
+regularization (twice the units, and at least `WIDE_UNITS`): the one way to
+measure a net too small for its data (`underfit (capacity)`). At most five. Each becomes a run directory of its
+own under `RUN/probes/<slug>/`, named by its change (`l2-0.0001`,
+`dropout-0.2`, `units-32`).
 
 No TensorFlow here: planning is config arithmetic.
 """
@@ -17,10 +20,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fitdoc.config import Config
+from fitdoc.diagnosis.rules.combiner import NARROW_FROM
 from fitdoc.diagnosis.suggest import dropout_down, dropout_up, l2_down, l2_up
 from fitdoc.formatting import value_text
 from fitdoc.history.load import PROBES_DIR
 from fitdoc.verdict import Change
+
+# Nets narrower than this are probed with a net this wide (or twice as wide, if more).
+# Why not always twice: a 1-layer relu net of 2, 4 or 8 units on a wavy target gains a few
+# per cent per doubling and then a lot (tests/test_capacity.py's sine: val MAE 1.26, 1.21,
+# 1.13, then 0.56 at 16 units), so one doubling would call a net far too small balanced.
+# Why not for every net: the stacked engine pads all K nets to the widest, so a wide net's
+# width neighbour would cost the probe about four times its arithmetic. The width is the
+# one from which the combiner stops counting a net as narrow.
+WIDE_UNITS = NARROW_FROM
 
 
 @dataclass(frozen=True)
@@ -36,7 +49,7 @@ class ProbePlan:
 
 
 def plan_probes(config: Config) -> list[ProbePlan]:
-    """The run's ladder neighbours in both directions (0 to 4 of them)."""
+    """The run's ladder neighbours in both directions (0 to 5 of them)."""
     model = config.model
     key, penalty = ("model.l1", model.l1) if model.l1 > 0 and model.l2 == 0 else ("model.l2", model.l2)
     name = key.split(".")[-1].upper()
@@ -54,6 +67,9 @@ def plan_probes(config: Config) -> list[ProbePlan]:
             ),
             ("model.dropout", model.dropout, dropout_down(model.dropout), "lower dropout"),
         ]
+    if model.units < WIDE_UNITS:
+        wider = max(2 * model.units, WIDE_UNITS)
+        steps.append(("model.units", model.units, wider, "more units per hidden layer"))
     plans: list[ProbePlan] = []
     for dotted, old, new, verb in steps:
         if new is None:

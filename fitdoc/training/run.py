@@ -398,6 +398,13 @@ def _train_stacked(
         NetSpec(l2=c.model.l2, l1=c.model.l1, dropout=c.model.dropout)
         for c in (config, *(p.plan.config for p in probes))
     ]
+    # A neighbour of another width starts from its own seeded build: the weights
+    # `fitdoc train` of its config.yaml would start from.
+    starts = {
+        i: _seeded_weights(p.plan.config, data)
+        for i, p in enumerate(probes, start=1)
+        if p.plan.config.model.units != config.model.units
+    }
     engine = StackedEngine(
         net.get_weights(),
         specs,
@@ -407,6 +414,7 @@ def _train_stacked(
         seed=config.seed,
         order="reshuffle" if training.shuffle else "none",
         activation=config.model.activation,
+        starts=starts,
     )
     has_test = data.x_test is not None
     try:
@@ -423,6 +431,15 @@ def _train_stacked(
                 return
     finally:
         net.set_weights(engine.weights(0))
+
+
+def _seeded_weights(config: Config, data: Dataset) -> list[Any]:
+    """The initial weights of `config`'s net, built after seeding as `run_training` builds the run's."""
+    from fitdoc.training.model import build_model, import_keras
+
+    import_keras().utils.set_random_seed(config.seed)
+    weights: list[Any] = build_model(config.model, data.n_features, data.n_targets).get_weights()
+    return weights
 
 
 def _train_keras(

@@ -39,7 +39,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from benchmarks.corpus.families import FAMILIES, make_split  # noqa: E402
-from benchmarks.corpus.store import DATA_DIR, append_path, read_paths  # noqa: E402
+from benchmarks.corpus.store import DATA_DIR, EXTRA_WIDTHS_DIR, append_path, read_paths  # noqa: E402
 
 PENALTIES = (0.0, 1e-5, 1e-4, 1e-3, 1e-2)
 # Batch steps one net may take over its whole training, and the arithmetic of a
@@ -229,6 +229,36 @@ def train_path(path: dict[str, Any], seeds: int = 1) -> dict[str, Any]:
     return record
 
 
+def train_extra_width(record: dict[str, Any], units: int) -> dict[str, Any]:
+    """Nets `units` wide at WIDTH_SETTINGS for a stored path, on its split, with its budget and
+    label seeds: `{key, width_nets}` for `store.EXTRA_WIDTHS_DIR`."""
+    family = FAMILIES[record["family"]]
+    split = make_split(family, record["n"], record["noise"], record["seed"])
+    kind = record["path_kind"]
+    settings = [{"l2": 0.0, "l1": 0.0, kind: p, "dropout": d} for p, d in WIDTH_SETTINGS]
+    per_seed = [
+        _train_nets({**record, "train_seed": record["seed"] + s}, split, family.classes, units, settings)
+        for s in range(record.get("label_seeds", 1))
+    ]
+    nets = per_seed[0]
+    for other in per_seed[1:]:
+        for a, b in zip(nets, other, strict=True):
+            a["test_error"] = [_mean_of(x, y) for x, y in zip(a["test_error"], b["test_error"], strict=True)]
+    return {"key": record["key"], "width_nets": [{**net, "units": units} for net in nets]}
+
+
+def extra_width_todo(data_dir: Path, units: int) -> list[dict[str, Any]]:
+    """Stored regression paths with width steps, narrower than `units`, that lack nets that wide."""
+    return [
+        p
+        for p in read_paths(data_dir)
+        if p["task"] == "regression"
+        and p.get("width_nets")
+        and 2 * p["units"] < units
+        and not any(n["units"] == units for n in p["width_nets"])
+    ]
+
+
 def _train_nets(
     path: dict[str, Any], split: Any, classes: int, units: int, settings: list[dict[str, float]]
 ) -> list[dict[str, Any]]:
@@ -298,6 +328,12 @@ def main(argv: list[str] | None = None) -> int:
         help="train each drawn path as a short classification run (10-40 epochs)",
     )
     parser.add_argument(
+        "--extra-width",
+        action="store_true",
+        help="train nets as wide as the probe's width neighbour (fitdoc.training.probe.WIDE_UNITS) "
+        "for the stored narrow regression width paths",
+    )
+    parser.add_argument(
         "--seeds",
         type=int,
         default=1,
@@ -311,6 +347,8 @@ def main(argv: list[str] | None = None) -> int:
 
     tf.config.threading.set_intra_op_parallelism_threads(args.threads)
     tf.config.threading.set_inter_op_parallelism_threads(args.threads)
+    if args.extra_width:
+        return _extra_width(args)
     done = {p["key"] for p in read_paths(args.data_dir)}
     shard = args.data_dir / (args.shard or f"paths-s{args.seed}-w{args.worker}.jsonl.gz")
     todo = [i for i in range(args.paths) if i % args.workers == args.worker]
@@ -339,6 +377,29 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
     print(f"trained {trained} paths; {len(done) + trained} stored in {args.data_dir}")
+    return 0
+
+
+def _extra_width(args: argparse.Namespace) -> int:
+    from fitdoc.training.probe import WIDE_UNITS
+
+    shard = args.data_dir / EXTRA_WIDTHS_DIR / (args.shard or f"wide-s{args.seed}-w{args.worker}.jsonl.gz")
+    todo = extra_width_todo(args.data_dir, WIDE_UNITS)[args.worker :: args.workers]
+    began = time.perf_counter()
+    for record in todo:
+        if time.perf_counter() - began > args.max_seconds:
+            print(f"stopping: {args.max_seconds:g} s spent")
+            break
+        started = time.perf_counter()
+        append_path(shard, train_extra_width(record, WIDE_UNITS))
+        print(
+            f"{record['key']} {record['layers']}x{record['units']} -> {WIDE_UNITS}: "
+            f"{time.perf_counter() - started:.1f} s",
+            flush=True,
+        )
+    print(
+        f"{len(extra_width_todo(args.data_dir, WIDE_UNITS))} narrow regression width paths still lack {WIDE_UNITS} units"
+    )
     return 0
 
 

@@ -6,9 +6,13 @@ test curves: exactly what `fitdoc train --probe` trains. For each regression
 run (a net of a path cut at one epoch count E), the probe's neighbours are the
 nets of the path that the ladder proposes from its config (L2 or L1 one rung
 up and down, dropout one step up and down, where the path has them), cut at
-E. The product's own rule (`fitdoc.diagnosis.measured.decide`, thresholds
-FD501-FD503 from the registry) decides from their val curves; the label comes
-from the test curves (`benchmarks/corpus/labels.py`, the shared corpus' rule).
+E. On a path with width steps, a net narrower than the probe's `WIDE_UNITS`
+gets the wider neighbour the probe plans (`fitdoc.training.probe`: twice the
+units, at least `WIDE_UNITS`) where the path trained that width at its
+setting. The product's own rule (`fitdoc.diagnosis.measured.decide`,
+thresholds FD501-FD503 from the registry) decides from their val curves; the
+label comes from the test curves (`benchmarks/corpus/labels.py`, the shared
+corpus' rule with the width step: a run can be `underfit (capacity)`).
 
 Printed:
 - agreement with the labels and macro-F1 (ambiguous runs left out), per family
@@ -20,7 +24,10 @@ Printed:
 - the same with the thresholds re-chosen leave-one-family-out (chosen on the
   other families, scored on the held-out one): how much the defaults owe to
   having seen the family;
-- the curves-only verdict on the same runs, for comparison.
+- capacity: on the runs labelled `underfit (capacity)`, how often the probe
+  measures it, with the planned width neighbour, with twice the units (what
+  the corpus trained for every narrow net; the probe trains at least
+  `WIDE_UNITS`) and with no width neighbour (the probe before it had one).
 
 Classification paths are left out: the probe trains fitdoc's regression nets
 and compares val MAE.
@@ -43,12 +50,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.corpus.labels import Member, label_run, mean_at
-from benchmarks.corpus.store import read_paths
+from benchmarks.corpus.labels import label_run, mean_at
+from benchmarks.corpus.store import members_of, read_paths
 from fitdoc.diagnosis.measured import Neighbour, decide
 from fitdoc.diagnosis.rules.registry import all_rules
 from fitdoc.diagnosis.suggest import dropout_down, dropout_up, l2_down, l2_up
-from fitdoc.verdict import Change, Verdict
+from fitdoc.training.probe import WIDE_UNITS
+from fitdoc.verdict import Cause, Change, Verdict
 
 CODES = ("FD501", "FD502", "FD503")
 GRID = {
@@ -65,6 +73,7 @@ GRID = {
 class Case:
     family: str
     label: str
+    cause: str  # the label's cause ('' for balanced and ambiguous)
     gains: dict[str, float]  # every labelled change's test gain
     val: np.ndarray
     neighbours: tuple[Neighbour, ...]
@@ -82,7 +91,26 @@ def _close(a: float, b: float) -> bool:
     return math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-12)
 
 
-def cases(quick: bool = False) -> list[Case]:
+def _wider(path: dict, penalty: float, dropout: float, width: str) -> tuple[Change, int] | None:
+    """The width neighbour (its change, its index among the path's members), if the path has it."""
+    units = int(path["units"])
+    if width == "none" or units >= WIDE_UNITS:
+        return None
+    target = max(2 * units, WIDE_UNITS) if width == "planned" else 2 * units
+    kind = path["path_kind"]
+    for w, net in enumerate(path.get("width_nets", ())):
+        if (
+            net["units"] == target
+            and _close(float(net[kind]), penalty)
+            and _close(float(net["dropout"]), dropout)
+        ):
+            return Change("model.units", units, target, ""), len(path["nets"]) + w
+    return None
+
+
+def cases(quick: bool = False, width: str = "planned") -> list[Case]:
+    """`width`: the width neighbour as the probe plans it (`planned`), at twice the units
+    (`x2`), or none (`none`)."""
     out: list[Case] = []
     for n_path, path in enumerate(read_paths()):
         if path["task"] != "regression":
@@ -91,7 +119,8 @@ def cases(quick: bool = False) -> list[Case]:
             continue
         kind = path["path_kind"]
         nets = path["nets"]
-        members = [Member(net[kind], net["dropout"], np.asarray(net["test_error"], float)) for net in nets]
+        every = [*nets, *path.get("width_nets", ())]
+        members = members_of(path)
         for index, net in enumerate(nets):
             penalty, dropout = float(net[kind]), float(net["dropout"])
             steps = [
@@ -115,6 +144,9 @@ def cases(quick: bool = False) -> list[Case]:
                 )
                 if j is not None:
                     found.append((Change(key, old, new, ""), j))
+            wider = _wider(path, penalty, dropout, width)
+            if wider is not None:
+                found.append(wider)
             if not found:
                 continue
             for epochs in path["cuts"]:
@@ -124,7 +156,7 @@ def cases(quick: bool = False) -> list[Case]:
                 base = mean_at(members[index].test_error, epochs)
                 val = np.asarray(net["val_metric"][:epochs], float)
                 neighbours = tuple(
-                    Neighbour(c, np.asarray(nets[j]["val_metric"][:epochs], float)) for c, j in found
+                    Neighbour(c, np.asarray(every[j]["val_metric"][:epochs], float)) for c, j in found
                 )
                 test_gain = {
                     f"{c.key}={c.to:g}": 1.0 - mean_at(members[j].test_error, epochs) / base for c, j in found
@@ -134,6 +166,7 @@ def cases(quick: bool = False) -> list[Case]:
                     Case(
                         path["family"],
                         label.label,
+                        label.cause,
                         label.gains,
                         val,
                         neighbours,
@@ -187,6 +220,46 @@ def score(rows: list[tuple[Case, str, float]]) -> dict[str, float]:
     }
 
 
+def print_capacity(planned: list[Case], quick: bool) -> None:
+    """The capacity-labelled runs, measured with each kind of width neighbour."""
+    defaults = default_thresholds()
+    print(
+        "\n## Capacity: the runs labelled underfit (capacity), by the width neighbour the probe trains\n"
+        "| width neighbour | capacity runs | with that neighbour | measured capacity (of those) | "
+        "measured underfit (of all) | runs measured capacity | of those labelled underfit | "
+        "agreement, all runs | macro-F1 | advice captured | harmful |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|"
+    )
+    for width, text in (
+        ("planned", f"as planned (x2, at least {WIDE_UNITS} units)"),
+        ("x2", "twice the units"),
+        ("none", "none (regularization only)"),
+    ):
+        cs = planned if width == "planned" else cases(quick, width)
+        cap = [c for c in cs if c.cause == "capacity"]
+        near = [c for c in cap if any(n.change.key == "model.units" for n in c.neighbours)]
+        decided = {id(c): decide(c.val, c.neighbours, defaults, epochs=c.epochs) for c in cap}
+        hit = sum(1 for c in near if decided[id(c)].cause is Cause.CAPACITY)
+        under = sum(1 for c in cap if decided[id(c)].verdict is Verdict.UNDERFIT)
+        s = score([(c, *outcome(c, defaults)) for c in cs])
+        # Precision: of the runs the probe measures too small, how many are labelled underfit
+        # (the confidence a measured capacity verdict earns).
+        said = [
+            c
+            for c in cs
+            if c.label != "ambiguous"
+            and any(n.change.key == "model.units" for n in c.neighbours)
+            and decide(c.val, c.neighbours, defaults, epochs=c.epochs).cause is Cause.CAPACITY
+        ]
+        right = sum(1 for c in said if c.label == "underfit")
+        print(
+            f"| {text} | {len(cap)} | {len(near)} | {hit / len(near) if near else math.nan:.0%} | "
+            f"{under / len(cap) if cap else math.nan:.0%} | {len(said)} | "
+            f"{right / len(said) if said else math.nan:.0%} | {s['agreement']:.3f} | {s['macro_f1']:.3f} | "
+            f"{s['captured']:.0%} | {s['harmful']:.1%} |"
+        )
+
+
 def with_values(values: Mapping[tuple[str, str], float]) -> dict[str, dict[str, float]]:
     t = default_thresholds()
     for (code, name), v in values.items():
@@ -227,6 +300,7 @@ def main() -> None:
         n = sum(confusion[(lab, v)] for lab in ("overfit", "underfit", "balanced"))
         print(f"  {v:<9} {confusion[(v, v)] / n if n else math.nan:.3f}  ({n} runs)")
 
+    print_capacity(all_cases, args.quick)
     if args.quick:
         return
     combos = list(itertools.product(*GRID.values()))

@@ -232,6 +232,29 @@ def test_a_tiny_path_with_width_steps_trains_and_labels(tmp_path: Path) -> None:
 
 
 @pytest.mark.training
+def test_extra_widths_join_their_stored_path_when_read(tmp_path: Path) -> None:
+    """`--extra-width`: the probe's 32-unit width neighbour, trained later for a stored narrow
+    path on the same split; it joins the path's width nets and leaves its labels alone."""
+    from benchmarks.corpus.store import EXTRA_WIDTHS_DIR
+    from benchmarks.corpus_factory import extra_width_todo, train_extra_width, train_path
+
+    record = train_path(tiny_path(width_steps=True))
+    append_path(tmp_path / "paths.jsonl.gz", record)
+    (todo,) = extra_width_todo(tmp_path, 32)
+    extra = train_extra_width(todo, 32)
+    assert extra["key"] == record["key"] and [n["units"] for n in extra["width_nets"]] == [32, 32]
+    # The same split, seed and budget: the narrow setting's first epoch at 8 units repeats.
+    again = train_extra_width(todo, 8)["width_nets"][0]
+    assert again["val_metric"][:3] == record["width_nets"][0]["val_metric"][:3]
+    append_path(tmp_path / EXTRA_WIDTHS_DIR / "wide.jsonl.gz", extra)
+    (stored,) = read_paths(tmp_path)
+    assert [n["units"] for n in stored["width_nets"]] == [8, 8, 2, 2, 32, 32]
+    assert extra_width_todo(tmp_path, 32) == []
+    labels = [r.label for r in runs_of(record)]
+    assert [r.label for r in runs_of(stored)] == labels
+
+
+@pytest.mark.training
 def test_two_seed_labels_average_the_test_error_of_two_trainings_on_the_same_data() -> None:
     from benchmarks.corpus_factory import train_path
 

@@ -44,10 +44,21 @@ class Run:
     path_key: str
 
 
+# Nets of more widths trained later for stored paths (`corpus_factory.py --extra-width`):
+# one {key, width_nets} line per path, joined to the path's own `width_nets` when read.
+EXTRA_WIDTHS_DIR = "extra_widths"
+
+
 def read_paths(data_dir: Path = DATA_DIR) -> Iterator[dict[str, Any]]:
-    """Every stored path, shard by shard; a torn final gzip member is skipped."""
+    """Every stored path, shard by shard, with its extra widths; a torn final gzip member is skipped."""
+    extra: dict[str, list[dict[str, Any]]] = {}
+    for shard in sorted((data_dir / EXTRA_WIDTHS_DIR).glob("*.jsonl.gz")):
+        for record in _read_shard(shard):
+            extra.setdefault(record["key"], []).extend(record["width_nets"])
     for shard in sorted(data_dir.glob("*.jsonl.gz")):
-        yield from _read_shard(shard)
+        for path in _read_shard(shard):
+            more = extra.get(path["key"])
+            yield {**path, "width_nets": [*path.get("width_nets", ()), *more]} if more else path
 
 
 def _read_shard(shard: Path) -> Iterator[dict[str, Any]]:

@@ -215,7 +215,8 @@ def test_sigterm_during_a_probed_run_keeps_every_net_valid(tmp_path: Path, procs
     proc.popen.send_signal(signal.SIGTERM)
     assert proc.wait() == 130, proc.stderr_lines
     record, rows = check_run(run_dir, "interrupted")
-    assert [p["slug"] for p in record["probes"]] == ["l2-0.0001", "dropout-0.2"]
+    # An 8-unit net is probed beside a 32-unit one too (the width neighbour).
+    assert [p["slug"] for p in record["probes"]] == ["l2-0.0001", "dropout-0.2", "units-32"]
     for entry in record["probes"]:
         probe_rows = check_history(run_dir / entry["path"] / "history.csv")
         # The neighbours trained the same epochs as the run (they finish each epoch together).

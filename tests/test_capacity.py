@@ -28,18 +28,25 @@ def sine_quadratic(path: Path, rows: int = 3000, noise: float = 0.3) -> None:
     pd.DataFrame({"a": x[:, 0], "b": x[:, 1], "y": y}).to_csv(path, index=False)
 
 
-@pytest.mark.training
-def test_a_two_unit_net_is_diagnosed_too_small(tmp_path: Path) -> None:
-    sine_quadratic(tmp_path / "data.csv")
+def tiny_config(folder: Path, *, epochs: int, rows: int = 3000) -> Path:
+    """`folder/tiny.yaml`: the 2-unit, 1-layer net on `folder/data.csv` (written here)."""
+    sine_quadratic(folder / "data.csv", rows=rows)
     config = {
         "name": "tiny",
         "seed": 1,
-        "data": {"path": str(tmp_path / "data.csv"), "target": "y"},
+        "data": {"path": str(folder / "data.csv"), "target": "y"},
         "model": {"hidden_layers": 1, "units": 2},
-        "training": {"epochs": 300, "batch_size": 64},
-        "output": {"dir": str(tmp_path / "runs")},
+        "training": {"epochs": epochs, "batch_size": 64},
+        "output": {"dir": str(folder / "runs")},
     }
-    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(config))
+    path = folder / "tiny.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@pytest.mark.training
+def test_a_two_unit_net_is_diagnosed_too_small(tmp_path: Path) -> None:
+    tiny_config(tmp_path, epochs=300)
     result = CliRunner().invoke(app, ["train", str(tmp_path / "tiny.yaml"), "--format", "json", "--quiet"])
     assert result.exit_code == 0, result.output
     # The JSON, then the run directory on the last line.
@@ -95,16 +102,7 @@ def test_a_wide_or_regularized_net_still_falling_is_not_converged() -> None:
 def test_the_probe_measures_a_too_small_net_beside_a_wider_one(tmp_path: Path) -> None:
     """`train --probe` of the 2-unit net trains a 32-unit one beside it: the capacity verdict
     is measured, and the wider net's config.yaml repeats its probed history when trained alone."""
-    sine_quadratic(tmp_path / "data.csv", rows=1500)
-    config = {
-        "name": "tiny",
-        "seed": 1,
-        "data": {"path": str(tmp_path / "data.csv"), "target": "y"},
-        "model": {"hidden_layers": 1, "units": 2},
-        "training": {"epochs": 120, "batch_size": 64},
-        "output": {"dir": str(tmp_path / "runs")},
-    }
-    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(config))
+    tiny_config(tmp_path, epochs=120, rows=1500)
     result = CliRunner().invoke(
         app, ["train", str(tmp_path / "tiny.yaml"), "--probe", "--format", "json", "--quiet"]
     )

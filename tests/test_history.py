@@ -280,3 +280,17 @@ def test_curves_from_mapping_and_frame_match_the_file_reader():
 
 
 # Fuzzing the readers (any bytes -> Curves or a HistoryError) lives in test_properties.py.
+
+
+def test_classification_log_keeps_its_val_accuracy_beside_the_loss(tmp_path):
+    # Keras' CSVLogger names for a binary classifier; `acc` is normalized to accuracy.
+    f = tmp_path / "log.csv"
+    f.write_text("epoch,acc,loss,val_acc,val_loss\n0,0.5,0.70,0.55,0.69\n1,0.6,0.66,0.58,0.67\n")
+    c = read_history(f)
+    assert (c.train_name, c.val_name) == ("loss", "val_loss")
+    assert c.val_accuracy is not None
+    np.testing.assert_allclose(c.val_accuracy, [0.55, 0.58])
+
+
+def test_regression_log_has_no_val_accuracy():
+    assert read_history(FIX / "pandas_index.csv").val_accuracy is None

@@ -23,7 +23,9 @@ class Curves:
     the fifth) and `steps` the global step, when the file says; `span` words
     the x-axis honestly ("7 evaluations over 13.5 epochs"). `settings`: the
     config knobs the run's logged params name (`{"model.l2": 0.0}`), empty
-    when it logged none.
+    when it logged none. `val_accuracy`: the validation accuracy of a
+    classification log, beside the diagnosed loss (None when none is logged):
+    an accuracy that never moves says the model gives the same answers all run.
     """
 
     epochs: np.ndarray
@@ -42,6 +44,7 @@ class Curves:
     steps: np.ndarray | None = None
     point: str = "epoch"
     settings: Mapping[str, float | int] = field(default_factory=dict)
+    val_accuracy: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.epochs)

@@ -64,8 +64,9 @@ def build_curves(
 
     loss_group = groups.get((head, "loss"), {})
     reg = next((c for c in parsed if c.kind == "reg"), None)
-    picked = (train, val, _pick(loss_group.get("train", [])), _pick(loss_group.get("val", [])), reg)
-    train_a, val_a, tl_a, vl_a, reg_a = (
+    accuracy = _pick(groups.get((head, "accuracy"), {}).get("val", []))
+    picked = (train, val, _pick(loss_group.get("train", [])), _pick(loss_group.get("val", [])), reg, accuracy)
+    train_a, val_a, tl_a, vl_a, reg_a, acc_a = (
         None if col is None else np.asarray(columns[col.raw], dtype=float) for col in picked
     )
     keep = _trailing_keep((train_a, val_a, tl_a, vl_a), len(epochs))
@@ -89,6 +90,7 @@ def build_curves(
         epoch_at=cut(epoch_at),
         steps=cut(steps),
         point=point,
+        val_accuracy=cut(acc_a),
     )
 
 

@@ -543,6 +543,22 @@ def print_report(samples: list[Sample], preds: list[Prediction], members: dict[s
             f"{right}/{len(narrow)} = {right / len(narrow):.0%}; labels "
             + ", ".join(f"{k} {n}" for k, n in labels.most_common())
         )
+    # FD209 decides alone where FD206 (which outranks it when stronger) does not: its declared
+    # confidence should match how often those runs are labelled underfit.
+    frozen = [
+        p
+        for p in preds
+        if not p.with_config
+        and any(f.rule_id == "FD209" for f in p.sample.findings_curves)
+        and not any(f.rule_id == "FD206" for f in p.sample.findings_curves)
+    ]
+    if frozen:
+        right = sum(p.sample.run.label.label == "underfit" for p in frozen)
+        called = sum(p.verdict == "underfit" for p in frozen)
+        print(
+            f"FD209 (val accuracy never moved) decided {len(frozen)} runs FD206 did not: labelled underfit "
+            f"{right}/{len(frozen)} = {right / len(frozen):.0%}; called underfit {called}"
+        )
     # FD208 names the cause of an underfit narrow net: its declared strength is the share of
     # such underfit runs labelled capacity.
     suspects = [

@@ -196,3 +196,19 @@ def test_rules_shows_the_decisions_own_thresholds_and_overrides_them(tmp_path: P
     assert "full_train_drop" in [t["name"] for t in fd201["thresholds"]]
     # And a diagnosis takes the same file.
     assert runner.invoke(app, ["diagnose", str(NOREG), "--thresholds", str(overrides)]).exit_code == 0
+
+
+def test_frozen_val_accuracy_is_underfit_not_balanced(tmp_path: Path) -> None:
+    # A classifier that answers the majority class for every row: the loss drifts a little,
+    # the accuracy never moves. The loss alone reads level and balanced; FD209 decides.
+    rows = ["epoch,loss,accuracy,val_loss,val_accuracy"]
+    for e in range(40):
+        rows.append(f"{e},{0.142 - 0.0005 * e:.5f},0.9383,{0.151 - 0.0003 * e + 0.01 * (e % 3):.5f},0.9375")
+    log = tmp_path / "majority.csv"
+    log.write_text("\n".join(rows) + "\n")
+    code, out = diagnose_json(str(log), "--fail-on", "underfit")
+    result = out["results"][0]
+    assert code == 1
+    assert result["verdict"] == "underfit"
+    assert "FD209" in {f["rule_id"] for f in result["findings"]}
+    assert "0.9375 at every one of 40 evaluations" in result["summary"]

@@ -70,7 +70,13 @@ def series(spec: Any) -> np.ndarray | None:
 
 def case_curves(case: dict[str, Any]) -> Curves:
     train, val = series(case["train"]), series(case.get("val"))
-    return Curves(epochs=np.arange(len(train)), train=train, val=val, metric=case.get("metric", "mae"))
+    return Curves(
+        epochs=np.arange(len(train)),
+        train=train,
+        val=val,
+        metric=case.get("metric", "mae"),
+        val_accuracy=series(case.get("val_accuracy")),
+    )
 
 
 def case_config(case: dict[str, Any]) -> Any:

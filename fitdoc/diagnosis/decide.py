@@ -45,8 +45,9 @@ if TYPE_CHECKING:
 # regularization step rescues them, only a change outside the grid does).
 # A known narrow net on FD203's plateau with a regression error is too small (FD207: on
 # the corpus such runs were mostly labelled underfit, capacity; the combiner, fitted on
-# thousands of wider nets, outvotes them).
-OVERRIDES = ("FD206", "FD207")
+# thousands of wider nets, outvotes them). A classification log whose val accuracy never
+# moved gave the same answers all run (FD209): underfit, its cause left to `_cause`.
+OVERRIDES = ("FD206", "FD207", "FD209")
 # Findings that name the cause whenever the verdict is theirs, over a stronger finding of
 # another cause: a known narrow net with no or light regularization is first too small
 # (FD208), even while val still falls (on the corpus twice the units beat twice the epochs there).
@@ -255,7 +256,10 @@ def combine(
     t = numbers or DecisionNumbers()
     alone = decided_alone(findings, features, combiner.min_evaluations)
     if alone is not None:
-        return (*alone, ())
+        verdict, cause, confidence = alone
+        if cause is None and verdict is Verdict.UNDERFIT:
+            cause = _cause(verdict, findings, features, reg, t)
+        return verdict, cause, confidence, ()
     verdict, confidence, _ = combiner.decide(evidence(features, findings, reg))
     notes: tuple[str, ...] = ()
     if verdict is Verdict.BALANCED and reg is None and _flat_and_level(features, t):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -69,6 +70,11 @@ class Features:
     val_last_rise: float = NAN
     val_gain_2x_half: float = NAN
     loss_gain_2x: float = NAN
+    # A classification log's validation accuracy: evaluations logged, their range (max - min)
+    # and their last value (0 / NaN when no accuracy is logged beside the loss).
+    val_accuracy_points: int = 0
+    val_accuracy_spread: float = NAN
+    val_accuracy_end: float = NAN
     span: str = ""
     # What one point of the curves is ("epoch", or "evaluation" in step logs).
     point: str = "epoch"
@@ -133,6 +139,7 @@ def compute_features(curves: Curves) -> Features:
         val_last_rise=_last_rise(val) if positive else NAN,
         val_gain_2x_half=_gain_if_doubled(val, share=2) if positive else NAN,
         loss_gain_2x=_loss_gain(curves),
+        **_accuracy(curves.val_accuracy),
         span=f"over {curves.span}",
         point=curves.point,
     )
@@ -354,6 +361,18 @@ def _progress(values: np.ndarray | None) -> float:
     if finite.size < 2 or finite[0] <= 0 or (finite <= 0).any():
         return NAN
     return float(1.0 - finite.min() / finite[0])
+
+
+def _accuracy(values: np.ndarray | None) -> dict[str, Any]:
+    """The validation accuracy's evaluations, range and last value (`val_accuracy_*`)."""
+    finite = np.empty(0) if values is None else values[np.isfinite(values)]
+    if not finite.size:
+        return {}
+    return {
+        "val_accuracy_points": int(finite.size),
+        "val_accuracy_spread": float(finite.max() - finite.min()),
+        "val_accuracy_end": float(finite[-1]),
+    }
 
 
 def _rise_run(values: np.ndarray | None) -> int:

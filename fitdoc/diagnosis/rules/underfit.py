@@ -351,3 +351,45 @@ def not_learning(f: Features, reg: Regularization | None, t: Mapping[str, float]
         f"the model has barely learned: train {f.metric} never fell more than {train:.1%} below its first "
         f"value and val {val:.1%} (< {t['min_progress']:.0%}) {f.span}; check the learning rate and inputs",
     )
+
+
+@rule(
+    "FD209",
+    "underfit.frozen_accuracy",
+    "A classification log's validation accuracy never moved (the same value at every "
+    "evaluation, above 0 and below 1): the model's answers did not change; decides alone.",
+    min_points=(5.0, "epochs", "fewest logged val accuracies (evaluations) that can show a frozen model"),
+    max_spread=(
+        0.0,
+        "fraction",
+        "largest range (max - min) of the val accuracy that counts as never moved",
+    ),
+    confidence=(
+        0.95,
+        "fraction",
+        "its confidence: the share of such corpus runs, not already decided by FD206, labelled "
+        "underfit (benchmarks/calibrate.py prints it)",
+    ),
+)
+def frozen_accuracy(f: Features, reg: Regularization | None, t: Mapping[str, float]) -> Vote | None:
+    # A model that gives one class for every row (the majority, or chance) keeps its val
+    # accuracy to the last digit while its loss still drifts, so the loss-based rules read it
+    # as a level, balanced run; real logs (Quora spam at 0.9375 for 88 epochs, a 5-class model
+    # at exactly 0.2) and 139 corpus runs show it. The cause is left to the decision (a known
+    # regularizer first), the verdict is this rule's.
+    if f.val_accuracy_points < t["min_points"] or not f.val_accuracy_spread <= t["max_spread"]:
+        return None
+    # At 1 the model is right on every val row; at 0 wrong on every one, which says the
+    # labels do not match (a log with val accuracy 0 throughout overfit clearly), not a stall.
+    if not 0.0 < f.val_accuracy_end < 1.0:
+        return None
+    return Vote(
+        Verdict.UNDERFIT,
+        None,
+        t["confidence"],
+        f.val_accuracy_spread,
+        t["max_spread"],
+        f"val accuracy was {f.val_accuracy_end:.4g} at every one of {f.val_accuracy_points} evaluations: "
+        "the model's answers never changed (one class for every row?); check the learning rate, the "
+        "inputs' scale and the labels",
+    )

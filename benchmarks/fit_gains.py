@@ -569,11 +569,13 @@ def print_comparison(
 
 def prediction_quality(
     samples: list[Sample], goals: dict[str, dict[str, float]], ranked: dict[str, Any]
-) -> None:
-    """Per change, held-out: correlation of predicted with measured gain, and MAE."""
+) -> dict[str, float]:
+    """Per change, held-out: correlation of predicted with measured gain (returned: the
+    change's skill), and MAE."""
     print()
     print("Held-out gain predictions per change (with config)")
     print(f"{'change':<14}{'runs':>6}{'corr':>7}{'MAE':>7}{'mean gain':>10}")
+    skill = {}
     for kind in kinds():
         pairs = [
             (ranked[s.run.name][True][kind], goals[s.run.name][kind])
@@ -587,13 +589,20 @@ def prediction_quality(
             continue
         p, t = np.array(pairs).T
         corr = float(np.corrcoef(p, t)[0, 1])
+        skill[kind] = corr if math.isfinite(corr) else 0.0
         print(f"{kind:<14}{len(pairs):>6}{corr:>7.2f}{np.mean(np.abs(p - t)):>7.3f}{np.mean(t):>+10.3f}")
+    return skill
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", type=Path, default=DATA_DIR)
     parser.add_argument("--write", action="store_true", help="fit on every family and write gains.json")
+    parser.add_argument(
+        "--bounds",
+        action="store_true",
+        help="also print the advice with the labels' verdicts or the best step",
+    )
     args = parser.parse_args(argv)
 
     start = time.perf_counter()
@@ -605,18 +614,62 @@ def main(argv: list[str] | None = None) -> int:
     print("fitting the gain model, one family held out at a time:")
     gain, ranked = lofo(samples, goals)
     held_out_calibration(gain)
-    prediction_quality(samples, goals, ranked)
+    skill = prediction_quality(samples, goals, ranked)
     print("overturning the combiner's balanced verdicts, threshold chosen on the other families:")
     over, theta = override_lofo(base, ranked)
     diffs = print_comparison(base, gain, over, members, ranked)
+    if args.bounds:
+        advice_bounds(base, members, ranked, goals)
     use = choose_use(diffs)
     override = choose_override(diffs, theta) if use == "ranker" else None
     print(
         f"\nuse in the product: {use}; overturn balanced from: {'never' if override is None else f'{override:+.0%}'}"
     )
     if args.write:
-        write_model(samples, goals, gain, use, override)
+        write_model(samples, goals, gain, use, override, skill)
     return 0
+
+
+def advice_bounds(
+    base: list[Prediction],
+    members: dict[str, list[Member]],
+    ranked: dict[str, Any],
+    goals: dict[str, dict[str, float]],
+) -> None:
+    """Where the advice loses: the share captured with the held-out verdicts or the labels'
+    (the gates and overrides keep theirs), each with the ranker's step or the best measured
+    step in the verdict's direction (an oracle, a bound, not a method)."""
+    import dataclasses
+
+    from fitdoc.diagnosis.gains import KINDS
+
+    def labelled(p: Prediction) -> Prediction:
+        return p if p.decided_alone else dataclasses.replace(p, verdict=p.sample.run.label.label, cause="")
+
+    def best_step(preds: Sequence[Prediction]) -> tuple[float, float]:
+        rows = []
+        for p in preds:
+            if not p.with_config or p.verdict == "inconclusive" or p.sample.run.path_key not in members:
+                continue
+            measured = goals.get(p.sample.run.name, {})
+            same_way = [g for k, g in measured.items() if KINDS[k].verdict.value == p.verdict]
+            gain = 0.0 if p.verdict == "balanced" else max(same_way, default=None)
+            if gain is None:
+                continue
+            best = max(p.sample.run.label.gains.values())
+            rows.append(
+                (p.sample.run.path_key, max(-1.0, gain / best) if best >= 0.10 else math.nan, gain <= -0.05)
+            )
+        return advice_summary(rows)
+
+    with_labels = [labelled(p) for p in base]
+    print()
+    print("Advice bounds (with config): the step chosen by the ranker, or the best measured one")
+    print(f"{'verdict':<22}{'ranker captured':>16}{'harmful':>9}{'best step captured':>20}{'harmful':>9}")
+    for name, preds in (("held out (product)", base), ("the label's", with_labels)):
+        cap, harm = advice_summary(advice(preds, members, ranked)["rows"])
+        best_cap, best_harm = best_step(preds)
+        print(f"{name:<22}{cap:>16.0%}{harm:>9.1%}{best_cap:>20.0%}{best_harm:>9.1%}")
 
 
 def choose_use(diffs: dict[str, tuple[float, float]]) -> str:
@@ -643,8 +696,9 @@ def choose_use(diffs: dict[str, tuple[float, float]]) -> str:
 
 def choose_override(diffs: dict[str, tuple[float, float]], theta: float | None) -> float | None:
     """`theta` when overturning balanced verdicts (on top of the ranker) loses no label
-    agreement beyond noise, with configs or from curves alone, and its advice is no worse
-    beyond noise (captured and harmful); else None (never overturn)."""
+    agreement beyond noise, with configs or from curves alone, and captures more of the best
+    gain than the ranker alone beyond noise without more harm beyond noise; else None (never
+    overturn)."""
     if theta is None:
         return None
     name = "ranker + overturn"
@@ -656,8 +710,10 @@ def choose_override(diffs: dict[str, tuple[float, float]], theta: float | None) 
     ranker_captured = diffs["advice captured (combiner + gain ranker)"][0]
     harmful, h_noise = diffs[f"advice harmful ({name})"]
     ranker_harmful = diffs["advice harmful (combiner + gain ranker)"][0]
-    advice_kept = captured - ranker_captured > -c_noise and harmful - ranker_harmful <= h_noise
-    return theta if kept and advice_kept else None
+    # Like the ranker (`choose_use`), overturning must earn its place: better advice than the
+    # ranker alone beyond noise, not only none worse (a tie keeps FD601 off).
+    advice_better = captured - ranker_captured > c_noise and harmful - ranker_harmful <= h_noise
+    return theta if kept and advice_better else None
 
 
 def write_model(
@@ -666,6 +722,7 @@ def write_model(
     held_out: list[Prediction],
     use: str,
     override: float | None = None,
+    skill: dict[str, float] | None = None,
 ) -> None:
     import json
 
@@ -676,7 +733,7 @@ def write_model(
     judged = [p for p in held_out if isinstance(p, GainPrediction)]
     calibration = {which: tuple(map(tuple, margin_map(judged, which))) for which in ("directed", "balanced")}
     model = GainModel(
-        model.evidence, model.trees, model.min_gain, calibration, model.fitted_on, use, override
+        model.evidence, model.trees, model.min_gain, calibration, model.fitted_on, use, override, skill or {}
     )  # type: ignore[arg-type]
     WEIGHTS_FILE.write_text(json.dumps(model.to_dict(), separators=(",", ":")) + "\n")
     print(f"wrote {WEIGHTS_FILE.relative_to(REPO)} (min_gain {model.min_gain:.2f})")

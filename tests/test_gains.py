@@ -177,6 +177,37 @@ def test_fitdoc_rules_shows_what_the_gain_model_weighs() -> None:
     assert "The gain model" in text and "epochs_x2" in text
 
 
+def test_each_changes_held_out_skill_is_kept_and_shown_by_rules() -> None:
+    from rich.console import Console
+
+    from fitdoc.report.rules import gain_model_summary, render_gain_model, rules_to_markdown
+
+    m = GainModel(EVIDENCE_NAMES, {"epochs_x2": two_trees()}, 0.08, {}, skill={"epochs_x2": 0.71})
+    again = GainModel.from_dict(m.to_dict())
+    assert again.skill == {"epochs_x2": 0.71}
+    assert again.predict(np.ones(len(EVIDENCE_NAMES))) == {"epochs_x2": pytest.approx(0.16)}
+    assert gain_model_summary(m)["changes"][0]["skill"] == 0.71
+    assert (
+        gain_model_summary(GainModel(EVIDENCE_NAMES, {"epochs_x2": two_trees()}, 0.08, {}))["changes"][0][
+            "skill"
+        ]
+        is None
+    )  # a model written before skill was recorded
+    console = Console(record=True, width=200)
+    render_gain_model(m, console)
+    text = console.export_text()
+    assert "skill" in text and "0.71" in text
+    assert "| `epochs_x2` | underfit (not converged) | 0.71 |" in rules_to_markdown([], gain_model=m)
+
+
+def test_the_committed_model_records_the_held_out_skill_of_every_change_it_predicts() -> None:
+    m = default_gain_model()
+    assert m is not None
+    assert set(m.trees) <= set(m.skill), "benchmarks/fit_gains.py --write records each change's skill"
+    assert all(-1.0 <= v <= 1.0 for v in m.skill.values())
+    assert m.skill["epochs_x2"] > 0.5  # its best-predicted change, held out
+
+
 def test_twice_the_units_is_predicted_only_for_a_known_narrow_net() -> None:
     from fitdoc.diagnosis.gains import UNITS_X2_BELOW, predictable
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -138,6 +138,9 @@ class GainModel:
     # A balanced verdict of the combiner is overturned when some change is predicted to gain
     # at least this (chosen by `benchmarks/fit_gains.py` on held-out families); None: never.
     override_gain: float | None = None
+    # Per change, its skill: the correlation of predicted with measured gain, held out (one
+    # family at a time), as `benchmarks/fit_gains.py` measured it when it wrote the model.
+    skill: Mapping[str, float] = field(default_factory=dict)
 
     def predict(self, x: np.ndarray, available: Sequence[str] | None = None) -> dict[str, float]:
         """Predicted relative gain of each available change (positive: lower held-out error)."""
@@ -191,6 +194,7 @@ class GainModel:
             "fitted_on": self.fitted_on,
             "use": self.use,
             "override_gain": self.override_gain,
+            "skill": {k: round(float(v), 3) for k, v in self.skill.items()},
             "trees": {name: t.to_dict() for name, t in self.trees.items()},
         }
 
@@ -215,6 +219,7 @@ class GainModel:
             fitted_on=str(raw.get("fitted_on", "")),
             use=str(raw.get("use", "ranker")),
             override_gain=None if raw.get("override_gain") is None else float(raw["override_gain"]),
+            skill={str(k): float(v) for k, v in raw.get("skill", {}).items()},
         )
 
     def importance(self) -> dict[str, dict[str, float]]:

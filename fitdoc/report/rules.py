@@ -78,8 +78,9 @@ def render_combiner(combiner: Combiner, console: Console) -> None:
 
 
 def gain_model_rows(model: Any, top: int = 5) -> list[dict[str, Any]]:
-    """`[{"change", "direction", "description", "weighs"}]`: per change, the evidence terms its
-    trees split on most (share of splits), what the gain model weighs."""
+    """`[{"change", "direction", "description", "skill", "weighs"}]`: per change, its held-out
+    skill (None when not measured) and the evidence terms its trees split on most (share of
+    splits), what the gain model weighs."""
     from fitdoc.diagnosis.gains import KINDS
 
     rows = []
@@ -91,6 +92,7 @@ def gain_model_rows(model: Any, top: int = 5) -> list[dict[str, Any]]:
                 "change": name,
                 "direction": f"{kind.verdict.value} ({kind.cause.value})",
                 "description": kind.text,
+                "skill": model.skill.get(name),
                 "weighs": {k: round(v, 3) for k, v in best},
             }
         )
@@ -117,11 +119,11 @@ def _overturn_text(model: Any) -> str:
 
 def render_gain_model(model: Any, console: Console) -> None:
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True, show_edge=False)
-    for name in ("change", "direction", "weighs most (share of splits)"):
+    for name in ("change", "direction", "skill", "weighs most (share of splits)"):
         table.add_column(name, no_wrap=name != "weighs most (share of splits)")
     for row in gain_model_rows(model):
         weighs = ", ".join(f"{k} {v:.0%}" for k, v in row["weighs"].items())
-        table.add_row(row["change"], row["direction"], weighs)
+        table.add_row(row["change"], row["direction"], _skill_text(row["skill"]), weighs)
     use = {
         "ranker": "orders the ladder's steps in the verdict's direction (config known)",
         "decision": "decides the verdict and the step",
@@ -133,6 +135,10 @@ def render_gain_model(model: Any, console: Console) -> None:
         f"from {model.min_gain:+.0%}; {_overturn_text(model)}):"
     )
     console.print(table)
+
+
+def _skill_text(skill: float | None) -> str:
+    return "-" if skill is None else f"{skill:.2f}"
 
 
 _CLASSES = (
@@ -213,10 +219,15 @@ def rules_to_markdown(
             lines.append(f"| `{row['evidence']}` | {weights} | {cell(row['description'])} |")
     if gain_model is not None:
         lines += ["", f"### Gain model (use: {gain_model.use}; fitted on {gain_model.fitted_on})", ""]
-        lines += ["| change | direction | weighs most (share of splits) |", "| --- | --- | --- |"]
+        lines += [
+            "| change | direction | held-out skill | weighs most (share of splits) |",
+            "| --- | --- | ---: | --- |",
+        ]
         for row in gain_model_rows(gain_model):
             weighs = ", ".join(f"`{k}` {v:.0%}" for k, v in row["weighs"].items())
-            lines.append(f"| `{row['change']}` | {row['direction']} | {weighs} |")
+            lines.append(
+                f"| `{row['change']}` | {row['direction']} | {_skill_text(row['skill'])} | {weighs} |"
+            )
     return "\n".join(lines) + "\n"
 
 

@@ -289,10 +289,15 @@ def advice(
         if gain is None:
             unscored += 1
             continue
-        best = max(pred.sample.run.label.gains.values())
-        captured = max(-1.0, gain / best) if best >= 0.10 else math.nan
-        rows.append((pred.sample.run.path_key, captured, gain <= -0.05))
+        rows.append(advice_row(pred, gain))
     return {"rows": rows, "unscored": unscored}
+
+
+def advice_row(pred: Prediction, gain: float) -> tuple[str, float, bool]:
+    """(path key, share of the best one-step gain captured or NaN where no change gains
+    >= 10 %, harmful: >= 5 % worse) for following a suggestion that gains `gain`."""
+    best = max(pred.sample.run.label.gains.values())
+    return pred.sample.run.path_key, max(-1.0, gain / best) if best >= 0.10 else math.nan, gain <= -0.05
 
 
 def advice_summary(rows: Sequence[tuple[str, float, bool]]) -> tuple[float, float]:
@@ -654,12 +659,8 @@ def advice_bounds(
             measured = goals.get(p.sample.run.name, {})
             same_way = [g for k, g in measured.items() if KINDS[k].verdict.value == p.verdict]
             gain = 0.0 if p.verdict == "balanced" else max(same_way, default=None)
-            if gain is None:
-                continue
-            best = max(p.sample.run.label.gains.values())
-            rows.append(
-                (p.sample.run.path_key, max(-1.0, gain / best) if best >= 0.10 else math.nan, gain <= -0.05)
-            )
+            if gain is not None:
+                rows.append(advice_row(p, gain))
         return advice_summary(rows)
 
     with_labels = [labelled(p) for p in base]

@@ -579,6 +579,25 @@ def print_report(samples: list[Sample], preds: list[Prediction], members: dict[s
             f"labelled underfit, {cap} = {cap / len(under):.0%} capacity; of the {len(called)} called underfit "
             f"(capacity), {right} = {right / max(1, len(called)):.0%} labelled so"
         )
+    # FD208 also names the cause when FD206 decides the verdict alone (a narrow net that barely
+    # learned): what twice the units and twice the epochs did there, read off the grid.
+    stalled = [p for p in suspects if any(f.rule_id == "FD206" for f in p.sample.findings_config)]
+    stalled_under = [p for p in stalled if p.sample.run.label.label == "underfit"]
+    if stalled_under:
+        cap = sum(p.sample.run.label.cause == "capacity" for p in stalled_under)
+        steps = [
+            (gains[f"units={2 * p.sample.config.model.units}"], gains["train to 2E"])
+            for p in stalled
+            for gains in [p.sample.run.label.gains]
+            if f"units={2 * p.sample.config.model.units}" in gains and "train to 2E" in gains
+        ]
+        units, longer = np.array(steps).T if steps else (np.zeros(0), np.zeros(0))
+        print(
+            f"  of them barely learned (FD206 decides): {len(stalled)}; of the {len(stalled_under)} labelled "
+            f"underfit, {cap} = {cap / len(stalled_under):.0%} capacity; mean gain of twice the units "
+            f"{units.mean():+.1%} (harmful {np.mean(units <= -0.05):.0%}), of twice the epochs "
+            f"{longer.mean():+.1%} (harmful {np.mean(longer <= -0.05):.0%})"
+        )
     # Where FD208 does not fire (wider or more regularized nets), how often capacity was the label.
     others = [
         p

@@ -98,6 +98,29 @@ def test_a_wide_or_regularized_net_still_falling_is_not_converged() -> None:
     assert not any(f.rule_id == "FD208" for f in regularized.findings)
 
 
+def _barely_learned(units: int, **model: float) -> Diagnosis:
+    # Train and val never 10 % below their first values: FD206 decides the verdict alone.
+    epochs = np.arange(60)
+    train = 1.0 - 0.05 * (1.0 - np.exp(-epochs / 20.0))
+    config = validate_config({"model": {"hidden_layers": 1, "units": units, **model}}, model_only=True)
+    return diagnose_curves(Curves(epochs, train, train * 1.01, "mae"), config)
+
+
+def test_a_narrow_net_that_barely_learned_is_first_too_small() -> None:
+    d = _barely_learned(2)
+    assert any(f.rule_id == "FD206" for f in d.findings)
+    assert (d.verdict, d.cause) == (Verdict.UNDERFIT, Cause.CAPACITY)
+    assert d.suggestion is not None
+    assert (d.suggestion.primary.key, d.suggestion.primary.to) == ("model.units", 4)
+
+
+def test_a_wide_or_regularized_net_that_barely_learned_trains_longer() -> None:
+    for d in (_barely_learned(64), _barely_learned(2, dropout=0.2)):
+        assert any(f.rule_id == "FD206" for f in d.findings)
+        assert (d.verdict, d.cause) == (Verdict.UNDERFIT, Cause.NOT_CONVERGED)
+        assert d.suggestion is not None and d.suggestion.primary.key == "training.epochs"
+
+
 @pytest.mark.training
 def test_the_probe_measures_a_too_small_net_beside_a_wider_one(tmp_path: Path) -> None:
     """`train --probe` of the 2-unit net trains a 32-unit one beside it: the capacity verdict

@@ -414,9 +414,11 @@ def _clean_loc(schema: type[BaseModel], loc: tuple[Any, ...]) -> tuple[Any, ...]
 
 
 def _problem(error: Any, schema: type[BaseModel]) -> tuple[str, str]:
-    loc = _clean_loc(schema, tuple(error["loc"]))
-    dotted = ".".join(str(p) for p in loc) or "(top level)"
+    raw = tuple(error["loc"])
     kind = error["type"]
+    # An unknown key is always the last part, even one that looks like a union branch name.
+    loc = _clean_loc(schema, raw[:-1]) + raw[-1:] if kind == "extra_forbidden" else _clean_loc(schema, raw)
+    dotted = ".".join(str(p) for p in loc) or "(top level)"
     ctx = error.get("ctx") or {}
     got = f" (got {_SHORT_REPR.repr(error['input'])})" if "input" in error else ""
     section = _model_at(schema, loc)

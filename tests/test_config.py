@@ -104,6 +104,13 @@ def test_unknown_keys_say_did_you_mean(tmp_path: Path, text: str, field: str, su
     assert f": {field}: unknown key; did you mean '{suggestion}'?" in line
 
 
+@pytest.mark.parametrize(("text", "field"), [("Model:\n", "Model"), ("model:\n  Units: 4\n", "model.Units")])
+def test_a_capitalized_unknown_key_is_named(tmp_path: Path, text: str, field: str) -> None:
+    # Capitalized parts of pydantic's error paths are usually union branch names (dropped);
+    # an unknown key is not one of them, even capitalized.
+    assert f": {field}: unknown key" in error_of(tmp_path, MINIMAL + text)
+
+
 def test_data_source_is_required_and_exclusive(tmp_path: Path) -> None:
     assert "data: missing; give data.synthetic or data.path" in error_of(tmp_path, "model:\n  l2: 0\n")
     line = error_of(tmp_path, "data:\n  synthetic: founding\n  path: x.csv\n  target: y\n")

@@ -16,7 +16,9 @@ package's own gates and overrides), three ways:
 - `combiner + ladder`: today's product (the combiner's verdict, the ladder's
   first step);
 - `combiner + gain ranker`: the combiner's verdict, and among the ladder's
-  steps in that direction the one with the best predicted gain;
+  steps in that direction the one with the best predicted gain (the ladder's
+  own step stays first unless another is predicted to gain clearly more,
+  by `min_gain`);
 - `gain model`: verdict and change both from the predicted gains.
 
 Label agreement (macro-F1 with configs and from curves alone, per-class
@@ -67,6 +69,7 @@ from benchmarks.corpus.store import DATA_DIR  # noqa: E402
 TREES = {"max_depth": 3, "max_iter": 150, "learning_rate": 0.06, "min_samples_leaf": 40}
 GAIN_CLIP = (-1.0, 1.0)
 MIN_GAIN_GRID = tuple(round(v, 3) for v in np.arange(0.0, 0.121, 0.01))
+RANK_MARGIN_GRID = (0.0, 0.02, 0.04, 0.06, 0.08, 0.10, 0.14, 0.2)
 
 
 def kinds() -> tuple[str, ...]:
@@ -272,9 +275,67 @@ def ranked_first(pred: Prediction, ranked: dict[str, Any]) -> str | None:
     candidates = candidate_changes(pred.sample, True)
     gains = {k: v for k, v in gains.items() if KINDS[k].verdict is verdict}
     incumbent = next((k for k, c in candidates.items() if c == ladder.primary), LADDER_STEP)
-    min_gain = ranked[f"min_gain:{pred.sample.run.family}"]
-    order = GainModel(EVIDENCE_NAMES, {}, min_gain, {}).rank(gains, verdict, incumbent)
+    family = pred.sample.run.family
+    # `rank_margin` (only in `margin_table`'s trials) stands in for min_gain as the edge that
+    # reorders the ladder.
+    margin = ranked.get("rank_margin", ranked[f"min_gain:{family}"])
+    model = GainModel(EVIDENCE_NAMES, {}, margin, {})
+    order = model.rank(gains, verdict, incumbent)
     return order[0] if order else LADDER_STEP
+
+
+def margin_table(
+    base: Sequence[Prediction], members: dict[str, list[Member]], ranked: dict[str, Any]
+) -> None:
+    """What other margins over the ladder's step would do to the ranker's advice, held out
+    (the product's margin is `min_gain`, the label's): printed, not chosen; and, for the
+    smallest margin but one, which first steps it swaps for which, and what that does.
+    Why the product keeps `min_gain`: docs/architecture.md, "Refitting the diagnosis", step 4.
+
+    Scored on the runs whose suggestion is on the grid at every margin: a margin must not win
+    by moving runs to steps that were never trained (and so are not scored)."""
+    scored = [
+        p for p in base if p.with_config and p.verdict != "inconclusive" and p.sample.run.path_key in members
+    ]
+    trials: dict[float | None, dict[str, Any]] = {None: ranked}
+    trials |= {margin: {**ranked, "rank_margin": margin} for margin in RANK_MARGIN_GRID}
+    rows_at = {
+        margin: {
+            p.sample.run.name: advice_row(p, gain)
+            for p in scored
+            if (gain := outcome(p, members, trial)) is not None
+        }
+        for margin, trial in trials.items()
+    }
+    common = sorted(set.intersection(*(set(rows) for rows in rows_at.values())))
+    print("the ranker's margin over the ladder's step (the product's: min_gain), held out:")
+    print(
+        f"  {'margin':<8}{'captured':>10}{'harmful':>9}   (on the {len(common)} runs scored at every margin)"
+    )
+    for margin in RANK_MARGIN_GRID:
+        captured, harmful = advice_summary([rows_at[margin][name] for name in common])
+        print(f"  {margin:<8.2f}{captured:>10.1%}{harmful:>9.1%}")
+    small = RANK_MARGIN_GRID[1]
+    by_name = {p.sample.run.name: p for p in scored if p.verdict != "balanced"}
+    swaps: dict[tuple[str, str], list[tuple[Any, Any]]] = {}
+    for name in common:
+        if name not in by_name:
+            continue
+        pair = (ranked_first(by_name[name], ranked), ranked_first(by_name[name], trials[small]))
+        if pair[0] != pair[1]:
+            swaps.setdefault((str(pair[0]), str(pair[1])), []).append(
+                (rows_at[None][name], rows_at[small][name])
+            )
+    finite = sum(math.isfinite(rows_at[None][name][1]) for name in common)
+    print(
+        f"  first steps margin {small:.2f} swaps (points of the {finite} runs' captured / {len(common)} runs' harmful):"
+    )
+    for (was, now), pairs in sorted(swaps.items(), key=lambda kv: -len(kv[1]))[:6]:
+        d_captured = sum(b[1] - a[1] for a, b in pairs if math.isfinite(a[1])) / finite
+        d_harmful = sum(float(b[2]) - float(a[2]) for a, b in pairs) / len(common)
+        print(
+            f"    {was:>13} -> {now:<13}{len(pairs):>5} runs  captured {d_captured:+.2%}  harmful {d_harmful:+.2%}"
+        )
 
 
 def advice(
@@ -620,6 +681,7 @@ def main(argv: list[str] | None = None) -> int:
     gain, ranked = lofo(samples, goals)
     held_out_calibration(gain)
     skill = prediction_quality(samples, goals, ranked)
+    margin_table(base, members, ranked)
     print("overturning the combiner's balanced verdicts, threshold chosen on the other families:")
     over, theta = override_lofo(base, ranked)
     diffs = print_comparison(base, gain, over, members, ranked)

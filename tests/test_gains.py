@@ -73,6 +73,32 @@ def test_rank_keeps_the_verdicts_direction_best_first() -> None:
     assert model().rank(gains, Verdict.OVERFIT) == ["dropout_up", "stop_at_min", "penalty_up"]
 
 
+def test_the_ladders_step_is_passed_by_its_kinds_margin_else_min_gain() -> None:
+    m = GainModel(EVIDENCE_NAMES, {}, 0.08, {}, rank_margins={"dropout_down": 0.0})
+    assert (m.rank_margin("dropout_down"), m.rank_margin("penalty_down"), m.rank_margin("ladder")) == (
+        0.0,
+        0.08,
+        0.08,
+    )
+    # Lowering dropout (margin 0): twice the epochs predicted 2 points ahead goes first...
+    assert (
+        m.rank({"dropout_down": 0.06, "epochs_x2": 0.08}, Verdict.UNDERFIT, "dropout_down")[0] == "epochs_x2"
+    )
+    # ...lowering the penalty (min_gain, 0.08) is kept at the same edge, and passed beyond it.
+    assert (
+        m.rank({"penalty_down": 0.06, "epochs_x2": 0.08}, Verdict.UNDERFIT, "penalty_down")[0]
+        == "penalty_down"
+    )
+    assert (
+        m.rank({"penalty_down": 0.06, "epochs_x2": 0.15}, Verdict.UNDERFIT, "penalty_down")[0] == "epochs_x2"
+    )
+    again = GainModel.from_dict({**m.to_dict(), "evidence": list(EVIDENCE_NAMES)})
+    assert again.rank_margins == {"dropout_down": 0.0}
+    # A model written before the margins were chosen: min_gain for every step.
+    raw = {k: v for k, v in m.to_dict().items() if k != "rank_margins"}
+    assert GainModel.from_dict({**raw, "evidence": list(EVIDENCE_NAMES)}).rank_margin("dropout_down") == 0.08
+
+
 def test_every_change_kind_is_a_ladder_step() -> None:
     knobs = Knobs(l2=1e-4, dropout=0.2, epochs=100, units=32, hidden_layers=2)
     run = RunPoint(best_epoch=40, n_epochs=100, best_position=0.41)
@@ -197,7 +223,8 @@ def test_each_changes_held_out_skill_is_kept_and_shown_by_rules() -> None:
     render_gain_model(m, console)
     text = console.export_text()
     assert "skill" in text and "0.71" in text
-    assert "| `epochs_x2` | underfit (not converged) | 0.71 |" in rules_to_markdown([], gain_model=m)
+    assert "| `epochs_x2` | underfit (not converged) | 0.71 | +8% |" in rules_to_markdown([], gain_model=m)
+    assert "passed from" in text and gain_model_summary(m)["changes"][0]["passed_from"] == 0.08
 
 
 def test_the_committed_model_records_the_held_out_skill_of_every_change_it_predicts() -> None:

@@ -141,6 +141,10 @@ class GainModel:
     # Per change, its skill: the correlation of predicted with measured gain, held out (one
     # family at a time), as `benchmarks/fit_gains.py` measured it when it wrote the model.
     skill: Mapping[str, float] = field(default_factory=dict)
+    # Per kind of the ladder's own first step, how much more another must be predicted to gain
+    # before it goes first (`rank`), chosen by `benchmarks/fit_gains.py` on held-out advice; a
+    # kind not named uses `min_gain`, the label's margin.
+    rank_margins: Mapping[str, float] = field(default_factory=dict)
 
     def predict(self, x: np.ndarray, available: Sequence[str] | None = None) -> dict[str, float]:
         """Predicted relative gain of each available change (positive: lower held-out error)."""
@@ -150,14 +154,18 @@ class GainModel:
     def rank(self, gains: Mapping[str, float], verdict: Verdict, incumbent: str = "") -> list[str]:
         """The changes in this verdict's direction, best predicted gain first; except that the
         ladder's own first step (`incumbent`, a change kind or any other name) stays first unless
-        another is predicted to gain clearly more (by `min_gain`; an incumbent with no
-        prediction counts as 0): a small predicted edge does not overturn the ladder."""
+        another is predicted to gain clearly more (by `rank_margin(incumbent)`; an incumbent
+        with no prediction counts as 0): a small predicted edge does not overturn the ladder."""
         same_way = sorted((n for n in gains if KINDS[n].verdict is verdict), key=lambda n: -gains[n])
         if not incumbent or not same_way or same_way[0] == incumbent:
             return same_way
-        if gains[same_way[0]] - gains.get(incumbent, 0.0) >= self.min_gain:
+        if gains[same_way[0]] - gains.get(incumbent, 0.0) >= self.rank_margin(incumbent):
             return same_way
         return [incumbent, *(n for n in same_way if n != incumbent)]
+
+    def rank_margin(self, incumbent: str) -> float:
+        """The predicted edge over the ladder's step `incumbent` that puts another first."""
+        return self.rank_margins.get(incumbent, self.min_gain)
 
     def decide(self, gains: Mapping[str, float]) -> tuple[Verdict, Cause | None, str | None, float]:
         """(verdict, cause, the best change or None, calibrated confidence) from predicted gains."""
@@ -195,6 +203,7 @@ class GainModel:
             "use": self.use,
             "override_gain": self.override_gain,
             "skill": {k: round(float(v), 3) for k, v in self.skill.items()},
+            "rank_margins": {k: float(v) for k, v in self.rank_margins.items()},
             "trees": {name: t.to_dict() for name, t in self.trees.items()},
         }
 
@@ -220,6 +229,7 @@ class GainModel:
             use=str(raw.get("use", "ranker")),
             override_gain=None if raw.get("override_gain") is None else float(raw["override_gain"]),
             skill={str(k): float(v) for k, v in raw.get("skill", {}).items()},
+            rank_margins={str(k): float(v) for k, v in raw.get("rank_margins", {}).items()},
         )
 
     def importance(self) -> dict[str, dict[str, float]]:

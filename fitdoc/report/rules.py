@@ -78,8 +78,9 @@ def render_combiner(combiner: Combiner, console: Console) -> None:
 
 
 def gain_model_rows(model: Any, top: int = 5) -> list[dict[str, Any]]:
-    """`[{"change", "direction", "description", "skill", "weighs"}]`: per change, its held-out
-    skill (None when not measured) and the evidence terms its trees split on most (share of
+    """`[{"change", "direction", "description", "skill", "passed_from", "weighs"}]`: per change,
+    its held-out skill (None when not measured), the predicted edge another needs to go before it
+    when it is the ladder's step, and the evidence terms its trees split on most (share of
     splits), what the gain model weighs."""
     from fitdoc.diagnosis.gains import KINDS
 
@@ -93,6 +94,7 @@ def gain_model_rows(model: Any, top: int = 5) -> list[dict[str, Any]]:
                 "direction": f"{kind.verdict.value} ({kind.cause.value})",
                 "description": kind.text,
                 "skill": model.skill.get(name),
+                "passed_from": model.rank_margin(name),
                 "weighs": {k: round(v, 3) for k, v in best},
             }
         )
@@ -119,11 +121,13 @@ def _overturn_text(model: Any) -> str:
 
 def render_gain_model(model: Any, console: Console) -> None:
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True, show_edge=False)
-    for name in ("change", "direction", "skill", "weighs most (share of splits)"):
+    for name in ("change", "direction", "skill", "passed from", "weighs most (share of splits)"):
         table.add_column(name, no_wrap=name != "weighs most (share of splits)")
     for row in gain_model_rows(model):
         weighs = ", ".join(f"{k} {v:.0%}" for k, v in row["weighs"].items())
-        table.add_row(row["change"], row["direction"], _skill_text(row["skill"]), weighs)
+        table.add_row(
+            row["change"], row["direction"], _skill_text(row["skill"]), f"{row['passed_from']:+.0%}", weighs
+        )
     use = {
         "ranker": "orders the ladder's steps in the verdict's direction (config known)",
         "decision": "decides the verdict and the step",
@@ -132,7 +136,8 @@ def render_gain_model(model: Any, console: Console) -> None:
     console.print(
         "\nThe gain model (per change, boosted trees predicting the relative change in held-out error; "
         f"fitted by benchmarks/fit_gains.py on {model.fitted_on}; it {use}; a gain counts as clear "
-        f"from {model.min_gain:+.0%}; {_overturn_text(model)}):"
+        f"from {model.min_gain:+.0%}; where a change is the ladder's own step, another goes first when "
+        f"predicted to gain more by its 'passed from'; {_overturn_text(model)}):"
     )
     console.print(table)
 
@@ -220,13 +225,14 @@ def rules_to_markdown(
     if gain_model is not None:
         lines += ["", f"### Gain model (use: {gain_model.use}; fitted on {gain_model.fitted_on})", ""]
         lines += [
-            "| change | direction | held-out skill | weighs most (share of splits) |",
-            "| --- | --- | ---: | --- |",
+            "| change | direction | held-out skill | passed from | weighs most (share of splits) |",
+            "| --- | --- | ---: | ---: | --- |",
         ]
         for row in gain_model_rows(gain_model):
             weighs = ", ".join(f"`{k}` {v:.0%}" for k, v in row["weighs"].items())
             lines.append(
-                f"| `{row['change']}` | {row['direction']} | {_skill_text(row['skill'])} | {weighs} |"
+                f"| `{row['change']}` | {row['direction']} | {_skill_text(row['skill'])} "
+                f"| {row['passed_from']:+.0%} | {weighs} |"
             )
     return "\n".join(lines) + "\n"
 

@@ -17,8 +17,8 @@ package's own gates and overrides), three ways:
   first step);
 - `combiner + gain ranker`: the combiner's verdict, and among the ladder's
   steps in that direction the one with the best predicted gain (the ladder's
-  own step stays first unless another is predicted to gain clearly more,
-  by `min_gain`);
+  own step stays first unless another is predicted to gain more by a
+  margin, chosen per kind of step on the other families' advice);
 - `gain model`: verdict and change both from the predicted gains.
 
 Label agreement (macro-F1 with configs and from curves alone, per-class
@@ -256,12 +256,18 @@ def outcome(
     return change_outcome(pred.sample.run, candidate_changes(pred.sample, True)[first], members)
 
 
-def ranked_first(pred: Prediction, ranked: dict[str, Any]) -> str | None:
-    """The change kind the gain ranker puts first for this (combiner) prediction, as
-    `fitdoc.diagnosis.decide.rank_by_gain` does (LADDER_STEP: the ladder's own; None: no step)."""
+# Ladder steps whose margin stays `min_gain` whatever the held-out advice says: lowering the
+# penalty is the founding answer for the over-regularized run (L2 0.001 -> 0.0001; trained, val MAE
+# -31 %, where twice the epochs, which a smaller margin would put first, gives -14 %); and twice
+# the units' predictions have no held-out skill (0.01), so an edge over them is no evidence.
+KEPT_AT_MIN_GAIN = ("penalty_down", "units_x2")
+
+
+def ranker_inputs(pred: Prediction, ranked: dict[str, Any]) -> tuple[Any, str, dict[str, float]] | None:
+    """(verdict, the ladder's own first step as a change kind or LADDER_STEP, the predicted
+    gains in the verdict's direction) for this (combiner) prediction; None: no ladder step."""
     from fitdoc.diagnosis.decide import LADDER_STEP
-    from fitdoc.diagnosis.gains import KINDS, GainModel
-    from fitdoc.diagnosis.rules.combiner import EVIDENCE_NAMES
+    from fitdoc.diagnosis.gains import KINDS
     from fitdoc.diagnosis.suggest import suggest
     from fitdoc.verdict import Cause, Verdict
 
@@ -275,22 +281,56 @@ def ranked_first(pred: Prediction, ranked: dict[str, Any]) -> str | None:
     candidates = candidate_changes(pred.sample, True)
     gains = {k: v for k, v in gains.items() if KINDS[k].verdict is verdict}
     incumbent = next((k for k, c in candidates.items() if c == ladder.primary), LADDER_STEP)
+    return verdict, incumbent, gains
+
+
+def ranked_first(pred: Prediction, ranked: dict[str, Any]) -> str | None:
+    """The change kind the gain ranker puts first for this (combiner) prediction, as
+    `fitdoc.diagnosis.decide.rank_by_gain` does (LADDER_STEP: the ladder's own; None: no step).
+    The margins are the family's held-out ones (`rank_margins:<family>`, from
+    `rank_margins_lofo`), or one margin for every step (`rank_margin`, in its trials)."""
+    from fitdoc.diagnosis.decide import LADDER_STEP
+    from fitdoc.diagnosis.gains import GainModel
+    from fitdoc.diagnosis.rules.combiner import EVIDENCE_NAMES
+
+    inputs = ranker_inputs(pred, ranked)
+    if inputs is None:
+        return None
+    verdict, incumbent, gains = inputs
     family = pred.sample.run.family
-    # `rank_margin` (only in `margin_table`'s trials) stands in for min_gain as the edge that
-    # reorders the ladder.
-    margin = ranked.get("rank_margin", ranked[f"min_gain:{family}"])
-    model = GainModel(EVIDENCE_NAMES, {}, margin, {})
+    if "rank_margin" in ranked:
+        model = GainModel(EVIDENCE_NAMES, {}, ranked["rank_margin"], {})
+    else:
+        margins = ranked.get(f"rank_margins:{family}", {})
+        model = GainModel(EVIDENCE_NAMES, {}, ranked[f"min_gain:{family}"], {}, rank_margins=margins)
     order = model.rank(gains, verdict, incumbent)
     return order[0] if order else LADDER_STEP
 
 
-def margin_table(
+def margins_by_kind(incumbent: dict[str, str], value: Any) -> dict[str, float]:
+    """Per kind of the ladder's step (`incumbent`: run -> kind), the margin in RANK_MARGIN_GRID
+    whose runs' total `value(run, margin)` is the largest; a tie keeps `min_gain` (`value(run,
+    None)`; then not written), then the larger margin. `KEPT_AT_MIN_GAIN` is not chosen."""
+    candidates = (None, *sorted(RANK_MARGIN_GRID, reverse=True))
+    margins = {}
+    for kind in sorted(set(incumbent.values()) - set(KEPT_AT_MIN_GAIN)):
+        runs = [n for n, k in incumbent.items() if k == kind]
+        best = max(candidates, key=lambda m: sum(value(n, m) for n in runs))
+        if best is not None:
+            margins[kind] = best
+    return margins
+
+
+def rank_margins_lofo(
     base: Sequence[Prediction], members: dict[str, list[Member]], ranked: dict[str, Any]
-) -> None:
-    """What other margins over the ladder's step would do to the ranker's advice, held out
-    (the product's margin is `min_gain`, the label's): printed, not chosen; and, for the
-    smallest margin but one, which first steps it swaps for which, and what that does.
-    Why the product keeps `min_gain`: docs/architecture.md, "Refitting the diagnosis", step 4.
+) -> dict[str, float]:
+    """Per kind of the ladder's own step, the margin another step's predicted gain must clear to
+    go first (`GainModel.rank_margins`), chosen for each family on the other families' held-out
+    advice (the most of the best gain captured less the share harmful; a tie keeps `min_gain`,
+    then the larger margin) and written into `ranked`, so that every ranker row after this is
+    held out; returns the margins chosen on all families (the product's). `KEPT_AT_MIN_GAIN`
+    is not chosen. Also prints what one margin for every step would do, and which first steps
+    the smallest but one swaps.
 
     Scored on the runs whose suggestion is on the grid at every margin: a margin must not win
     by moving runs to steps that were never trained (and so are not scored)."""
@@ -308,7 +348,9 @@ def margin_table(
         for margin, trial in trials.items()
     }
     common = sorted(set.intersection(*(set(rows) for rows in rows_at.values())))
-    print("the ranker's margin over the ladder's step (the product's: min_gain), held out:")
+    by_name = {p.sample.run.name: p for p in scored}
+    finite = sum(math.isfinite(rows_at[None][name][1]) for name in common)
+    print("one margin over the ladder's step for every step (min_gain: the label's), held out:")
     print(
         f"  {'margin':<8}{'captured':>10}{'harmful':>9}   (on the {len(common)} runs scored at every margin)"
     )
@@ -316,17 +358,15 @@ def margin_table(
         captured, harmful = advice_summary([rows_at[margin][name] for name in common])
         print(f"  {margin:<8.2f}{captured:>10.1%}{harmful:>9.1%}")
     small = RANK_MARGIN_GRID[1]
-    by_name = {p.sample.run.name: p for p in scored if p.verdict != "balanced"}
     swaps: dict[tuple[str, str], list[tuple[Any, Any]]] = {}
     for name in common:
-        if name not in by_name:
+        if by_name[name].verdict == "balanced":
             continue
         pair = (ranked_first(by_name[name], ranked), ranked_first(by_name[name], trials[small]))
         if pair[0] != pair[1]:
             swaps.setdefault((str(pair[0]), str(pair[1])), []).append(
                 (rows_at[None][name], rows_at[small][name])
             )
-    finite = sum(math.isfinite(rows_at[None][name][1]) for name in common)
     print(
         f"  first steps margin {small:.2f} swaps (points of the {finite} runs' captured / {len(common)} runs' harmful):"
     )
@@ -336,6 +376,32 @@ def margin_table(
         print(
             f"    {was:>13} -> {now:<13}{len(pairs):>5} runs  captured {d_captured:+.2%}  harmful {d_harmful:+.2%}"
         )
+
+    # Each run's score at each margin, as its share of the total: the total is additive, so the
+    # margin of each kind of ladder step can be chosen on its own runs.
+    def value(name: str, margin: float | None) -> float:
+        _, captured, harmful = rows_at[margin][name]
+        return (captured / finite if math.isfinite(captured) else 0.0) - float(harmful) / len(common)
+
+    incumbent = {
+        name: inputs[1]
+        for name in common
+        if by_name[name].verdict != "balanced"
+        and (inputs := ranker_inputs(by_name[name], ranked)) is not None
+    }
+
+    def choose(keep: set[str]) -> dict[str, float]:
+        kept = {n: k for n, k in incumbent.items() if by_name[n].sample.run.family in keep}
+        return margins_by_kind(kept, value)
+
+    families = sorted({p.sample.run.family for p in scored})
+    print("margins over each kind of the ladder's step, chosen on the other families (else min_gain):")
+    for family in families:
+        ranked[f"rank_margins:{family}"] = chosen = choose(set(families) - {family})
+        print(f"  {family:<16}" + ", ".join(f"{k} {v:+.0%}" for k, v in chosen.items()))
+    product = choose(set(families))
+    print(f"  {'all families':<16}" + ", ".join(f"{k} {v:+.0%}" for k, v in product.items()))
+    return product
 
 
 def advice(
@@ -681,7 +747,7 @@ def main(argv: list[str] | None = None) -> int:
     gain, ranked = lofo(samples, goals)
     held_out_calibration(gain)
     skill = prediction_quality(samples, goals, ranked)
-    margin_table(base, members, ranked)
+    rank_margins = rank_margins_lofo(base, members, ranked)
     print("overturning the combiner's balanced verdicts, threshold chosen on the other families:")
     over, theta = override_lofo(base, ranked)
     diffs = print_comparison(base, gain, over, members, ranked)
@@ -693,7 +759,7 @@ def main(argv: list[str] | None = None) -> int:
         f"\nuse in the product: {use}; overturn balanced from: {'never' if override is None else f'{override:+.0%}'}"
     )
     if args.write:
-        write_model(samples, goals, gain, use, override, skill)
+        write_model(samples, goals, gain, use, override, skill, rank_margins)
     return 0
 
 
@@ -786,6 +852,7 @@ def write_model(
     use: str,
     override: float | None = None,
     skill: dict[str, float] | None = None,
+    rank_margins: dict[str, float] | None = None,
 ) -> None:
     import json
 
@@ -796,8 +863,16 @@ def write_model(
     judged = [p for p in held_out if isinstance(p, GainPrediction)]
     calibration = {which: tuple(map(tuple, margin_map(judged, which))) for which in ("directed", "balanced")}
     model = GainModel(
-        model.evidence, model.trees, model.min_gain, calibration, model.fitted_on, use, override, skill or {}
-    )  # type: ignore[arg-type]
+        model.evidence,
+        model.trees,
+        model.min_gain,
+        calibration,  # type: ignore[arg-type]
+        model.fitted_on,
+        use,
+        override,
+        skill or {},
+        rank_margins or {},
+    )
     WEIGHTS_FILE.write_text(json.dumps(model.to_dict(), separators=(",", ":")) + "\n")
     print(f"wrote {WEIGHTS_FILE.relative_to(REPO)} (min_gain {model.min_gain:.2f})")
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from benchmarks.fit_gains import choose_override, choose_use
+from benchmarks.fit_gains import choose_override, choose_use, margins_by_kind
 
 
 def diffs(overturn_captured: float, overturn_f1: float = 0.0) -> dict[str, tuple[float, float]]:
@@ -34,3 +34,20 @@ def test_overturning_balanced_verdicts_must_beat_the_ranker_beyond_noise() -> No
     # ... and it must not cost label agreement beyond noise.
     assert choose_override(diffs(0.090, overturn_f1=-0.005), 0.2) is None
     assert choose_override(diffs(0.090), None) is None
+
+
+def test_each_kind_of_ladder_step_gets_the_margin_that_serves_its_runs_best() -> None:
+    incumbent = {"a": "dropout_down", "b": "dropout_down", "c": "penalty_up", "d": "penalty_down"}
+
+    def value(run: str, margin: float | None) -> float:
+        if run in ("a", "b"):  # passing lowered dropout helps, the more freely the better
+            return 0.0 if margin is None else 0.1 - margin
+        if run == "d":  # would gain from a small margin, but lowering the penalty is kept
+            return 0.0 if margin is None else 1.0
+        return 0.0  # a tie everywhere: min_gain stays
+
+    assert margins_by_kind(incumbent, value) == {"dropout_down": 0.0}
+    # A tie between margins keeps the larger one.
+    assert margins_by_kind({"a": "stop_at_min"}, lambda _run, m: 0.0 if m is None else 1.0) == {
+        "stop_at_min": 0.2
+    }

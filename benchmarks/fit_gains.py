@@ -37,7 +37,7 @@ import math
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -307,7 +307,9 @@ def ranked_first(pred: Prediction, ranked: dict[str, Any]) -> str | None:
     return order[0] if order else LADDER_STEP
 
 
-def margins_by_kind(incumbent: dict[str, str], value: Any) -> dict[str, float]:
+def margins_by_kind(
+    incumbent: dict[str, str], value: Callable[[str, float | None], float]
+) -> dict[str, float]:
     """Per kind of the ladder's step (`incumbent`: run -> kind), the margin in RANK_MARGIN_GRID
     whose runs' total `value(run, margin)` is the largest; a tie keeps `min_gain` (`value(run,
     None)`; then not written), then the larger margin. `KEPT_AT_MIN_GAIN` is not chosen."""
@@ -319,6 +321,34 @@ def margins_by_kind(incumbent: dict[str, str], value: Any) -> dict[str, float]:
         if best is not None:
             margins[kind] = best
     return margins
+
+
+def print_swaps(
+    rows_at: dict[float | None, dict[str, Any]],
+    trials: dict[float | None, dict[str, Any]],
+    ranked_runs: dict[str, Prediction],
+    n_runs: int,
+    n_finite: int,
+) -> None:
+    """Which first steps the smallest margin but one puts in place of the product's, on these
+    runs (with a ladder step), and what each swap does to the share captured and harmful."""
+    small = RANK_MARGIN_GRID[1]
+    swaps: dict[tuple[str, str], list[tuple[Any, Any]]] = {}
+    for name, pred in ranked_runs.items():
+        pair = (ranked_first(pred, trials[None]), ranked_first(pred, trials[small]))
+        if pair[0] != pair[1]:
+            swaps.setdefault((str(pair[0]), str(pair[1])), []).append(
+                (rows_at[None][name], rows_at[small][name])
+            )
+    print(
+        f"  first steps margin {small:.2f} swaps (points of the {n_finite} runs' captured / {n_runs} runs' harmful):"
+    )
+    for (was, now), pairs in sorted(swaps.items(), key=lambda kv: -len(kv[1]))[:6]:
+        d_captured = sum(b[1] - a[1] for a, b in pairs if math.isfinite(a[1])) / n_finite
+        d_harmful = sum(float(b[2]) - float(a[2]) for a, b in pairs) / n_runs
+        print(
+            f"    {was:>13} -> {now:<13}{len(pairs):>5} runs  captured {d_captured:+.2%}  harmful {d_harmful:+.2%}"
+        )
 
 
 def rank_margins_lofo(
@@ -357,38 +387,19 @@ def rank_margins_lofo(
     for margin in RANK_MARGIN_GRID:
         captured, harmful = advice_summary([rows_at[margin][name] for name in common])
         print(f"  {margin:<8.2f}{captured:>10.1%}{harmful:>9.1%}")
-    small = RANK_MARGIN_GRID[1]
-    swaps: dict[tuple[str, str], list[tuple[Any, Any]]] = {}
-    for name in common:
-        if by_name[name].verdict == "balanced":
-            continue
-        pair = (ranked_first(by_name[name], ranked), ranked_first(by_name[name], trials[small]))
-        if pair[0] != pair[1]:
-            swaps.setdefault((str(pair[0]), str(pair[1])), []).append(
-                (rows_at[None][name], rows_at[small][name])
-            )
-    print(
-        f"  first steps margin {small:.2f} swaps (points of the {finite} runs' captured / {len(common)} runs' harmful):"
-    )
-    for (was, now), pairs in sorted(swaps.items(), key=lambda kv: -len(kv[1]))[:6]:
-        d_captured = sum(b[1] - a[1] for a, b in pairs if math.isfinite(a[1])) / finite
-        d_harmful = sum(float(b[2]) - float(a[2]) for a, b in pairs) / len(common)
-        print(
-            f"    {was:>13} -> {now:<13}{len(pairs):>5} runs  captured {d_captured:+.2%}  harmful {d_harmful:+.2%}"
-        )
-
-    # Each run's score at each margin, as its share of the total: the total is additive, so the
-    # margin of each kind of ladder step can be chosen on its own runs.
-    def value(name: str, margin: float | None) -> float:
-        _, captured, harmful = rows_at[margin][name]
-        return (captured / finite if math.isfinite(captured) else 0.0) - float(harmful) / len(common)
-
     incumbent = {
         name: inputs[1]
         for name in common
         if by_name[name].verdict != "balanced"
         and (inputs := ranker_inputs(by_name[name], ranked)) is not None
     }
+    print_swaps(rows_at, trials, {n: by_name[n] for n in incumbent}, len(common), finite)
+
+    # Each run's score at each margin, as its share of the total: the total is additive, so the
+    # margin of each kind of ladder step can be chosen on its own runs.
+    def value(name: str, margin: float | None) -> float:
+        _, captured, harmful = rows_at[margin][name]
+        return (captured / finite if math.isfinite(captured) else 0.0) - float(harmful) / len(common)
 
     def choose(keep: set[str]) -> dict[str, float]:
         kept = {n: k for n, k in incumbent.items() if by_name[n].sample.run.family in keep}

@@ -169,6 +169,7 @@ def test_the_ranker_keeps_the_ladders_step_unless_another_gains_clearly_more() -
             {"penalty_down": constant(0.04), "epochs_x2": constant(epochs_gain), "penalty_up": constant(0.5)},
             0.09,
             {},
+            skill={"penalty_down": 0.4, "epochs_x2": 0.05},
         )
         out = rank_by_gain(
             Verdict.UNDERFIT, config, features, findings, reg, ladder, Cause.OVER_REGULARIZED, model=m
@@ -181,8 +182,14 @@ def test_the_ranker_keeps_the_ladders_step_unless_another_gains_clearly_more() -
     assert (cause, key) == (Cause.OVER_REGULARIZED, "model.l2")
     assert "training.epochs -> 2000 +8%" in note and "model.l2" in note
     assert "+50%" not in note  # the other direction's steps are not ranked
-    cause, key, _ = ranked(0.2)  # a 16-point edge does
+    # The ladder's step is listed first though predicted lower: the note does not say "best first".
+    assert "in the order suggested: model.l2" in note and "best first" not in note
+    assert "predicted to gain 9% more" in note
+    # A prediction with little held-out skill says so; one with skill is quoted bare.
+    assert "+8% (weak: held-out skill 0.05)" in note and "+4% (weak" not in note
+    cause, key, note = ranked(0.2)  # a 16-point edge does
     assert (cause, key) == (Cause.NOT_CONVERGED, "training.epochs")
+    assert "best first: training.epochs" in note
 
 
 def test_fitdoc_rules_shows_what_the_gain_model_weighs() -> None:

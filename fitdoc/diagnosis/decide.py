@@ -23,6 +23,7 @@ from fitdoc.diagnosis.gains import (
     CHANGES,
     KINDS,
     UNITS_X2_BELOW,
+    WEAK_SKILL,
     GainModel,
     default_gain_model,
     predictable,
@@ -226,12 +227,32 @@ def rank_by_gain(
         return None
     chosen = [ladder if name == LADDER_STEP else available[name] for name in order]
     rest = [c for c in (ladder, *ladder_suggestion.alternatives) if c not in chosen]
-    predicted = ", ".join(
-        f"{available[n].key} {_to_text(available[n])} {gains[n]:+.0%}" for n in order if n in gains
-    )
-    note = f"{PREDICTED_NOTE}, best first: {predicted}"
+    note = _predicted_note(order, gains, available, model)
     cause = ladder_cause if order[0] in (LADDER_STEP, incumbent) else KINDS[order[0]].cause
     return cause, Suggestion(chosen[0], (*chosen[1:], *rest)), note
+
+
+def _predicted_note(
+    order: Sequence[str], gains: Mapping[str, float], available: Mapping[str, Change], model: GainModel
+) -> str:
+    """The ranker's note: each ranked change's predicted gain, in the order suggested. Where the
+    ladder's step stays first over a higher prediction, the note says why (its margin), and a
+    prediction with little held-out skill says so: a number alone would read as a measurement."""
+    ranked = [n for n in order if n in gains]
+
+    def quoted(n: str) -> str:
+        skill = model.skill.get(n)
+        weak = f" (weak: held-out skill {skill:.2f})" if skill is not None and skill < WEAK_SKILL else ""
+        return f"{available[n].key} {_to_text(available[n])} {gains[n]:+.0%}{weak}"
+
+    predicted = ", ".join(quoted(n) for n in ranked)
+    top = max(ranked, key=lambda n: gains[n], default=None)
+    if top is None or top == order[0]:
+        return f"{PREDICTED_NOTE}, best first: {predicted}"
+    return (
+        f"{PREDICTED_NOTE}, in the order suggested: {predicted}; the ladder's step stays first "
+        f"unless another is predicted to gain {model.rank_margin(order[0]):.0%} more"
+    )
 
 
 def _to_text(change: Change) -> str:

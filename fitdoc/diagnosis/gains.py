@@ -56,6 +56,9 @@ KINDS = {c.name: c for c in CHANGES}
 # width steps are mostly narrow nets (2-16 units), so for a wider or unknown width the
 # trees would extrapolate.
 UNITS_X2_BELOW = 32
+# A change whose held-out skill (`GainModel.skill`) is below this has its prediction quoted
+# as weak in the ranker's note (twice the units: 0.01); it decides no verdict, only wording.
+WEAK_SKILL = 0.1
 
 
 def predictable(kind: str, units: int | None) -> bool:

@@ -520,6 +520,7 @@ def print_report(samples: list[Sample], preds: list[Prediction], members: dict[s
         b = scores([p for p in preds if not p.with_config and keep(p.sample.run)])
         if a["n"]:
             print(f"{name:<18}{a['n']:>5}{a['macro_f1']:>8.3f}{b['macro_f1']:>10.3f}")
+    print_decided_by(preds)
     capacity = [p for p in preds if p.sample.run.label.cause == "capacity"]
     if capacity:
         cfg = [p for p in capacity if p.with_config]
@@ -628,6 +629,28 @@ def print_report(samples: list[Sample], preds: list[Prediction], members: dict[s
     )
     for name, row in baseline_advice(samples, members).items():
         print(f"  always {name:<12}: captures {row['captured']:.0%}, harmful {row['harmful']:.1%}")
+
+
+def print_decided_by(preds: Sequence[Prediction]) -> None:
+    """Macro-F1 where a gate or an override decides alone and where the combiner does. Most
+    runs decided alone are nets that barely learned (FD206): the grid labels many of them
+    balanced (no regularization step rescues them), fitdoc calls them underfit on purpose."""
+    print()
+    print(f"{'decided by':<18}{'runs':>5}{'cfg F1':>8}{'curves F1':>10}  balanced recall cfg/curves")
+    for name, alone in (("gates, overrides", True), ("the combiner", False)):
+        a = scores([p for p in preds if p.with_config and p.decided_alone is alone])
+        b = scores([p for p in preds if not p.with_config and p.decided_alone is alone])
+        print(
+            f"{name:<18}{a['n']:>5}{a['macro_f1']:>8.3f}{b['macro_f1']:>10.3f}"
+            f"  {a['balanced'][1]:.2f} / {b['balanced'][1]:.2f}"
+        )
+    balanced = [p for p in preds if p.with_config and p.sample.run.label.label == "balanced"]
+    stuck = [p for p in balanced if any(f.rule_id == "FD206" for f in p.sample.findings_config)]
+    if balanced:
+        print(
+            f"labelled balanced, barely learned (FD206 calls them underfit on purpose): "
+            f"{len(stuck)} of {len(balanced)} = {len(stuck) / len(balanced):.0%}"
+        )
 
 
 def markdown_report(samples: list[Sample], preds: list[Prediction], members: dict[str, list[Member]]) -> str:

@@ -297,12 +297,17 @@ def _decided_alone(s: Sample, with_config: bool) -> Prediction:
 
 
 def scores(preds: Sequence[Prediction]) -> dict[str, Any]:
-    out: dict[str, Any] = {"n": len(preds)}
+    return pair_scores([(p.verdict, p.sample.run.label.label) for p in preds])
+
+
+def pair_scores(pairs: Sequence[tuple[str, str]]) -> dict[str, Any]:
+    """Per label (precision, recall, count) and macro-F1 of (said, labelled) pairs."""
+    out: dict[str, Any] = {"n": len(pairs)}
     f1s = []
     for label in LABELS:
-        tp = sum(p.verdict == label and p.sample.run.label.label == label for p in preds)
-        said = sum(p.verdict == label for p in preds)
-        real = sum(p.sample.run.label.label == label for p in preds)
+        tp = sum(v == label and t == label for v, t in pairs)
+        said = sum(v == label for v, _ in pairs)
+        real = sum(t == label for _, t in pairs)
         precision = tp / said if said else 0.0
         recall = tp / real if real else math.nan
         f1 = 2 * precision * recall / (precision + recall) if precision + recall > 0 else 0.0
@@ -734,7 +739,23 @@ def corpus_counts(data_dir: Path) -> str:
     seeds = sum(p.get("label_seeds", 1) == 2 for p in paths)
     return (
         f"{len(paths)} stored paths: {width} with width steps, {short} short classification, "
-        f"{seeds} labelled from two seeds"
+        f"{seeds} labelled from two seeds\n{seed_agreement(paths)}"
+    )
+
+
+def seed_agreement(paths: Iterable[dict[str, Any]]) -> str:
+    """How far one seed's labels agree with the other seed's, on the paths that kept both
+    seeds' test errors and the runs both label clearly: the noise a one-seed label carries,
+    a ceiling for any verdict scored against one-seed labels."""
+    from benchmarks.corpus.store import seed_labels
+
+    pairs = [(a, b) for p in paths for a, b in seed_labels(p) if a in LABELS and b in LABELS]
+    if not pairs:
+        return "one seed's labels against the other's: no path keeps both seeds' test errors"
+    agree = sum(a == b for a, b in pairs) / len(pairs)
+    return (
+        f"one seed's labels against the other's ({len(pairs)} runs both label clearly): "
+        f"agreement {agree:.2f}, macro-F1 {pair_scores(pairs)['macro_f1']:.3f}"
     )
 
 

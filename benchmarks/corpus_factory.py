@@ -39,7 +39,15 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from benchmarks.corpus.families import FAMILIES, make_split  # noqa: E402
-from benchmarks.corpus.store import DATA_DIR, EXTRA_WIDTHS_DIR, append_path, read_paths  # noqa: E402
+from benchmarks.corpus.store import (  # noqa: E402
+    DATA_DIR,
+    EXTRA_WIDTHS_DIR,
+    SECOND_SEEDS_DIR,
+    append_path,
+    net_id,
+    read_paths,
+    read_shard,
+)
 
 PENALTIES = (0.0, 1e-5, 1e-4, 1e-3, 1e-2)
 # Batch steps one net may take over its whole training, and the arithmetic of a
@@ -182,10 +190,12 @@ def make_optimizer(name: str, lr: float) -> Any:
     return keras.optimizers.SGD(lr, momentum=0.9)
 
 
-def train_path(path: dict[str, Any], seeds: int = 1) -> dict[str, Any]:
+def train_path(path: dict[str, Any], seeds: int = 1, *, fixed_budget: bool = False) -> dict[str, Any]:
     """Train one path. With `seeds` 2 every net is trained again from a second seed (other
     initial weights, other row order) and its `test_error` is the mean of the two (the
-    shared corpus' labelling, DESIGN.md); the visible curves stay the first seed's."""
+    shared corpus' labelling, DESIGN.md); the visible curves stay the first seed's.
+    `fixed_budget`: a stored path's epochs, batch and width as they are (`fit_budget` is not
+    idempotent on its own output: a second pass can halve the epochs again)."""
     if seeds > 1:
         first = train_path(path)
         # Same data and split (drawn from `seed`), another initialization and row order.
@@ -200,12 +210,13 @@ def train_path(path: dict[str, Any], seeds: int = 1) -> dict[str, Any]:
     split = make_split(family, path["n"], path["noise"], path["seed"])
     if path.get("width_steps") and path.get("narrow_units"):
         path = {**path, "units": path["narrow_units"]}
-    path = fit_budget(
-        {**path, "n": path["n"] or len(split.x_train) + len(split.x_val)},
-        len(split.x_train),
-        len(split.x_val) + len(split.x_test),
-        split.x_train.shape[1],
-    )
+    if not fixed_budget:
+        path = fit_budget(
+            {**path, "n": path["n"] or len(split.x_train) + len(split.x_val)},
+            len(split.x_train),
+            len(split.x_val) + len(split.x_test),
+            split.x_train.shape[1],
+        )
     settings = regularization_path(path["path_kind"])
     start = time.perf_counter()
     nets = _train_nets(path, split, family.classes, path["units"], settings)
@@ -257,6 +268,47 @@ def extra_width_todo(data_dir: Path, units: int) -> list[dict[str, Any]]:
         and 2 * p["units"] < units
         and not any(n["units"] == units for n in p["width_nets"])
     ]
+
+
+def train_second_seed(record: dict[str, Any], extra_units: tuple[int, ...] = ()) -> dict[str, Any]:
+    """A stored one-seed path trained again from the second seed `train_path(seeds=2)` uses (same
+    data, split and budget; another initialization and row order), with its extra widths:
+    `{key, test_error: {net id: series}}` for `store.SECOND_SEEDS_DIR`."""
+    drawn = {k: v for k, v in record.items() if k not in ("nets", "width_nets")}
+    again = train_path({**drawn, "train_seed": record["seed"] + 1}, fixed_budget=True)
+    nets = [*again["nets"], *again.get("width_nets", ())]
+    if extra_units:
+        family = FAMILIES[record["family"]]
+        split = make_split(family, record["n"], record["noise"], record["seed"])
+        kind = record["path_kind"]
+        settings = [{"l2": 0.0, "l1": 0.0, kind: p, "dropout": d} for p, d in WIDTH_SETTINGS]
+        for units in extra_units:
+            trained = _train_nets(
+                {**record, "train_seed": record["seed"] + 1}, split, family.classes, units, settings
+            )
+            nets += [{**net, "units": units} for net in trained]
+    return {"key": record["key"], "test_error": {net_id(net, record): net["test_error"] for net in nets}}
+
+
+def second_seed_todo(data_dir: Path) -> list[tuple[dict[str, Any], tuple[int, ...]]]:
+    """Stored paths labelled from one seed that have no second seed yet, with the widths of
+    their extra width nets; the quickest first (so a time limit finishes the most paths)."""
+    seeded = {
+        r["key"]
+        for shard in sorted((data_dir / SECOND_SEEDS_DIR).glob("*.jsonl.gz"))
+        for r in read_shard(shard)
+    }
+    extra: dict[str, set[int]] = {}
+    for shard in sorted((data_dir / EXTRA_WIDTHS_DIR).glob("*.jsonl.gz")):
+        for r in read_shard(shard):
+            extra.setdefault(r["key"], set()).update(n["units"] for n in r["width_nets"])
+    todo = [
+        (record, tuple(sorted(extra.get(record["key"], ()))))
+        for shard in sorted(data_dir.glob("*.jsonl.gz"))
+        for record in read_shard(shard)
+        if record.get("label_seeds", 1) == 1 and record["key"] not in seeded
+    ]
+    return sorted(todo, key=lambda t: (t[0]["seconds"] * (1 + len(t[1])), t[0]["key"]))
 
 
 def _train_nets(
@@ -340,6 +392,12 @@ def main(argv: list[str] | None = None) -> int:
         choices=(1, 2),
         help="label from the mean test error of this many seeds",
     )
+    parser.add_argument(
+        "--second-seed",
+        action="store_true",
+        help="train the stored one-seed paths again from a second seed, so that their labels "
+        "come from the mean test error of two (the quickest paths first)",
+    )
     args = parser.parse_args(argv)
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -349,6 +407,8 @@ def main(argv: list[str] | None = None) -> int:
     tf.config.threading.set_inter_op_parallelism_threads(args.threads)
     if args.extra_width:
         return _extra_width(args)
+    if args.second_seed:
+        return _second_seed(args)
     done = {p["key"] for p in read_paths(args.data_dir)}
     shard = args.data_dir / (args.shard or f"paths-s{args.seed}-w{args.worker}.jsonl.gz")
     todo = [i for i in range(args.paths) if i % args.workers == args.worker]
@@ -400,6 +460,21 @@ def _extra_width(args: argparse.Namespace) -> int:
     print(
         f"{len(extra_width_todo(args.data_dir, WIDE_UNITS))} narrow regression width paths still lack {WIDE_UNITS} units"
     )
+    return 0
+
+
+def _second_seed(args: argparse.Namespace) -> int:
+    shard = args.data_dir / SECOND_SEEDS_DIR / (args.shard or f"s2-w{args.worker}.jsonl.gz")
+    todo = second_seed_todo(args.data_dir)[args.worker :: args.workers]
+    began = time.perf_counter()
+    for record, extra_units in todo:
+        if time.perf_counter() - began > args.max_seconds:
+            print(f"stopping: {args.max_seconds:g} s spent")
+            break
+        started = time.perf_counter()
+        append_path(shard, train_second_seed(record, extra_units))
+        print(f"{record['key']} second seed: {time.perf_counter() - started:.1f} s", flush=True)
+    print(f"{len(second_seed_todo(args.data_dir))} stored paths still labelled from one seed")
     return 0
 
 

@@ -130,6 +130,32 @@ def test_the_store_keeps_every_finished_path_and_skips_a_torn_one(tmp_path: Path
     assert [p["key"] for p in read_paths(tmp_path)] == ["p0-00000", "p0-00001"]
 
 
+def test_a_second_seed_joins_its_path_as_the_mean_test_error_and_keeps_both(tmp_path: Path) -> None:
+    """`--second-seed`: a one-seed path's second training is read back as the mean of both
+    seeds' test errors (label_seeds 2), the curves stay the first seed's, and a path missing
+    a net's second series keeps its one-seed label rather than a mix."""
+    from benchmarks.corpus.store import SECOND_SEEDS_DIR, net_id, seed_labels
+
+    append_path(tmp_path / "paths.jsonl.gz", stored_path("p0-00000"))
+    append_path(tmp_path / "paths.jsonl.gz", stored_path("p0-00001"))
+    path = stored_path()
+    worse = {net_id(n, path): [2 * v for v in n["test_error"]] for n in path["nets"]}
+    append_path(tmp_path / SECOND_SEEDS_DIR / "s2.jsonl.gz", {"key": "p0-00000", "test_error": worse})
+    partial = dict(list(worse.items())[:2])
+    append_path(tmp_path / SECOND_SEEDS_DIR / "s2.jsonl.gz", {"key": "p0-00001", "test_error": partial})
+    both, one = read_paths(tmp_path)
+    assert both["label_seeds"] == 2 and "label_seeds" not in one
+    first = np.asarray(path["nets"][0]["test_error"])
+    assert np.allclose(both["nets"][0]["test_error"], 1.5 * first)
+    assert both["nets"][0]["test_error_seeds"][1] == worse[net_id(path["nets"][0], path)]
+    assert both["nets"][0]["val_metric"] == path["nets"][0]["val_metric"]
+    assert one["nets"] == path["nets"]
+    # Each seed labels alone; the same error twice as large moves no relative gain.
+    pairs = list(seed_labels(both))
+    assert pairs and all(a == b for a, b in pairs)
+    assert list(seed_labels(one)) == []
+
+
 def test_runs_are_cut_from_a_path_with_their_history_and_config() -> None:
     runs = list(runs_of(stored_path()))
     assert {r.epochs for r in runs} >= {10, 20}
@@ -268,6 +294,29 @@ def test_two_seed_labels_average_the_test_error_of_two_trainings_on_the_same_dat
     assert both["nets"][0]["val_metric"] == one["nets"][0]["val_metric"]  # the curves: the first seed's
 
 
+@pytest.mark.training
+def test_a_stored_path_trains_again_from_the_second_seed_with_its_own_budget(tmp_path: Path) -> None:
+    from benchmarks.corpus.store import SECOND_SEEDS_DIR, net_id
+    from benchmarks.corpus_factory import second_seed_todo, train_path, train_second_seed
+
+    record = train_path(tiny_path(width_steps=True))
+    # A stored budget is kept as it is, even where `fit_budget` would choose another.
+    record = {**record, "batch": 16}
+    append_path(tmp_path / "paths.jsonl.gz", record)
+    ((todo, extra),) = second_seed_todo(tmp_path)
+    assert todo["key"] == record["key"] and extra == ()
+    again = train_second_seed(todo, (32,))
+    nets = [*record["nets"], *record["width_nets"]]
+    assert set(again["test_error"]) == {net_id(n, record) for n in nets} | {"32:0:0:0", "32:0.0001:0:0"}
+    first = np.asarray(record["nets"][0]["test_error"], float)
+    second = np.asarray(again["test_error"][net_id(record["nets"][0], record)], float)
+    assert second.shape == first.shape and not np.allclose(first, second)
+    append_path(tmp_path / SECOND_SEEDS_DIR / "s2.jsonl.gz", again)
+    assert second_seed_todo(tmp_path) == []
+    (stored,) = read_paths(tmp_path)
+    assert stored["label_seeds"] == 2
+
+
 def test_slow_sgd_paths_are_the_same_draw_with_plain_sgd_at_a_small_rate_under_their_own_key() -> None:
     from benchmarks.corpus_factory import SLOW_SGD_LR, draw_path, slow_sgd
 
@@ -304,6 +353,14 @@ def test_the_factory_command_line_takes_every_flag(tmp_path: Path) -> None:
 
     script = Path(__file__).resolve().parents[1] / "benchmarks" / "corpus_factory.py"
     flags = ["--paths", "0", "--data-dir", str(tmp_path), "--only-narrow", "--slow-sgd", "--seeds", "2"]
+    second = subprocess.run(
+        [sys.executable, str(script), "--second-seed", "--data-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert second.returncode == 0, second.stderr
+    assert "0 stored paths still labelled from one seed" in second.stdout
     flags.append("--short-classification")
     done = subprocess.run([sys.executable, str(script), *flags], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr

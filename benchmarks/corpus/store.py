@@ -47,21 +47,60 @@ class Run:
 # Nets of more widths trained later for stored paths (`corpus_factory.py --extra-width`):
 # one {key, width_nets} line per path, joined to the path's own `width_nets` when read.
 EXTRA_WIDTHS_DIR = "extra_widths"
+# The held-out error of a second training seed for paths first labelled from one
+# (`corpus_factory.py --second-seed`): one {key, test_error: {net id: series}} line per path.
+# Read, each net's `test_error` becomes the mean of the two seeds (the shared corpus'
+# labelling) and `test_error_seeds` keeps both; the visible curves stay the first seed's.
+SECOND_SEEDS_DIR = "second_seeds"
+
+
+def net_id(net: dict[str, Any], path: dict[str, Any]) -> str:
+    """A net's place on its path: width and regularization (unique within a path)."""
+    return f"{net.get('units', path['units'])}:{net['l2']:g}:{net['l1']:g}:{net['dropout']:g}"
 
 
 def read_paths(data_dir: Path = DATA_DIR) -> Iterator[dict[str, Any]]:
-    """Every stored path, shard by shard, with its extra widths; a torn final gzip member is skipped."""
+    """Every stored path, shard by shard, with its extra widths and second seeds; a torn final
+    gzip member is skipped."""
     extra: dict[str, list[dict[str, Any]]] = {}
     for shard in sorted((data_dir / EXTRA_WIDTHS_DIR).glob("*.jsonl.gz")):
-        for record in _read_shard(shard):
+        for record in read_shard(shard):
             extra.setdefault(record["key"], []).extend(record["width_nets"])
+    second: dict[str, dict[str, list[float | None]]] = {}
+    for shard in sorted((data_dir / SECOND_SEEDS_DIR).glob("*.jsonl.gz")):
+        for record in read_shard(shard):
+            second[record["key"]] = record["test_error"]
     for shard in sorted(data_dir.glob("*.jsonl.gz")):
-        for path in _read_shard(shard):
+        for path in read_shard(shard):
             more = extra.get(path["key"])
-            yield {**path, "width_nets": [*path.get("width_nets", ()), *more]} if more else path
+            if more:
+                path = {**path, "width_nets": [*path.get("width_nets", ()), *more]}
+            seed2 = second.get(path["key"])
+            yield with_second_seed(path, seed2) if seed2 else path
 
 
-def _read_shard(shard: Path) -> Iterator[dict[str, Any]]:
+def with_second_seed(path: dict[str, Any], seed2: dict[str, list[float | None]]) -> dict[str, Any]:
+    """The path labelled from the mean test error of both seeds, where the second was trained
+    for every net (else it is left as it was: a label from one seed, not from a mix)."""
+    groups = ("nets", "width_nets")
+    nets = [net for group in groups for net in path.get(group, ())]
+    if not nets or any(net_id(net, path) not in seed2 for net in nets):
+        return path
+
+    def averaged(net: dict[str, Any]) -> dict[str, Any]:
+        first, other = net["test_error"], seed2[net_id(net, path)]
+        mean = [None if a is None or b is None else (a + b) / 2 for a, b in zip(first, other, strict=True)]
+        return {**net, "test_error": mean, "test_error_seeds": [first, other]}
+
+    out = {**path, "label_seeds": 2}
+    for group in groups:
+        if group in path:
+            out[group] = [averaged(net) for net in path[group]]
+    return out
+
+
+def read_shard(shard: Path) -> Iterator[dict[str, Any]]:
+    """The records of one shard, in order; a torn last gzip member is skipped."""
     raw = shard.read_bytes()
     while raw:
         inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
@@ -96,19 +135,35 @@ def early_stop_epochs(val_loss: np.ndarray, patience: int, limit: int) -> int:
     return limit
 
 
-def members_of(path: dict[str, Any]) -> list[Member]:
+def members_of(path: dict[str, Any], seed: int | None = None) -> list[Member]:
     """The path's nets as labelling members: its own nets first, then its width steps
-    (`width_nets`: twice and half the units at some of its settings), when it has them."""
+    (`width_nets`: twice and half the units at some of its settings), when it has them.
+    `seed` 0 or 1: one training seed's test error alone (paths with `test_error_seeds`)."""
     kind = path["path_kind"]
     return [
         Member(
             net[kind],
             net["dropout"],
-            np.asarray(net["test_error"], dtype=float),
+            np.asarray(net["test_error"] if seed is None else net["test_error_seeds"][seed], dtype=float),
             net.get("units", path["units"]),
         )
         for net in (*path["nets"], *path.get("width_nets", ()))
     ]
+
+
+def seed_labels(path: dict[str, Any]) -> Iterator[tuple[str, str]]:
+    """For a path with both seeds' test errors, each run's label from seed 1 alone and from
+    seed 2 alone (every cut runs_of makes, early-stopping ones left out): how much a one-seed
+    label is worth."""
+    if "test_error_seeds" not in path["nets"][0]:
+        return
+    kind = path["path_kind"]
+    one, two = members_of(path, 0), members_of(path, 1)
+    for index in range(len(path["nets"])):
+        for epochs in path["cuts"]:
+            a, b = label_run(one, index, epochs, kind), label_run(two, index, epochs, kind)
+            if a is not None and b is not None:
+                yield a.label, b.label
 
 
 def runs_of(path: dict[str, Any]) -> Iterator[Run]:

@@ -45,6 +45,7 @@ from benchmarks.corpus.store import (  # noqa: E402
     SECOND_SEEDS_DIR,
     append_path,
     net_id,
+    read_overlay,
     read_paths,
     read_shard,
 )
@@ -243,19 +244,23 @@ def train_path(path: dict[str, Any], seeds: int = 1, *, fixed_budget: bool = Fal
 def train_extra_width(record: dict[str, Any], units: int) -> dict[str, Any]:
     """Nets `units` wide at WIDTH_SETTINGS for a stored path, on its split, with its budget and
     label seeds: `{key, width_nets}` for `store.EXTRA_WIDTHS_DIR`."""
-    family = FAMILIES[record["family"]]
-    split = make_split(family, record["n"], record["noise"], record["seed"])
-    kind = record["path_kind"]
-    settings = [{"l2": 0.0, "l1": 0.0, kind: p, "dropout": d} for p, d in WIDTH_SETTINGS]
-    per_seed = [
-        _train_nets({**record, "train_seed": record["seed"] + s}, split, family.classes, units, settings)
-        for s in range(record.get("label_seeds", 1))
-    ]
+    per_seed = [_width_nets(record, units, s) for s in range(record.get("label_seeds", 1))]
     nets = per_seed[0]
     for other in per_seed[1:]:
         for a, b in zip(nets, other, strict=True):
             a["test_error"] = [_mean_of(x, y) for x, y in zip(a["test_error"], b["test_error"], strict=True)]
-    return {"key": record["key"], "width_nets": [{**net, "units": units} for net in nets]}
+    return {"key": record["key"], "width_nets": nets}
+
+
+def _width_nets(record: dict[str, Any], units: int, seed_offset: int) -> list[dict[str, Any]]:
+    """A stored path's nets `units` wide at WIDTH_SETTINGS, on its split and budget, trained
+    from seed `record["seed"] + seed_offset` (0: the first seed, 1: the second)."""
+    family = FAMILIES[record["family"]]
+    split = make_split(family, record["n"], record["noise"], record["seed"])
+    kind = record["path_kind"]
+    settings = [{"l2": 0.0, "l1": 0.0, kind: p, "dropout": d} for p, d in WIDTH_SETTINGS]
+    seeded = {**record, "train_seed": record["seed"] + seed_offset}
+    return [{**net, "units": units} for net in _train_nets(seeded, split, family.classes, units, settings)]
 
 
 def extra_width_todo(data_dir: Path, units: int) -> list[dict[str, Any]]:
@@ -277,31 +282,18 @@ def train_second_seed(record: dict[str, Any], extra_units: tuple[int, ...] = ())
     drawn = {k: v for k, v in record.items() if k not in ("nets", "width_nets")}
     again = train_path({**drawn, "train_seed": record["seed"] + 1}, fixed_budget=True)
     nets = [*again["nets"], *again.get("width_nets", ())]
-    if extra_units:
-        family = FAMILIES[record["family"]]
-        split = make_split(family, record["n"], record["noise"], record["seed"])
-        kind = record["path_kind"]
-        settings = [{"l2": 0.0, "l1": 0.0, kind: p, "dropout": d} for p, d in WIDTH_SETTINGS]
-        for units in extra_units:
-            trained = _train_nets(
-                {**record, "train_seed": record["seed"] + 1}, split, family.classes, units, settings
-            )
-            nets += [{**net, "units": units} for net in trained]
+    for units in extra_units:
+        nets += _width_nets(record, units, 1)
     return {"key": record["key"], "test_error": {net_id(net, record): net["test_error"] for net in nets}}
 
 
 def second_seed_todo(data_dir: Path) -> list[tuple[dict[str, Any], tuple[int, ...]]]:
     """Stored paths labelled from one seed that have no second seed yet, with the widths of
     their extra width nets; the quickest first (so a time limit finishes the most paths)."""
-    seeded = {
-        r["key"]
-        for shard in sorted((data_dir / SECOND_SEEDS_DIR).glob("*.jsonl.gz"))
-        for r in read_shard(shard)
-    }
+    seeded = {r["key"] for r in read_overlay(data_dir, SECOND_SEEDS_DIR)}
     extra: dict[str, set[int]] = {}
-    for shard in sorted((data_dir / EXTRA_WIDTHS_DIR).glob("*.jsonl.gz")):
-        for r in read_shard(shard):
-            extra.setdefault(r["key"], set()).update(n["units"] for n in r["width_nets"])
+    for r in read_overlay(data_dir, EXTRA_WIDTHS_DIR):
+        extra.setdefault(r["key"], set()).update(n["units"] for n in r["width_nets"])
     todo = [
         (record, tuple(sorted(extra.get(record["key"], ()))))
         for shard in sorted(data_dir.glob("*.jsonl.gz"))

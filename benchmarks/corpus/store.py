@@ -63,13 +63,9 @@ def read_paths(data_dir: Path = DATA_DIR) -> Iterator[dict[str, Any]]:
     """Every stored path, shard by shard, with its extra widths and second seeds; a torn final
     gzip member is skipped."""
     extra: dict[str, list[dict[str, Any]]] = {}
-    for shard in sorted((data_dir / EXTRA_WIDTHS_DIR).glob("*.jsonl.gz")):
-        for record in read_shard(shard):
-            extra.setdefault(record["key"], []).extend(record["width_nets"])
-    second: dict[str, dict[str, list[float | None]]] = {}
-    for shard in sorted((data_dir / SECOND_SEEDS_DIR).glob("*.jsonl.gz")):
-        for record in read_shard(shard):
-            second[record["key"]] = record["test_error"]
+    for record in read_overlay(data_dir, EXTRA_WIDTHS_DIR):
+        extra.setdefault(record["key"], []).extend(record["width_nets"])
+    second = {record["key"]: record["test_error"] for record in read_overlay(data_dir, SECOND_SEEDS_DIR)}
     for shard in sorted(data_dir.glob("*.jsonl.gz")):
         for path in read_shard(shard):
             more = extra.get(path["key"])
@@ -77,6 +73,13 @@ def read_paths(data_dir: Path = DATA_DIR) -> Iterator[dict[str, Any]]:
                 path = {**path, "width_nets": [*path.get("width_nets", ()), *more]}
             seed2 = second.get(path["key"])
             yield with_second_seed(path, seed2) if seed2 else path
+
+
+def read_overlay(data_dir: Path, name: str) -> Iterator[dict[str, Any]]:
+    """The records stored later for stored paths, under `data_dir / name` (`EXTRA_WIDTHS_DIR`,
+    `SECOND_SEEDS_DIR`), shard by shard."""
+    for shard in sorted((data_dir / name).glob("*.jsonl.gz")):
+        yield from read_shard(shard)
 
 
 def with_second_seed(path: dict[str, Any], seed2: dict[str, list[float | None]]) -> dict[str, Any]:

@@ -707,15 +707,10 @@ def boosting_ceiling(samples: list[Sample], preds: list[Prediction]) -> dict[boo
     """LOFO macro-F1 (with config: True, curves only: False) with gradient-boosted trees over
     the same evidence in the combiner's place, through the same decision (the gates and the
     overrides still decide alone): is the linear combiner the limit, or what the curves show?"""
-    from sklearn.ensemble import HistGradientBoostingClassifier
-
     by_run = {(id(p.sample), p.with_config): p for p in preds}
     boosted: list[Prediction] = []
     for family in sorted({s.run.family for s in samples}):
-        xs, ys = training_rows(s for s in samples if s.run.family != family)
-        model = HistGradientBoostingClassifier(max_depth=3, max_iter=200, learning_rate=0.05, random_state=0)
-        model.fit(xs, ys, sample_weight=_class_weights(ys)[ys])
-        order = [list(model.classes_).index(k) for k in range(len(LABELS))]
+        predict = fit_boosted(*training_rows(s for s in samples if s.run.family != family))
         for s in (s for s in samples if s.run.family == family):
             for with_config in (True, False):
                 linear = by_run[(id(s), with_config)]
@@ -723,11 +718,22 @@ def boosting_ceiling(samples: list[Sample], preds: list[Prediction]) -> dict[boo
                 if linear.decided_alone or x is None or linear.verdict == "inconclusive":
                     boosted.append(linear)
                     continue
-                p = model.predict_proba(x[None])[0][order]
+                p = predict(x[None])[0]
                 boosted.append(
                     Prediction(s, with_config, LABELS[int(np.argmax(p))], linear.cause, float(p.max()))
                 )
     return {wc: scores([p for p in boosted if p.with_config is wc])["macro_f1"] for wc in (True, False)}
+
+
+def fit_boosted(xs: np.ndarray, ys: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+    """Gradient-boosted trees (the yardstick for the linear combiner), class-weighted as
+    `fit` is; returns rows -> class probabilities in LABELS order."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    model = HistGradientBoostingClassifier(max_depth=3, max_iter=200, learning_rate=0.05, random_state=0)
+    model.fit(xs, ys, sample_weight=_class_weights(ys)[ys])
+    order = [list(model.classes_).index(k) for k in range(len(LABELS))]
+    return lambda x: np.asarray(model.predict_proba(x))[:, order]
 
 
 def corpus_counts(data_dir: Path) -> str:

@@ -5,14 +5,15 @@ asks whether a non-linear model on the same evidence does better. This asks the 
 question: given *everything* in a run's curves, not only fitdoc's features, how well can
 the corpus' labels be predicted at all?
 
-Gradient-boosted trees (scikit-learn, a benchmark-only dependency) are fitted on three
+Gradient-boosted trees (`calibrate.fit_boosted`, the yardstick of `calibrate.py
+--boosting`; scikit-learn, a benchmark-only dependency) are fitted on three
 inputs, each with the config and from curves alone:
 
 - `evidence`: the combiner's own vector (curve features, rule strengths, config terms);
 - `whole curves`: the train and val series themselves, resampled to `POINTS` points on
   the run's own epoch axis, on a log scale relative to the final val (scale-free, as
-  every fitdoc feature is), with the log of the run's length and, with the config, its
-  L2/L1, dropout, units and layers;
+  every fitdoc feature is), with the log of the run's length and, with the config, the
+  combiner's own config terms (`CONFIG_TERMS`) and the number of hidden layers;
 - `both`: the two side by side.
 
 and scored two ways, on the runs the combiner decides (the gates and overrides aside):
@@ -50,8 +51,8 @@ from benchmarks.calibrate import (  # noqa: E402
     LABELS,
     SHARED_CORPUS,
     Sample,
-    _class_weights,
     fit,
+    fit_boosted,
     load_samples,
     load_shared_samples,
     pair_scores,
@@ -64,7 +65,8 @@ FOLDS = 5
 # Floor under a series before its log (a classification error of exactly 0).
 FLOOR = 1e-12
 
-Rows = tuple[np.ndarray, np.ndarray, np.ndarray]  # (x, label index, row's sample index)
+# (x, label index, with config or not, the row's sample index)
+Rows = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
 
 def all_curves(samples: Sequence[Sample]) -> dict[str, Any]:
@@ -82,22 +84,18 @@ def all_curves(samples: Sequence[Sample]) -> dict[str, Any]:
 
 def curve_vector(s: Sample, curves: Any, with_config: bool) -> np.ndarray:
     """The run's whole train and val curves, scale-free, with its length and (known) config."""
+    from fitdoc.diagnosis.rules._config import regularization
+    from fitdoc.diagnosis.rules.combiner import CONFIG_TERMS
+
     val = np.asarray(curves.val, dtype=float)
     train = np.asarray(curves.train, dtype=float)
     end = _finite_tail(val)
     grid = np.linspace(0.0, 1.0, POINTS)
     parts = [_resampled(val, grid) - math.log(end), _resampled(train, grid) - math.log(end)]
     n = len(val)
-    cfg = [0.0] * 5
-    if with_config:
-        model = s.run.model
-        cfg = [
-            1.0,
-            math.log10(max(float(model.get("l2", 0.0) or 0.0) + float(model.get("l1", 0.0) or 0.0), 1e-7)),
-            float(model.get("dropout", 0.0) or 0.0),
-            math.log2(max(int(model.get("units", 1) or 1), 1)),
-            float(model.get("hidden_layers", 1) or 1),
-        ]
+    reg = regularization(s.config) if with_config else None
+    cfg = [0.0 if reg is None else term.value(reg) for term in CONFIG_TERMS]
+    cfg.append(float(s.config.model.hidden_layers) if with_config else 0.0)
     return np.concatenate([*parts, [math.log(max(n, 1))], cfg])
 
 
@@ -117,7 +115,7 @@ def _resampled(values: np.ndarray, grid: np.ndarray) -> np.ndarray:
 
 def rows(samples: Sequence[Sample], curves: dict[str, Any], inputs: str) -> Rows:
     """One row per (run, with/without config) the combiner decides."""
-    xs, ys, idx = [], [], []
+    xs, ys, known, idx = [], [], [], []
     for i, s in enumerate(samples):
         y = LABELS.index(s.run.label.label)
         for with_config, ev in ((True, s.x_config), (False, s.x_curves)):
@@ -130,23 +128,13 @@ def rows(samples: Sequence[Sample], curves: dict[str, Any], inputs: str) -> Rows
             else:
                 x = np.concatenate([ev, curve_vector(s, curves[s.run.name], with_config)])
             xs.append(x)
-            ys.append(y * 2 + (0 if with_config else 1))
+            ys.append(y)
+            known.append(with_config)
             idx.append(i)
-    return np.asarray(xs), np.asarray(ys), np.asarray(idx)
+    return np.asarray(xs), np.asarray(ys), np.asarray(known), np.asarray(idx)
 
 
 Fitter = Callable[[np.ndarray, np.ndarray], Callable[[np.ndarray], np.ndarray]]
-
-
-def boosted(xs: np.ndarray, ys: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
-    from sklearn.ensemble import HistGradientBoostingClassifier
-
-    model = HistGradientBoostingClassifier(
-        max_depth=4, max_iter=300, learning_rate=0.05, l2_regularization=1.0, random_state=0
-    )
-    model.fit(xs, ys, sample_weight=_class_weights(ys)[ys])
-    order = [list(model.classes_).index(k) for k in range(len(LABELS))]
-    return lambda x: np.asarray(model.predict_proba(x))[:, order]
 
 
 def linear(xs: np.ndarray, ys: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
@@ -157,16 +145,15 @@ def linear(xs: np.ndarray, ys: np.ndarray) -> Callable[[np.ndarray], np.ndarray]
 def scored(split: Sequence[np.ndarray], data: Rows, fitter: Fitter) -> dict[bool, tuple[float, float]]:
     """(macro-F1, balanced recall) with config (True) and from curves alone (False), each
     test part predicted by a model fitted on the rest."""
-    xs, ys, _ = data
+    xs, ys, known, _ = data
     said = np.full(len(ys), -1)
     for test in split:
         train = np.setdiff1d(np.arange(len(ys)), test)
-        predict = fitter(xs[train], ys[train] // 2)
-        said[test] = predict(xs[test]).argmax(axis=1)
+        said[test] = fitter(xs[train], ys[train])(xs[test]).argmax(axis=1)
     out = {}
     for with_config in (True, False):
-        keep = (ys % 2 == 0) if with_config else (ys % 2 == 1)
-        pairs = [(LABELS[a], LABELS[b]) for a, b in zip(said[keep], ys[keep] // 2, strict=True)]
+        keep = known == with_config
+        pairs = [(LABELS[a], LABELS[b]) for a, b in zip(said[keep], ys[keep], strict=True)]
         score = pair_scores(pairs)
         out[with_config] = (score["macro_f1"], score["balanced"][1])
     return out
@@ -197,18 +184,18 @@ def main(argv: list[str] | None = None) -> int:
     table = []
     for inputs, model_name, fitter in (
         ("evidence", "linear (fitdoc's combiner)", linear),
-        ("evidence", "boosted trees", boosted),
-        ("whole curves", "boosted trees", boosted),
-        ("both", "boosted trees", boosted),
+        ("evidence", "boosted trees", fit_boosted),
+        ("whole curves", "boosted trees", fit_boosted),
+        ("both", "boosted trees", fit_boosted),
     ):
         data = rows(samples, curves, inputs)
-        for split_name, split in splits(samples, data[2]).items():
+        for split_name, split in splits(samples, data[3]).items():
             f1 = scored(split, data, fitter)
             table.append((split_name, inputs, model_name, *f1[True], *f1[False]))
             print(
                 f"  {split_name}, {inputs}, {model_name}: {f1[True][0]:.3f} / {f1[False][0]:.3f}", flush=True
             )
-    n = sum((s.x_config is not None) + (s.x_curves is not None) for s in samples)
+    n = len(data[0])
     print(
         f"\nMacro-F1 and balanced recall on the {n} (run, evidence) rows the combiner decides "
         "(goals: macro-F1 0.85 with config, 0.80 curves only; every recall 0.75)"

@@ -11,7 +11,7 @@ import numpy as np
 from benchmarks.evidence_ceiling import POINTS, curve_vector, rows, splits
 from fitdoc.history.load import curves_from_mapping
 
-MODEL = {"hidden_layers": 2, "units": 16, "l2": 0.001, "l1": 0.0, "dropout": 0.2}
+CONFIG = SimpleNamespace(model=SimpleNamespace(hidden_layers=2, units=16, l2=0.001, l1=0.0, dropout=0.2))
 
 
 def _curves(scale: float, n: int = 30) -> Any:
@@ -22,10 +22,8 @@ def _curves(scale: float, n: int = 30) -> Any:
 
 
 def _sample(name: str, family: str, path: str, label: str = "overfit") -> Any:
-    run = SimpleNamespace(
-        name=name, family=family, path_key=path, model=MODEL, label=SimpleNamespace(label=label)
-    )
-    return SimpleNamespace(run=run, x_config=np.zeros(3), x_curves=np.ones(3))
+    run = SimpleNamespace(name=name, family=family, path_key=path, label=SimpleNamespace(label=label))
+    return SimpleNamespace(run=run, x_config=np.zeros(3), x_curves=np.ones(3), config=CONFIG)
 
 
 def test_the_whole_curves_are_the_same_at_any_scale_of_the_metric() -> None:
@@ -51,8 +49,9 @@ def test_folds_by_path_keep_each_path_on_one_side_and_families_are_left_out_whol
         for i in range(40)
     ]
     curves = {s.run.name: _curves(1.0) for s in samples}
-    xs, ys, idx = rows(samples, curves, "evidence")
-    assert len(xs) == 80 and set(ys % 2) == {0, 1}  # with config and curves only
+    xs, ys, known, idx = rows(samples, curves, "evidence")
+    assert len(xs) == 80 and known.sum() == 40  # with config and curves only
+    assert set(ys) == {0, 1, 2}
     parts = splits(samples, idx)
     lofo, folds = parts.values()
     assert len(lofo) == 3 and len(folds) == 5
